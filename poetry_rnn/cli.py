@@ -1,0 +1,77 @@
+"""What every entry point shares: one-line errors, exit codes, list flags.
+
+Entry points (prepare, train, write, evaluate, export, compare) define their
+own absl flags and call ``cli.run(main, list_flags=...)``. This module adds:
+
+* ``--debug``: show the traceback instead of one line;
+* PoetryError -> ``error: <message>`` on stderr, exit status 2;
+* space-separated list values as the README writes them,
+  ``--begin 日 红 山 夜``, rewritten to absl's ``--begin=日,红,山,夜``.
+"""
+
+import sys
+
+from absl import app, flags
+
+from poetry_rnn.errors import PoetryError
+
+EXIT_USAGE = 2
+
+flags.DEFINE_bool("debug", False, "Show full tracebacks instead of one-line errors.")
+
+
+def gather_list_flags(argv, names):
+    """Rewrite ``--name a b c`` (values up to the next ``-`` token) as ``--name=a,b,c``."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg[2:] if arg.startswith("--") else None
+        if name in names:
+            values = []
+            while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                values.append(argv[i + 1])
+                i += 1
+            out.append(f"--{name}=" + ",".join(values))
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def fill_bare_values(argv, bare_values):
+    """Give ``--name`` written alone (end of line or before another flag) its bare value."""
+    out = []
+    for i, arg in enumerate(argv):
+        following = argv[i + 1] if i + 1 < len(argv) else "-"
+        if arg.startswith("--") and arg[2:] in bare_values and following.startswith("-"):
+            arg = f"{arg}={bare_values[arg[2:]]}"
+        out.append(arg)
+    return out
+
+
+def run(main, list_flags=(), bare_values=None):
+    """Run an absl ``main`` with the shared conventions above.
+
+    ``bare_values`` maps a flag name to the value it takes when written
+    without one (``--tones`` alone means ``--tones=loose``).
+    """
+    bare_values = bare_values or {}
+
+    def parse(argv):
+        argv = fill_bare_values(gather_list_flags(argv, set(list_flags)), bare_values)
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except PoetryError as error:
+            if flags.FLAGS.debug:
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    app.run(guarded, flags_parser=parse)

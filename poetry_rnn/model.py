@@ -1,0 +1,131 @@
+"""The one model: features -> stacked RNN layers -> projection to the vocabulary.
+
+``PoetryModel`` serves every stage from the same weights:
+
+* ``model(ids, states)`` runs whole sequences (training, evaluation) through
+  the Keras ``SimpleRNN``/``LSTM``/``GRU`` layers and returns logits and the
+  final states, so streams can carry state across batches (truncated BPTT);
+* ``model.step(ids, states)`` advances one character through the same layers'
+  cells, which is what the in-graph decoder calls inside its while loop.
+
+The recurrent state is always explicit, never a ``stateful=True`` layer, so
+decoding any batch size needs no rebuilding.
+
+On a GPU, Keras picks the cuDNN kernel for LSTM and GRU by itself when the
+layer keeps its defaults (tanh / sigmoid activations, no recurrent dropout,
+``unroll=False``, ``use_bias=True``, GRU ``reset_after=True``) and no mask is
+passed; we pass none (padding is handled by the loss mask, and padding only
+ever follows the real characters), so training gets cuDNN on GPUs unchanged.
+"""
+
+import dataclasses
+import json
+
+import keras
+import tensorflow as tf
+
+from poetry_rnn.errors import PoetryError
+
+CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+INPUTS = ("embedding", "onehot")
+CONDITIONS = ("none", "title")
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; saved as JSON in the model dir."""
+
+    vocab_size: int
+    cell: str = "lstm"  # rnn | lstm | gru
+    input: str = "embedding"  # embedding (dense vectors) | onehot (the d2l lessons)
+    embed_dim: int = 256  # embedding width; unused with onehot
+    units: int = 512  # hidden units per recurrent layer
+    layers: int = 2  # stacked recurrent layers
+    dropout: float = 0.0  # dropout on each recurrent layer's output, training only
+    condition: str = "none"  # none | title: trained on BOS title SEP content EOS
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise PoetryError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.input not in INPUTS:
+            raise PoetryError(f"unknown input {self.input!r}; choose one of {', '.join(INPUTS)}")
+        if self.condition not in CONDITIONS:
+            raise PoetryError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
+        if min(self.vocab_size, self.units, self.layers, self.embed_dim) < 1 or not 0 <= self.dropout < 1:
+            raise PoetryError(f"invalid model size in {self}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, source="config"):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise PoetryError(f"{source}: unknown model fields {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise PoetryError(f"{source}: {error}") from None
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+class PoetryModel(keras.Model):
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.embedding = (
+            keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding")
+            if config.input == "embedding"
+            else None
+        )
+        layer = CELLS[config.cell]
+        self.rnns = [
+            layer(config.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
+            for i in range(config.layers)
+        ]
+        self.dropouts = [keras.layers.Dropout(config.dropout) for _ in range(config.layers)]
+        self.head = keras.layers.Dense(config.vocab_size, name="logits")
+        # Create the variables now, so checkpoints can be restored before any call.
+        self(tf.zeros((1, 1), tf.int32))
+
+    @property
+    def states_per_layer(self):
+        return 2 if self.config.cell == "lstm" else 1
+
+    def initial_states(self, batch_size):
+        """Zero states: a tuple per layer of (h,) or (h, c) tensors."""
+        zeros = tf.zeros((batch_size, self.config.units), self.compute_dtype)
+        return tuple((zeros,) * self.states_per_layer for _ in self.rnns)
+
+    def features(self, ids):
+        if self.embedding is not None:
+            return self.embedding(ids)
+        return tf.one_hot(ids, self.config.vocab_size, dtype=self.compute_dtype)
+
+    def call(self, ids, states=None, training=False):
+        """Logits (batch, time, vocab) for int ids (batch, time), and the final states."""
+        x = self.features(ids)
+        if states is None:
+            states = self.initial_states(tf.shape(ids)[0])
+        final = []
+        for rnn, dropout, state in zip(self.rnns, self.dropouts, states):
+            x, *state = rnn(x, initial_state=list(state), training=training)
+            x = dropout(x, training=training)
+            final.append(tuple(state))
+        return self.head(x), tuple(final)
+
+    def step(self, ids, states):
+        """One character for a batch: ids (batch,) -> logits (batch, vocab), new states."""
+        x = self.features(ids)
+        new_states = []
+        for rnn, state in zip(self.rnns, states):
+            x, state = rnn.cell(x, list(state))
+            new_states.append(tuple(state) if isinstance(state, (list, tuple)) else (state,))
+        return self.head(x), tuple(new_states)
+
+    def count_params(self):
+        return int(sum(v.numpy().size for v in self.weights))

@@ -1,0 +1,134 @@
+"""A model directory holds everything needed to use a trained model again.
+
+    model_dir/
+      config.json     format version, model hyper-parameters, training settings
+      vocab.txt       one token per line, line number = id
+      ckpt/           tf.train.CheckpointManager checkpoints (model, optimizer, step)
+      logs/           TensorBoard event files (train/, valid/)
+      weights.npz     optional compact float16 weights (the shipped default model)
+
+``load`` gives every entry point a ready model from a path: it builds the
+network from config.json and restores the newest checkpoint, or weights.npz
+when there are no checkpoints (a shipped model carries no optimizer state).
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from poetry_rnn import files
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import FORMAT_VERSION, ModelConfig, PoetryModel
+from poetry_rnn.vocab import Vocab
+
+CONFIG = "config.json"
+VOCAB = "vocab.txt"
+CHECKPOINTS = "ckpt"
+LOGS = "logs"
+WEIGHTS = "weights.npz"
+CONFIG_KEYS = {"format_version", "model", "train", "vocab_fingerprint"}
+
+
+@dataclasses.dataclass
+class Loaded:
+    model: PoetryModel
+    vocab: Vocab
+    config: ModelConfig
+    train: dict
+    path: str
+
+
+def exists(model_dir):
+    return os.path.exists(os.path.join(model_dir, CONFIG))
+
+
+def save_config(model_dir, config, vocab, train_settings):
+    """Write vocab.txt and config.json (each atomically)."""
+    os.makedirs(model_dir, exist_ok=True)
+    vocab.save(os.path.join(model_dir, VOCAB))
+    data = {
+        "format_version": FORMAT_VERSION,
+        "model": config.to_dict(),
+        "train": train_settings,
+        "vocab_fingerprint": vocab.fingerprint,
+    }
+    files.write_text(os.path.join(model_dir, CONFIG), json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def read_config(model_dir):
+    """(ModelConfig, train settings, Vocab) from a model directory, fully checked."""
+    path = os.path.join(model_dir, CONFIG)
+    if not os.path.isdir(model_dir):
+        raise PoetryError(f"model directory not found: {model_dir}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise PoetryError(f"{model_dir} is not a model directory (no {CONFIG}); train one with python -m poetry_rnn.train") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PoetryError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise PoetryError(f"{path} is not a config object")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise PoetryError(f"{path} has format version {version!r}; this poetry_rnn reads up to {FORMAT_VERSION}, upgrade it")
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        raise PoetryError(f"{path}: unknown fields {', '.join(unknown)}")
+    config = ModelConfig.from_dict(data.get("model", {}), source=path)
+    vocab = Vocab.load(os.path.join(model_dir, VOCAB))
+    if vocab.fingerprint != data.get("vocab_fingerprint") or len(vocab) != config.vocab_size:
+        raise PoetryError(f"{model_dir}: {VOCAB} does not match {CONFIG} (the vocabulary file was changed)")
+    return config, data.get("train", {}), vocab
+
+
+def checkpoint_dir(model_dir):
+    return os.path.join(model_dir, CHECKPOINTS)
+
+
+def restore_checkpoint(checkpoint, path):
+    """Restore ``path`` into ``checkpoint``; a damaged file is a one-line error."""
+    try:
+        return checkpoint.read(path)
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        message = str(error).strip().splitlines()[0][:200]
+        raise PoetryError(f"cannot read checkpoint {path}: {message}") from None
+
+
+def load(model_dir):
+    """A ready-to-use model from ``model_dir``: config, vocabulary, weights."""
+    config, train_settings, vocab = read_config(model_dir)
+    model = PoetryModel(config)
+    latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
+    weights = os.path.join(model_dir, WEIGHTS)
+    if latest:
+        restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()
+    elif os.path.exists(weights):
+        load_weights(model, weights)
+    else:
+        raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
+    return Loaded(model, vocab, config, train_settings, model_dir)
+
+
+def save_weights(model, path, dtype=np.float16):
+    """Compact weights for shipping: one array per variable path, cast to ``dtype``."""
+    with files.atomic_write(path, "wb") as handle:
+        np.savez_compressed(handle, **{v.path: np.asarray(v.numpy(), dtype) for v in model.weights})
+
+
+def load_weights(model, path):
+    """Load weights.npz into ``model`` as float32, checking every variable is there."""
+    try:
+        with np.load(path) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except Exception as error:  # zipfile, pickle and OS errors all mean "damaged"
+        raise PoetryError(f"cannot read weights {path}: {error}") from None
+    for variable in model.weights:
+        key = variable.path.split("/", 1)[1]
+        match = [name for name in arrays if name.split("/", 1)[1] == key]
+        if len(match) != 1 or arrays[match[0]].shape != tuple(variable.shape):
+            raise PoetryError(f"weights {path} do not fit this model (variable {key})")
+        variable.assign(arrays[match[0]].astype(variable.dtype))
