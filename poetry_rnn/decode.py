@@ -148,3 +148,41 @@ class Decoder:
         logprobs = tf.transpose(logprobs.gather(tf.range(steps)))
         ended = tf.reduce_any(tokens == vocab_lib.EOS, axis=1)
         return tokens, logprobs, ended
+
+
+@dataclasses.dataclass
+class Poem:
+    """One generated poem, ready to print or to serialise."""
+
+    request: object  # the constraints.PoemRequest it answers
+    title: str
+    content: str
+    logprobs: list  # log p of each content token (EOS included) under the model
+    ended: bool  # reached EOS (a free poem may be cut at max_len instead)
+
+    @property
+    def mean_logprob(self):
+        return float(np.mean(self.logprobs)) if self.logprobs else float("-inf")
+
+
+def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
+             title_conditioned=False, decoder=None):
+    """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
+
+    Each request is decoded ``best_of`` times in the same batch and the
+    candidate with the highest mean log-probability per character is kept.
+    """
+    from poetry_rnn import constraints
+
+    expanded = [r for r in requests for _ in range(best_of)]
+    plan = constraints.plan(expanded, vocab, title_conditioned=title_conditioned)
+    decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed)
+    candidates = []
+    for b, request in enumerate(expanded):
+        steps, start = decoded.steps(b), int(plan.content_start[b])
+        tokens = decoded.tokens[b]
+        title = vocab.decode(tokens[: max(start - 1, 0)])
+        candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
+    return [
+        max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(requests))
+    ]

@@ -212,7 +212,7 @@ def fit(data, model_dir, options=None):
                 loss, nll, tokens, positions, norm = (float(x) for x in train_step(batch))
                 if not (math.isfinite(loss) and math.isfinite(nll)):
                     raise TrainingDiverged(
-                        f"loss became {loss} at step {int(step) + 1}; kept the last good checkpoint "
+                        f"loss became {loss if not math.isfinite(loss) else nll} at step {int(step) + 1}; kept the last good checkpoint "
                         f"({manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
                     )
                 step.assign_add(1)
@@ -330,9 +330,9 @@ def sample_poems(model, vocab, options):
 
     begins = [c for c in SAMPLE_BEGINS if c in vocab][: options.samples] or [""]
     requests = [constraints.PoemRequest(begin=b, max_len=80) for b in begins]
-    plan = constraints.plan(requests, vocab, title_conditioned=options.condition == "title")
-    decoded = decode.Decoder(model).decode(plan, temperature=0.8, seed=options.seed)
-    return "\n\n".join(vocab.decode(decoded.tokens[b]) for b in range(len(begins)))
+    poems = decode.generate(model, vocab, requests, temperature=0.8, seed=options.seed,
+                            title_conditioned=options.condition == "title")
+    return "\n\n".join(p.content for p in poems)
 
 
 FLAGS = flags.FLAGS

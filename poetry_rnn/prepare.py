@@ -1,0 +1,608 @@
+"""Corpus JSON -> ``data/poems.txt`` (Tang poems) or ``data/lyrics.txt`` (lyrics).
+
+Every later stage reads one poem per line, ``title:content``, in simplified
+characters, with content made only of Han characters and ，。？！. This module
+is the one place that knows what the raw chinese-poetry files look like and
+how messy they are, so training never has to.
+
+    python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt
+    python -m poetry_rnn.prepare --source https://.../chinese-poetry/archive/master.zip --out data/poems.txt
+    python -m poetry_rnn.prepare --lyrics ../shared/corpus/jaychou_lyrics/jaychou_lyrics.txt.zip --out data/lyrics.txt
+
+``--source`` is a folder of ``poet.tang.N.json``, a zip of the chinese-poetry
+repository (any member named ``poet.tang.N.json``), or an http(s) URL of such a
+zip, downloaded once into ``--cache_dir``. Files are read in order of their
+number N, poems in file order, so the output is byte-identical run after run
+and "keep the first duplicate" means the same poem every time.
+
+A JSON file that does not parse is named in the summary and skipped, so one
+damaged file does not lose the other 57; the run still writes the poems it
+could read, then exits with status 2 and a one-line error naming the skipped
+files, so a script never mistakes a partial corpus for a whole one.
+"""
+
+import collections
+import dataclasses
+import functools
+import hashlib
+import http.client
+import json
+import math
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+
+import opencc
+from absl import flags
+
+from poetry_rnn import cli, corpus, files, forms
+from poetry_rnn.errors import PoetryError
+
+DEFAULT_MAX_LEN = corpus.DEFAULT_MAX_LEN
+DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "poetry_rnn")
+TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
+
+# Cleaning rules, in the order the summary prints them. A rule in CHANGES
+# edits a poem that may still be kept; a rule in DROPS removes it, and each
+# dropped poem is counted under exactly one (the first that applies).
+CHANGES = {
+    "notes": "editorial notes （…）(…)〖…〗【…】〔…〕 removed",
+    "footnote_marks": "footnote marks [一] removed",
+    "supplied": "editor-supplied characters [字] unbracketed",
+    "unclosed_note": "unclosed note cut to the end",
+    "marks": "quote/title marks and spaces dropped",
+    "punctuation": "punctuation mapped onto ，。？！",
+    "stray_punctuation": "leading or doubled punctuation removed",
+    "title": "spaces, colons or stray brackets removed from the title",
+}
+DROPS = {
+    "malformed": "entry without a list of paragraphs",
+    "empty": "empty after cleaning",
+    "unmatched_bracket": "closing bracket without an opening one",
+    "latin_digit": "Latin letters or digits",
+    "non_han": "□ or other non-Han character",
+    "too_long": "longer than --max_len",
+    "not_regular": "not 五绝/七绝/五律/七律 (--forms)",
+    "duplicate": "duplicate content",
+}
+
+# Square brackets mark characters the editors supplied for a gap in the
+# manuscript ("凡校補字，均括以[]"): the character belongs to the verse, and
+# dropping it would shorten the line. Only a bracketed number is a footnote
+# mark. Every other bracket pair holds an editorial note (variant readings
+# "（一作…）", sources, dates) that is not part of the poem.
+BRACKETS = {"（": "）", "(": ")", "【": "】", "〔": "〕", "〖": "〗", "[": "]", "［": "］"}
+SUPPLIED = ("[", "［")
+_ALL_BRACKETS = re.escape("".join(BRACKETS) + "".join(BRACKETS.values()))
+# Innermost pairs only (no bracket inside), so nested notes peel from inside
+# out and an opening bracket never pairs with the wrong closing one.
+INNER_PAIR = re.compile(
+    "|".join(f"{re.escape(o)}[^{_ALL_BRACKETS}]*{re.escape(c)}" for o, c in BRACKETS.items())
+)
+ANY_BRACKET = re.compile(f"[{_ALL_BRACKETS}]")
+UNCLOSED_NOTE = re.compile(f"[{re.escape(''.join(BRACKETS))}].*")
+FOOTNOTE_NUMBER = re.compile(r"[一二三四五六七八九十〇○0-9]+")
+
+# Marks that wrap words (quotations, book titles) carry no sound and no line
+# structure: the words stay, the marks go. Spaces are layout, not verse.
+MARKS = re.compile(r"""[「」『』《》〈〉“”‘’"'·・\s]""")
+# Other punctuation maps onto the nearest of ，。？！ so that lines still end
+# where the poet paused: ；and ; close a clause that is mostly the end of a
+# couplet, like 。 (in this corpus ； falls at a couplet end 4 times in 5); ：
+# introduces what follows within the same sentence, like ，; 、 is a list
+# pause, like ，. ASCII and full-width variants mean the same as their
+# ideographic forms.
+PUNCTUATION = {
+    **dict.fromkeys(",﹐､、:：﹕", "，"),
+    **dict.fromkeys(".．｡;；﹔", "。"),
+    **dict.fromkeys("?﹖", "？"),
+    **dict.fromkeys("!﹗", "！"),
+}
+OTHER_PUNCTUATION = re.compile(f"[{re.escape(''.join(PUNCTUATION))}]")
+LEADING_PUNCTUATION = re.compile(f"^[{forms.PUNCTUATION}]+")
+# After a note between two marks ("句，（…）。") keep the first mark: ？ and ！
+# come first and carry the meaning.
+DOUBLED_PUNCTUATION = re.compile(f"([{forms.PUNCTUATION}])[{forms.PUNCTUATION}]+")
+LATIN_DIGIT = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
+# CJK Unified Ideographs (basic block, extensions A to I) and compatibility
+# ideographs; □ ○ ● (unknown characters), ⿰ (a character spelled out by
+# its parts), private-use code points and … (text left out) are not Han.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\U00030000-\U000323af"
+NOT_VERSE = re.compile(f"[^{HAN}{forms.PUNCTUATION}]")
+TITLE_DROPS = re.compile(r"[\s:：﹕]")
+
+FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _converter():
+    """The OpenCC traditional -> simplified converter, built once per process.
+
+    ``t2s.json`` is the config file name every opencc release accepts (1.4
+    also takes the bare "t2s"). It converts character by character but looks
+    up phrases first, so one-to-many characters (乾坤 / 乾燥) come out right;
+    that is also why title and content are converted as whole strings.
+    """
+    return opencc.OpenCC("t2s.json").convert
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanPoem:
+    """One poem after cleaning: ``dropped`` names the rule that removed it, if any."""
+
+    title: str
+    content: str
+    changes: frozenset
+    dropped: str | None = None
+
+
+def _strip_notes(text, fired):
+    """Remove bracketed notes, innermost first; unbracket supplied characters."""
+
+    def replace(match):
+        pair = match.group()
+        inside = pair[1:-1]
+        if pair[0] not in SUPPLIED:
+            fired.add("notes")
+            return ""
+        if FOOTNOTE_NUMBER.fullmatch(inside):
+            fired.add("footnote_marks")
+            return ""
+        fired.add("supplied")
+        return inside
+
+    while True:
+        text, count = INNER_PAIR.subn(replace, text)
+        if not count:
+            return text
+
+
+def _cut_unclosed_note(text, fired):
+    """Cut from an opening bracket that never closes to the end of ``text``.
+
+    Such a bracket starts a note whose closing bracket was lost: in this
+    corpus it is almost always a source cited after the verse
+    ("…松影落扶疎。（《古今圖書集成》…"), so the verse before it is kept.
+    """
+    cut = UNCLOSED_NOTE.sub("", text)
+    if cut != text:
+        fired.add("unclosed_note")
+    return cut
+
+
+def _clean_title(title, fired):
+    """Notes out, spaces and colons out, and any bracket left over.
+
+    The colon separates title from content in poems.txt. Titles are never
+    dropped (only content is verse), so a stray closing bracket is removed
+    rather than counted against the poem.
+    """
+    title = _cut_unclosed_note(_strip_notes(title, fired), fired)
+    tidy = TITLE_DROPS.sub("", ANY_BRACKET.sub("", title))
+    if tidy != title:
+        fired.add("title")
+    return tidy
+
+
+def _clean_content(paragraphs, fired):
+    """Join the paragraphs, remove notes and marks, map punctuation onto ，。？！.
+
+    Paragraphs are joined first because a note often opens in one paragraph
+    and closes in a later one.
+    """
+    text = _cut_unclosed_note(_strip_notes("".join(paragraphs), fired), fired)
+    text, marks = MARKS.subn("", text)
+    if marks:
+        fired.add("marks")
+    text, mapped = OTHER_PUNCTUATION.subn(lambda match: PUNCTUATION[match.group()], text)
+    if mapped:
+        fired.add("punctuation")
+    tidy = DOUBLED_PUNCTUATION.sub(r"\1", LEADING_PUNCTUATION.sub("", text))
+    if tidy != text:
+        fired.add("stray_punctuation")
+    return tidy
+
+
+def _drop_rule(content, max_len, forms_only):
+    """The first drop rule that applies to cleaned, simplified content, or None."""
+    if not content:
+        return "empty"
+    if ANY_BRACKET.search(content):
+        return "unmatched_bracket"
+    if LATIN_DIGIT.search(content):
+        return "latin_digit"
+    if NOT_VERSE.search(content):
+        return "non_han"
+    if len(content) > max_len:
+        return "too_long"
+    if forms_only and forms.classify(content) is None:
+        return "not_regular"
+    return None
+
+
+def clean_poem(title, paragraphs, max_len=DEFAULT_MAX_LEN, forms_only=False):
+    """Clean one corpus entry into a ``CleanPoem`` (simplified, ``dropped`` if rejected).
+
+    ``paragraphs`` must be a list of strings (callers count other shapes as
+    malformed). Title and content are converted to simplified characters in
+    one OpenCC call, joined by a newline, which neither can contain after
+    cleaning and which OpenCC passes through unchanged.
+
+    ``forms_only`` keeps only poems whose shape is one of forms.FORMS
+    (forms.classify is not None: 4 or 8 equal lines of 5 or 7 characters
+    ending ，。，。…), the same test the generator's form constraints and the
+    evaluator use, so a "regular" training poem is one the model could be
+    asked to write.
+    """
+    fired = set()
+    raw_title = _clean_title(title, fired)
+    raw_content = _clean_content(paragraphs, fired)
+    simple_title, simple_content = _converter()(f"{raw_title}\n{raw_content}").split("\n", 1)
+    return CleanPoem(
+        title=simple_title,
+        content=simple_content,
+        changes=frozenset(fired),
+        dropped=_drop_rule(simple_content, max_len, forms_only),
+    )
+
+
+@dataclasses.dataclass
+class PrepareSummary:
+    """What ``prepare_poems`` read, kept and dropped, and the shape of the result."""
+
+    source: str
+    out: str
+    max_len: int
+    files_read: int = 0
+    skipped_files: list = dataclasses.field(default_factory=list)  # (name, reason)
+    poems_read: int = 0
+    kept: int = 0
+    changes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    drops: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    characters: int = 0
+    vocabulary: int = 0
+    lengths: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    shapes: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # form name -> poems
+
+    def histogram(self, bins=10, width=40):
+        """Text bars of content length (characters incl. punctuation), ``bins`` equal ranges up to max_len."""
+        step = max(1, math.ceil(self.max_len / bins))
+        counts = collections.Counter()
+        for length, n in self.lengths.items():
+            counts[(length - 1) // step] += n
+        top = max(counts.values(), default=0)
+        rows = []
+        for b in range(math.ceil(self.max_len / step)):
+            n = counts[b]
+            bar = "#" * (round(width * n / top) if top else 0)
+            rows.append(f"  {b * step + 1:>4}-{(b + 1) * step:<4} {bar:<{width}} {n:,}")
+        return "\n".join(rows)
+
+    def format(self):
+        """The multi-line report printed after a run."""
+        lines = [
+            f"source: {self.source}",
+            f"files read: {self.files_read}, skipped: {len(self.skipped_files)}",
+            *(f"  skipped {name}: {reason}" for name, reason in self.skipped_files),
+            f"poems read: {self.poems_read:,}",
+            f"poems kept: {self.kept:,} -> {self.out}",
+            "changed (poems a rule edited, kept or not):",
+            *(f"  {label}: {self.changes[rule]:,}" for rule, label in CHANGES.items()),
+            "dropped (poems, first rule that applies):",
+            *(f"  {label}: {self.drops[rule]:,}" for rule, label in DROPS.items()),
+            f"characters: {self.characters:,} (content, incl. punctuation)",
+            f"vocabulary: {self.vocabulary:,} distinct characters (content)",
+            "length histogram (content characters):",
+            self.histogram(),
+            "forms by shape:",
+            *(f"  {label}: {self.shapes[name]:,}" for name, label in FORM_LABELS.items()),
+            f"  other: {self.kept - sum(self.shapes.values()):,}",
+        ]
+        return "\n".join(lines)
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_sha256(sha256):
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise PoetryError(f"--sha256 must be 64 hex digits, got {sha256!r}")
+    return sha256.lower() if sha256 else None
+
+
+def _progress(done, total, stream):
+    mb = 1 << 20
+    if total:
+        stream.write(f"\r  {done / mb:,.1f} of {total / mb:,.1f} MB ({100 * done // total}%)")
+    else:
+        stream.write(f"\r  {done / mb:,.1f} MB")
+    stream.flush()
+
+
+def download(url, cache_dir=None, sha256=None, progress=None):
+    """Path of the zip at ``url`` in ``cache_dir``, downloading it only if not cached.
+
+    The bytes go to a temporary file that is renamed into the cache only after
+    the SHA-256 (if given) matches and zipfile has checked every member's CRC,
+    so the cache never holds a half or damaged download and a second run
+    makes no request. The cached name starts with a hash of the URL so two
+    "master.zip" from different repositories do not collide.
+    """
+    sha256 = _check_sha256(sha256)
+    progress = progress or sys.stderr
+    cache_dir = os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(urllib.parse.urlparse(url).path)) or "download.zip"
+    path = os.path.join(cache_dir, f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}")
+    if os.path.isfile(path) and (sha256 is None or _file_sha256(path) == sha256):
+        return path
+    print(f"downloading {url}", file=progress)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, files.atomic_write(path, "w+b") as handle:
+            total = int(response.headers.get("Content-Length") or 0)
+            digest = hashlib.sha256()
+            done = 0
+            while chunk := response.read(1 << 20):
+                handle.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                _progress(done, total, progress)
+            print(file=progress)
+            if sha256 and digest.hexdigest() != sha256:
+                raise PoetryError(f"{url}: SHA-256 is {digest.hexdigest()}, expected {sha256}")
+            handle.seek(0)
+            _verify_zip(handle, url)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise PoetryError(f"cannot download {url} into {cache_dir}: {getattr(error, 'reason', error)}") from error
+    return path
+
+
+def _verify_zip(handle, name):
+    """Raise PoetryError unless ``handle`` is a zip whose members all pass their CRC."""
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile as error:
+        raise PoetryError(f"{name} is not a valid zip: {error}") from error
+    if bad is not None:
+        raise PoetryError(f"{name} is damaged: member {bad} fails its CRC check")
+
+
+def _numbered(names):
+    """The names matching poet.tang.N.json, sorted by N (then name): the deterministic order."""
+    found = [(int(m.group(1)), name) for name in names if (m := TANG_FILE.search(name))]
+    return [name for _, name in sorted(found)]
+
+
+def _tang_files(source, cache_dir, sha256):
+    """Yield (name, raw bytes) of each poet.tang.N.json in ``source``, in order of N."""
+    if re.match(r"https?://", source):
+        source = download(source, cache_dir, sha256)
+        sha256 = None  # download checked it
+    elif not os.path.exists(source):
+        raise PoetryError(f"source not found: {source}")
+    if os.path.isdir(source):
+        if sha256:
+            raise PoetryError(f"--sha256 checks a zip, but {source} is a folder")
+        names = _numbered(os.listdir(source))
+        if not names:
+            raise PoetryError(
+                f"no poet.tang.*.json in {source} (for a chinese-poetry checkout, give its 全唐诗 folder)"
+            )
+        for name in names:
+            with open(os.path.join(source, name), "rb") as handle:
+                yield name, handle.read()
+        return
+    sha256 = _check_sha256(sha256)
+    if sha256 and (actual := _file_sha256(source)) != sha256:
+        raise PoetryError(f"{source}: SHA-256 is {actual}, expected {sha256}")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            names = _numbered(archive.namelist())
+            if not names:
+                raise PoetryError(f"no poet.tang.*.json in the zip {source}")
+            for name in names:
+                yield name, archive.read(name)
+    except zipfile.BadZipFile as error:
+        raise PoetryError(f"{source} is not a folder of poet.tang.*.json or a valid zip: {error}") from error
+
+
+def _entries(raw):
+    """The list of poem entries in one file's bytes; ValueError says why not."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from error
+    if not isinstance(data, list):
+        raise ValueError(f"expected a JSON array of poems, found {type(data).__name__}")
+    return data
+
+
+def _title_and_paragraphs(entry):
+    """(title, paragraphs) of a well-formed entry, or None for a malformed one."""
+    if not isinstance(entry, dict):
+        return None
+    paragraphs = entry.get("paragraphs")
+    title = entry.get("title", "")
+    if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
+        return None
+    return (title if isinstance(title, str) else ""), paragraphs
+
+
+def prepare_poems(source, out, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_dir=None, sha256=None):
+    """Read the Tang poems at ``source``, clean them and atomically write ``out``.
+
+    ``source``: folder, zip or http(s) URL (see the module docstring).
+    ``cache_dir``: where URL downloads are kept (default ~/.cache/poetry_rnn).
+    ``sha256``: optional expected SHA-256 of the zip. Raises PoetryError for a
+    source that cannot be read at all, or when no poem survives (``out`` is
+    then left as it was). Files that do not parse are listed in
+    ``summary.skipped_files``; deciding what that means is the caller's job.
+    """
+    if max_len < 1:
+        raise PoetryError(f"--max_len must be at least 1, got {max_len}")
+    summary = PrepareSummary(source=source, out=os.fspath(out), max_len=max_len)
+    lines = []
+    seen = set()
+    for name, raw in _tang_files(source, cache_dir, sha256):
+        try:
+            entries = _entries(raw)
+        except ValueError as error:
+            summary.skipped_files.append((name, str(error)))
+            continue
+        summary.files_read += 1
+        for entry in entries:
+            summary.poems_read += 1
+            parsed = _title_and_paragraphs(entry)
+            if parsed is None:
+                summary.drops["malformed"] += 1
+                continue
+            poem = clean_poem(*parsed, max_len=max_len, forms_only=forms_only)
+            summary.changes.update(poem.changes)
+            dropped = poem.dropped or ("duplicate" if poem.content in seen else None)
+            if dropped:
+                summary.drops[dropped] += 1
+                continue
+            seen.add(poem.content)
+            lines.append(f"{poem.title}:{poem.content}\n")
+            summary.lengths[len(poem.content)] += 1
+            shape = forms.classify(poem.content)
+            if shape:
+                summary.shapes[shape] += 1
+    if not lines:
+        raise PoetryError(f"no poems kept from {source} ({summary.poems_read} read); {out} left unchanged")
+    summary.kept = len(lines)
+    summary.characters = sum(length * n for length, n in summary.lengths.items())
+    summary.vocabulary = len(set().union(*seen))
+    _write_lines(out, lines)
+    return summary
+
+
+def _write_lines(out, lines):
+    """Atomically replace ``out`` with ``lines``; an OS error becomes a one-line PoetryError."""
+    try:
+        with files.atomic_write(out) as handle:
+            for line in lines:
+                handle.write(line)
+    except OSError as error:
+        raise PoetryError(f"cannot write {out}: {error.strerror or error}") from error
+
+
+@dataclasses.dataclass
+class LyricsSummary:
+    """What ``prepare_lyrics`` wrote: lines and characters, for the printed report."""
+
+    source: str
+    out: str
+    lines: int
+    characters: int
+    vocabulary: int
+
+    def format(self):
+        return "\n".join(
+            [
+                f"source: {self.source}",
+                f"lyric lines: {self.lines:,} -> {self.out}",
+                f"characters: {self.characters:,}",
+                f"vocabulary: {self.vocabulary:,} distinct characters",
+            ]
+        )
+
+
+def _lyrics_bytes(source):
+    """The text file's bytes: the file itself, or the single .txt inside a zip."""
+    if not os.path.isfile(source):
+        raise PoetryError(f"lyrics file not found: {source}")
+    if not zipfile.is_zipfile(source):
+        with open(source, "rb") as handle:
+            return handle.read()
+    try:
+        with zipfile.ZipFile(source) as archive:
+            texts = [name for name in archive.namelist() if name.endswith(".txt")]
+            if len(texts) != 1:
+                raise PoetryError(f"{source} should hold one .txt file, found {len(texts)}")
+            return archive.read(texts[0])
+    except zipfile.BadZipFile as error:
+        raise PoetryError(f"{source} is not a valid zip: {error}") from error
+
+
+def prepare_lyrics(source, out):
+    """Write the lyrics at ``source`` (a .txt, or a zip holding one) to ``out``, one line per lyric line.
+
+    Lines are stripped at both ends and empty ones dropped; characters are
+    kept as they are, since lyrics are modern text with no notes to clean.
+    """
+    try:
+        text = _lyrics_bytes(source).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PoetryError(f"{source} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    lyric_lines = [line.strip() for line in text.splitlines()]
+    lyric_lines = [line for line in lyric_lines if line]
+    if not lyric_lines:
+        raise PoetryError(f"no lyric lines in {source}; {out} left unchanged")
+    _write_lines(out, [f"{line}\n" for line in lyric_lines])
+    return LyricsSummary(
+        source=source,
+        out=os.fspath(out),
+        lines=len(lyric_lines),
+        characters=sum(map(len, lyric_lines)),
+        vocabulary=len(set().union(*lyric_lines)),
+    )
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Flags exist only when this module runs as a program, so importing it
+    (tests, other stages) never claims flag names like --out or --max_len."""
+    flags.DEFINE_string(
+        "source", None, "Tang poems: folder of poet.tang.N.json, chinese-poetry zip, or http(s) URL of the zip."
+    )
+    flags.DEFINE_string("lyrics", None, "Lyrics: a .txt file, or a zip holding one (instead of --source).")
+    flags.DEFINE_string("out", None, "Output file (default data/poems.txt, or data/lyrics.txt with --lyrics).")
+    flags.DEFINE_integer(
+        "max_len", DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
+    )
+    flags.DEFINE_bool("forms", False, "Keep only 五绝/七绝/五律/七律-shaped poems.")
+    flags.DEFINE_string("cache_dir", DEFAULT_CACHE_DIR, "Where a --source URL is downloaded to, once.")
+    flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source zip (downloaded or local).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if (FLAGS.source is None) == (FLAGS.lyrics is None):
+        raise PoetryError("give exactly one of --source (Tang poems) or --lyrics (lyrics text or zip)")
+    if FLAGS.lyrics is not None:
+        print(prepare_lyrics(FLAGS.lyrics, FLAGS.out or os.path.join("data", "lyrics.txt")).format())
+        return
+    summary = prepare_poems(
+        FLAGS.source,
+        FLAGS.out or os.path.join("data", "poems.txt"),
+        max_len=FLAGS.max_len,
+        forms_only=FLAGS.forms,
+        cache_dir=FLAGS.cache_dir,
+        sha256=FLAGS.sha256,
+    )
+    print(summary.format())
+    if summary.skipped_files:
+        names = ", ".join(name for name, _ in summary.skipped_files)
+        raise PoetryError(
+            f"{len(summary.skipped_files)} file(s) skipped ({names}); {summary.out} was written without them"
+        )
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from poetry_rnn import constraints, decode, modeldir, vocab as vocab_lib
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.vocab import Vocab
+from conftest import CHARS
+
+SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir):
+    return modeldir.load(tiny_model_dir)
+
+
+def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
+    requests = [constraints.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
+    plan = constraints.plan(requests, loaded.vocab)
+    decoded = decode.Decoder(loaded.model).decode(plan, temperature=1.5, seed=3)
+    for b in range(len(requests)):
+        tokens = decoded.tokens[b][: decoded.steps(b)]
+        assert not SPECIAL & set(tokens.tolist())
+        assert vocab_lib.EOS not in tokens[:-1].tolist()
+        assert decoded.ended[b] == (tokens[-1] == vocab_lib.EOS)
+        assert loaded.vocab.decode(tokens).startswith(requests[b].begin)
+    assert decoded.ended.mean() > 0.9  # the tiny model has learned to end poems
+
+
+def test_same_seed_same_poems_other_seed_other_poems(loaded):
+    requests = [constraints.PoemRequest(begin="春")] * 6
+    poems = lambda seed: [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, seed=seed)]
+    assert poems(1) == poems(1)
+    assert poems(1) != poems(2)
+
+
+def test_greedy_is_top_k_1_and_deterministic(loaded):
+    requests = [constraints.PoemRequest(begin=c) for c in "春秋"]
+    greedy = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.0, seed=1)
+    top1 = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, top_k=1, seed=2)
+    assert [p.content for p in greedy] == [p.content for p in top1]
+
+
+def test_top_k_only_samples_among_the_k_most_likely():
+    vocab = Vocab.build([CHARS], min_count=1)
+    model = PoetryModel(ModelConfig(vocab_size=len(vocab), units=8, embed_dim=4, layers=1))
+    plan = constraints.plan([constraints.PoemRequest(max_len=1)] * 200, vocab)
+    decoded = decode.Decoder(model).decode(plan, temperature=5.0, top_k=3, seed=0)
+    logits, _ = model.step(np.full([1], vocab_lib.BOS, np.int32), model.initial_states(1))
+    allowed = plan.mask_table[plan.step_masks[0, 0]]
+    ranked = [i for i in np.argsort(-logits.numpy()[0]) if allowed[i]][:3]
+    assert set(decoded.tokens[:, 0].tolist()) <= set(ranked)
+    assert len(set(decoded.tokens[:, 0].tolist())) == 3
+
+
+def test_top_p_keeps_the_nucleus():
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
+    allowed = np.ones_like(logits, bool)
+    kept = decode.filter_logits(logits, allowed, 1.0, 0, 0.7).numpy()
+    assert np.isfinite(kept[0, :2]).all() and np.isinf(kept[0, 2:]).all()
+    assert np.isfinite(decode.filter_logits(logits, allowed, 1.0, 0, 1.0).numpy()).all()
+
+
+def test_best_of_keeps_the_most_likely_candidate(loaded):
+    request = constraints.PoemRequest(begin="春", max_len=40)
+    single = decode.generate(loaded.model, loaded.vocab, [request] * 8, seed=5)
+    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8)[0]
+    assert best.mean_logprob == pytest.approx(max(p.mean_logprob for p in single))
+
+
+def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
+    with pytest.raises(PoetryError, match="龘"):
+        constraints.plan([constraints.PoemRequest(begin="龘")], loaded.vocab)

@@ -1,0 +1,224 @@
+"""Rhyme groups, tone classes and 平仄 patterns (poetry_rnn.prosody)."""
+
+import collections
+import json
+import os
+
+import numpy as np
+import pytest
+
+from poetry_rnn import prosody
+from poetry_rnn.prosody import PING, RHYME_GROUPS, ZE
+from poetry_rnn.vocab import RESERVED, Vocab
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
+TANG = os.path.join(SHARED, "corpus", "quan_tang_shi")
+
+
+def group(name):
+    return RHYME_GROUPS.index(name)
+
+
+def test_fourteen_groups_in_order():
+    assert RHYME_GROUPS == (
+        "一麻", "二波", "三皆", "四开", "五微", "六豪", "七尤",
+        "八寒", "九文", "十唐", "十一庚", "十二齐", "十三支", "十四姑",
+    )
+    assert prosody.get_scheme("zhonghua_xinyun").groups == RHYME_GROUPS
+
+
+@pytest.mark.parametrize(
+    "chars, name",
+    [
+        ("花家霞沙华", "一麻"),
+        ("歌河多波过", "二波"),
+        ("街鞋些谐", "三皆"),
+        ("来开台怀哀", "四开"),
+        ("归飞回微辉", "五微"),
+        ("高桃遥潮消", "六豪"),
+        ("流秋愁楼舟", "七尤"),
+        ("天年烟前山还船", "八寒"),
+        ("人春云门群魂", "九文"),
+        ("长光乡霜江", "十唐"),
+        ("东中风情明松", "十一庚"),
+        ("衣期溪西鱼儿", "十二齐"),
+        ("知诗时枝丝词", "十三支"),
+        ("无湖孤图书", "十四姑"),
+    ],
+)
+def test_known_rhyme_words(chars, name):
+    for c in chars:
+        assert group(name) in prosody.char_rhymes(c, PING), (c, name)
+    # and as a rhyme: distinct 平 characters sharing the group
+    assert group(name) in prosody.shared_rhymes(chars)
+
+
+def test_zhi_is_not_qi():
+    for c in "知诗时":
+        assert group("十二齐") not in prosody.char_rhymes(c), c
+    for c in "衣期":
+        assert group("十三支") not in prosody.char_rhymes(c), c
+    assert not prosody.shared_rhymes("诗衣")
+
+
+def test_finals_table_covers_every_final_once():
+    scheme = prosody.get_scheme()
+    finals = set(scheme.finals)
+    for final in ("a ia ua o e uo ie ve ai uai ei uei ao iao ou iou an ian uan van "
+                  "en in uen vn ang iang uang eng ing ong iong ueng i er v -i u").split():
+        assert final in finals, final
+    assert scheme.group_of("-i") != scheme.group_of("i")
+    assert scheme.group_of("er") == scheme.group_of("v") == scheme.group_of("i") == group("十二齐")
+
+
+def test_heteronyms_take_every_group_and_class():
+    assert {group("十唐"), group("十一庚")} <= prosody.char_rhymes("行")  # xíng / háng
+    assert prosody.char_tones("看") == {PING, ZE}                          # kān / kàn
+    assert prosody.char_tones("重") == {PING, ZE}                          # chóng / zhòng
+    assert prosody.char_tones("长") == {PING, ZE}                          # cháng / zhǎng
+    # a 仄-only reading gives no 平 rhyme: 年 is nián (八寒) and nìng (十一庚)
+    assert prosody.char_rhymes("年", PING) == {group("八寒")}
+    assert group("十一庚") in prosody.char_rhymes("年")
+
+
+def test_tone_classes():
+    assert prosody.char_tones("东") == {PING}
+    assert prosody.char_tones("动") == {ZE}
+    assert prosody.char_tones("雨") == {ZE}
+    assert prosody.char_rhymes("雨", PING) == frozenset()
+    # 一 reads yī / yí / yì for pypinyin: both classes
+    assert prosody.char_tones("一") == {PING, ZE}
+    # 入声 characters count by their Mandarin tone
+    assert prosody.char_tones("白") == {PING}
+    assert prosody.char_tones("国") == {PING}
+
+
+def test_unknown_and_non_han():
+    for c in "，。a 1□":
+        assert not prosody.is_han(c)
+        assert prosody.char_tones(c) == frozenset()
+        assert prosody.char_rhymes(c) == frozenset()
+    assert prosody.is_han("〇") and prosody.is_han("𫗪")
+    # 𫗪 (simplified 餧, made by OpenCC) is read through its traditional form
+    assert prosody.char_tones("𫗪")
+
+
+COMMON = (
+    "春花秋月何时了往事知多少小楼昨夜又东风故国不堪回首明中床前光疑是地上霜举头望低思乡"
+    "白日依山尽黄河入海流欲穷千里目更一层楼红豆生南国来发几枝愿君采撷此物最相国破城草木深"
+    "感恨别鸟惊心烽火连三家书抵万金独在异为客每逢佳节倍亲遥兄弟登高处遍插茱萸少人"
+)
+
+
+def test_common_poem_characters_have_tones_and_rhymes():
+    for c in COMMON:
+        assert prosody.char_tones(c), c
+        assert prosody.char_rhymes(c), c
+
+
+# 平仄 patterns, checked against the textbook (王力《诗词格律》).
+@pytest.mark.parametrize(
+    "size, lines, start, first, text",
+    [
+        (5, 4, ZE, False, "仄仄平平仄，平平仄仄平。平平平仄仄，仄仄仄平平。"),
+        (5, 4, ZE, True, "仄仄仄平平，平平仄仄平。平平平仄仄，仄仄仄平平。"),
+        (5, 4, PING, False, "平平平仄仄，仄仄仄平平。仄仄平平仄，平平仄仄平。"),
+        (5, 4, PING, True, "平平仄仄平，仄仄仄平平。仄仄平平仄，平平仄仄平。"),
+        (7, 4, PING, True, "平平仄仄仄平平，仄仄平平仄仄平。仄仄平平平仄仄，平平仄仄仄平平。"),
+        (7, 4, ZE, True, "仄仄平平仄仄平，平平仄仄仄平平。平平仄仄平平仄，仄仄平平仄仄平。"),
+        (7, 4, PING, False, "平平仄仄平平仄，仄仄平平仄仄平。仄仄平平平仄仄，平平仄仄仄平平。"),
+        (5, 8, ZE, False, "仄仄平平仄，平平仄仄平。平平平仄仄，仄仄仄平平。"
+                          "仄仄平平仄，平平仄仄平。平平平仄仄，仄仄仄平平。"),
+        (7, 8, ZE, True, "仄仄平平仄仄平，平平仄仄仄平平。平平仄仄平平仄，仄仄平平仄仄平。"
+                         "仄仄平平平仄仄，平平仄仄仄平平。平平仄仄平平仄，仄仄平平仄仄平。"),
+    ],
+)
+def test_tone_patterns_match_textbook(size, lines, start, first, text):
+    expected = tuple(line[:-1] for line in text.replace("。", "。|").replace("，", "，|").split("|") if line)
+    assert prosody.tone_pattern(size, lines, start, first) == expected
+
+
+def test_relax_loose_keeps_even_positions_and_last():
+    pattern = prosody.tone_pattern(7, 4, PING, False)
+    assert prosody.relax(pattern, "loose")[0] == "中平中仄中平仄"
+    assert prosody.relax(pattern, "strict") == pattern
+    assert prosody.relax(prosody.tone_pattern(5, 4, ZE), "loose")[1] == "中平中仄平"
+
+
+def test_rhyme_ok_on_real_poems():
+    jingyesi = ["床前明月光，", "疑是地上霜。", "举头望明月，", "低头思故乡。"]
+    assert prosody.rhyme_ok(jingyesi)
+    assert prosody.rhyme_ok(jingyesi, first_line_rhymes=True)
+    assert prosody.rhyme_ok(["白日依山尽，", "黄河入海流。", "欲穷千里目，", "更上一层楼。"])
+    chunxiao = ["春眠不觉晓，", "处处闻啼鸟。", "夜来风雨声，", "花落知多少。"]
+    assert not prosody.rhyme_ok(chunxiao)  # 仄韵: 鸟/少 are not 平 rhymes
+    assert not prosody.rhyme_ok(["山光好，", "明月光。", "江水长，", "明月光。"])  # repeated rhyme
+
+
+def test_best_tone_pattern_of_a_regular_poem():
+    shanxing = ["远上寒山石径斜，", "白云生处有人家。", "停车坐爱枫林晚，", "霜叶红于二月花。"]
+    share, pattern, start, first = prosody.best_tone_pattern(shanxing, "loose")
+    assert (share, start, first) == (1.0, ZE, True)
+    agree, checked = prosody.tone_agreement(shanxing, prosody.tone_pattern(7, 4, ZE, True))
+    assert checked == 28 and agree >= 24  # 白 石 are 入声 (仄) in Tang, 平 in Mandarin
+    assert prosody.best_tone_pattern(["一二三，", "四五六七。"]) is None
+
+
+def small_vocab(chars):
+    return Vocab(RESERVED + tuple(dict.fromkeys(chars)))
+
+
+def test_vocab_prosody_arrays():
+    vocab = small_vocab("东动看花，。a□")
+    vp = prosody.VocabProsody.build(vocab)
+    assert vp is prosody.VocabProsody.build(vocab)  # cached
+    n, g = len(vocab), len(RHYME_GROUPS)
+    assert vp.han.shape == vp.ping.shape == vp.ze.shape == (n,)
+    assert vp.rhymes.shape == vp.ping_rhymes.shape == (n, g) and vp.group_members.shape == (g, n)
+    ids = {c: vocab.id(c) for c in "东动看花，。a□"}
+    assert not vp.han[: len(RESERVED)].any()
+    assert [bool(vp.han[ids[c]]) for c in "东动看花，。a□"] == [True] * 4 + [False] * 4
+    assert vp.ping[ids["东"]] and not vp.ze[ids["东"]]
+    assert vp.ze[ids["动"]] and not vp.ping[ids["动"]]
+    assert vp.ping[ids["看"]] and vp.ze[ids["看"]]
+    assert vp.group_members[group("十一庚"), ids["东"]]
+    assert not vp.group_members[:, ids["动"]].any()  # 仄 only: never a rhyme
+    assert vp.rhymes[ids["动"], group("十一庚")]
+    assert vp.group_members[group("一麻"), ids["花"]]
+    assert vp.unknown == ()
+
+
+def test_vocab_prosody_is_fast_for_a_large_vocabulary():
+    import time
+
+    vocab = small_vocab(chr(c) for c in range(0x4E00, 0x4E00 + 7000))
+    began = time.perf_counter()
+    vp = prosody.VocabProsody.build(vocab)
+    assert time.perf_counter() - began < 5.0
+    assert vp.han[len(RESERVED):].all()
+    assert vp.ping.sum() > 3000 and vp.ze.sum() > 3000
+
+
+# Characters of poet.tang.{0,1000,2000,3000}.json (after OpenCC t2s) that
+# neither pypinyin nor the OpenCC variant fallback can read.
+KNOWN_UNREADABLE = set("𧹁𪒶𧞔𣙙𦋺𩩉𥫗")
+
+
+@pytest.mark.skipif(not os.path.isdir(TANG), reason="../shared corpus not present")
+def test_real_corpus_vocabulary_has_tones():
+    import opencc
+
+    convert = opencc.OpenCC("t2s").convert
+    counts = collections.Counter()
+    for n in (0, 1000, 2000, 3000):
+        with open(os.path.join(TANG, f"poet.tang.{n}.json"), encoding="utf-8") as handle:
+            for poem in json.load(handle):
+                counts.update(convert("".join(poem["paragraphs"])))
+    vocab = Vocab.build(["".join(counts.elements())], min_count=1)
+    vp = prosody.VocabProsody.build(vocab)
+    unknown = set(vp.unknown)
+    assert unknown <= KNOWN_UNREADABLE, unknown - KNOWN_UNREADABLE
+    for i, c in enumerate(vocab.tokens):
+        if vp.han[i]:
+            assert vp.ping[i] or vp.ze[i] or c in unknown, c
+    assert np.count_nonzero(vp.han) > 4000
