@@ -332,8 +332,9 @@ def _poem_steps(request, vocab, rows, title_conditioned):
         hint = ""
         if _tone_clash(_slots(dataclasses.replace(r, tone_start=other), resolved)) is None:
             hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
+        tones = _tone_name(prosody_lib.char_tones(clash.fixed))
         raise PoetryError(
-            f"{clash.source} character {clash.fixed!r} at {clash.where} is {_tone_name(prosody_lib.char_tones(clash.fixed))}"
+            f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
             f" but the {_START_NAME[r.tone_start]} pattern ({r.tones}) needs {clash.tone} there{hint}"
         )
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
@@ -513,7 +514,9 @@ def tone_problems(lines, pattern):
         for j, (c, required) in enumerate(zip(chars, required_line)):
             if not prosody_lib.tone_ok(c, required):
                 tones = _tone_name(prosody_lib.char_tones(c))
-                problems.append(f"tones: line {i + 1}, character {j + 1} {c!r} is {tones}, the pattern needs {required}")
+                problems.append(
+                    f"tones: line {i + 1}, character {j + 1} {c!r} is {tones}, the pattern needs {required}"
+                )
     return problems
 
 

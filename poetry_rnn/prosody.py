@@ -344,7 +344,7 @@ def best_tone_pattern(lines, level="strict"):
     首句入韵 or not; None when the lines are not all 5 or all 7 characters.
     """
     sizes = {len(line_chars(line)) for line in lines}
-    if len(sizes) != 1 or sizes.issubset({0}) or not sizes & {5, 7}:
+    if len(sizes) != 1 or not sizes <= {5, 7}:
         return None
     (size,) = sizes
     best = None

@@ -188,6 +188,7 @@ def fit(data, model_dir, options=None):
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=options.keep_checkpoints)
     if manager.latest_checkpoint:
         modeldir.restore_checkpoint(checkpoint, manager.latest_checkpoint).assert_existing_objects_matched()
+        optimizer.learning_rate = options.learning_rate  # the checkpoint's value must not override the flag
         log(f"resumed from {manager.latest_checkpoint}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
     if chief:
         modeldir.save_config(model_dir, config, vocab, {k: v for k, v in dataclasses.asdict(options).items() if k != "quiet"})

@@ -194,7 +194,8 @@ def test_typical_requests_are_feasible():
         for tones in ("off", "loose", "strict"):
             for start in ("ping", "ze"):
                 for first in (False, True):
-                    plan([PoemRequest(form=name, rhyme=True, tones=tones, tone_start=start, first_line_rhymes=first)], VOCAB)
+                    request = PoemRequest(form=name, rhyme=True, tones=tones, tone_start=start, first_line_rhymes=first)
+                    plan([request], VOCAB)
 
 
 # --------------------------------------------------------------------------
