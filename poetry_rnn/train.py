@@ -28,6 +28,7 @@ from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from poetry_rnn.vocab import Vocab
 
+PRECISION_POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
 SAMPLE_BEGINS = "日红山夜"
 
@@ -61,6 +62,7 @@ class TrainOptions:
     keep_checkpoints: int = 3
     samples: int = 4  # sample poems written to TensorBoard per epoch
     strategy: str = "default"  # default | mirrored | multiworker | tpu
+    mixed_precision: str = "off"  # off | bf16 (CPUs with AVX-512 bf16, TPUs) | fp16 (GPUs, with loss scaling)
     quiet: bool = False  # no progress bar (tests, compare)
 
     def model_config(self, vocab_size):
@@ -171,6 +173,10 @@ def fit(data, model_dir, options=None):
     valid_seqs = dataset.encode_poems(valid_poems, vocab, options.condition)
 
     keras.utils.set_random_seed(options.seed)
+    if options.mixed_precision not in PRECISION_POLICIES:
+        raise PoetryError(f"unknown --mixed_precision {options.mixed_precision!r}; choose off, bf16 or fp16")
+    # Variables stay float32; the loss casts logits to float32 before the softmax.
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[options.mixed_precision])
     strategy = make_strategy(options.strategy)
     chief = is_chief(strategy)
     with strategy.scope():
@@ -178,6 +184,8 @@ def fit(data, model_dir, options=None):
         optimizer = OPTIMIZERS[options.optimizer](
             learning_rate=options.learning_rate, global_clipnorm=options.clip_norm or None
         )
+        if options.mixed_precision == "fp16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -287,8 +295,9 @@ def make_steps(model, optimizer, strategy):
             logits, _ = model(inputs, training=True)
             per_poem, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)
             loss = tf.nn.compute_average_loss(per_poem)
+            scaled = optimizer.scale_loss(loss)  # fp16 loss scaling; identity otherwise
         variables = model.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(grads, variables))
         positions = tf.cast(tf.size(targets), tf.float32)
         return loss, nll, tokens, positions, tf.linalg.global_norm(grads)
@@ -364,6 +373,7 @@ def define_flags():
     flags.DEFINE_integer("keep_checkpoints", defaults.keep_checkpoints, "Checkpoints kept.")
     flags.DEFINE_integer("samples", defaults.samples, "Sample poems logged per epoch.")
     flags.DEFINE_enum("strategy", defaults.strategy, ["default", "mirrored", "multiworker", "tpu"], "tf.distribute strategy.")
+    flags.DEFINE_enum("mixed_precision", defaults.mixed_precision, list(PRECISION_POLICIES), "bf16 on AVX-512 CPUs, fp16 on GPUs.")
 
 
 def main(argv):
