@@ -5,4 +5,32 @@ One module per stage: ``prepare`` (corpus JSON -> poems.txt), ``train``
 ``evaluate`` and ``export``. See the README for the tour.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow with its start-up chatter kept off stderr.
+
+    TensorFlow's native code prints oneDNN and missing-CUDA notices while it
+    loads and while it first lists devices, before any log level applies; on
+    a CPU machine they are noise around our one-line errors. Set
+    TF_CPP_MIN_LOG_LEVEL=0 to see them. Real import errors still raise.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()

@@ -16,6 +16,7 @@ from absl import app, flags
 from poetry_rnn.errors import PoetryError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 flags.DEFINE_bool("debug", False, "Show full tracebacks instead of one-line errors.")
 
@@ -60,10 +61,15 @@ def run(main, list_flags=(), bare_values=None):
     def parse(argv):
         argv = fill_bare_values(gather_list_flags(argv, set(list_flags)), bare_values)
         try:
-            return flags.FLAGS(argv)
+            parsed = flags.FLAGS(argv)
         except flags.Error as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        # absl switches logging to INFO when --verbosity is not given, and TensorFlow
+        # then logs a line per checkpoint save; stay at WARNING unless --debug or -v.
+        if flags.FLAGS["verbosity"].using_default_value and not flags.FLAGS.debug:
+            flags.FLAGS.verbosity = -1
+        return parsed
 
     def guarded(argv):
         try:
@@ -73,5 +79,10 @@ def run(main, list_flags=(), bare_values=None):
                 raise
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:  # Ctrl-C outside train's own handler (or a second one)
+            if flags.FLAGS.debug:
+                raise
+            print("interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
 
     app.run(guarded, flags_parser=parse)

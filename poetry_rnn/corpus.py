@@ -63,6 +63,8 @@ def _utf8_lines(path):
         raise PoetryError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise PoetryError(f"expected a file, got a folder: {path}") from None
+    except OSError as error:  # permission denied, a parent that is a file, ...
+        raise PoetryError(f"cannot read {path}: {error.strerror or error}") from None
     with handle:
         for number, raw in enumerate(handle, 1):
             try:

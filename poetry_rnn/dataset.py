@@ -92,3 +92,79 @@ def poem_dataset(sequences, batch_size, shuffle_seed=None, skip_batches=0):
 def shuffle_seed(seed, epoch):
     """One int64 seed per (seed, epoch), so each epoch has its own fixed order."""
     return int(seed) * 100_003 + int(epoch)
+
+
+# --------------------------------------------------------------------------
+# Streams: the lyrics lessons (d2l's data_iter_random / data_iter_consecutive)
+#
+# A stream is one int32 index array (the whole text, lines joined with a
+# space). Both samplers yield numpy ``(inputs, targets)`` pairs of shape
+# (batch_size, num_steps) with ``targets`` the inputs shifted by one, and both
+# start each epoch at a random offset below ``num_steps`` (as d2l's second
+# edition does), so window boundaries move from epoch to epoch.
+
+SAMPLINGS = ("random", "consecutive")
+
+
+def split_stream(indices, valid_fraction):
+    """(train, valid): the last ``valid_fraction`` of the stream is held out."""
+    cut = len(indices) - int(round(len(indices) * valid_fraction))
+    return indices[:cut], indices[cut:]
+
+
+def random_windows(indices, batch_size, num_steps, rng):
+    """d2l's ``data_iter_random``: shuffled, non-overlapping windows.
+
+    The windows start at ``offset + k * num_steps`` for every k that fits;
+    each batch takes ``batch_size`` of them in a shuffled order, so adjacent
+    windows of the text rarely meet in one batch and a batch says nothing
+    about the next (the state starts from zeros for every batch). As in d2l,
+    the windows left over after the last full batch are dropped.
+    """
+    offset = int(rng.integers(num_steps))
+    windows = (len(indices) - 1 - offset) // num_steps
+    starts = offset + num_steps * rng.permutation(max(windows, 0))
+    span = np.arange(num_steps)
+    for b in range(max(windows, 0) // batch_size):
+        chosen = starts[b * batch_size : (b + 1) * batch_size, None] + span
+        yield indices[chosen], indices[chosen + 1]
+
+
+def consecutive_strips(indices, batch_size, num_steps, rng=None):
+    """d2l's ``data_iter_consecutive``: ``batch_size`` parallel strips, read in order.
+
+    The stream (from a random offset, or 0 without ``rng``) is cut into
+    ``batch_size`` equal strips, one per batch row; batch i holds columns
+    ``[i * num_steps, (i + 1) * num_steps)`` of every strip, so row r of
+    batch i + 1 continues row r of batch i exactly and the final state of one
+    batch is the right initial state of the next.
+    """
+    offset = int(rng.integers(num_steps)) if rng is not None else 0
+    per_strip = (len(indices) - 1 - offset) // batch_size
+    if per_strip < 1:
+        return
+    inputs = indices[offset : offset + per_strip * batch_size].reshape(batch_size, per_strip)
+    targets = indices[offset + 1 : offset + 1 + per_strip * batch_size].reshape(batch_size, per_strip)
+    for start in range(0, (per_strip // num_steps) * num_steps, num_steps):
+        yield inputs[:, start : start + num_steps], targets[:, start : start + num_steps]
+
+
+def stream_epoch(indices, batch_size, num_steps, sampling, seed, epoch):
+    """The batches of one training epoch, as a list; the same list for the same (seed, epoch)."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    sampler = {"random": random_windows, "consecutive": consecutive_strips}[sampling]
+    return list(sampler(indices, batch_size, num_steps, rng))
+
+
+def eval_strips(indices, batch_size, num_steps):
+    """Held-out text read in order: at most ``batch_size`` strips, every window used.
+
+    Evaluation carries the state from window to window (as generation does),
+    so a short held-out text is read as fewer, shorter strips rather than
+    dropped.
+    """
+    strips = max(1, min(batch_size, (len(indices) - 1) // max(num_steps, 1)))
+    steps = min(num_steps, max((len(indices) - 1) // strips, 0))
+    if steps < 1:
+        return []
+    return list(consecutive_strips(indices, strips, steps))

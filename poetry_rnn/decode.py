@@ -10,7 +10,7 @@ allowed where; the decoder knows nothing about forms. It runs in a
 emitted EOS or reached its length.
 
 Sampling uses stateless random ops seeded by ``(seed, step)``, so the same
-seed gives the same poems.
+seed gives the same poems, and only ops XLA can compile.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import vocab as vocab_lib
+from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
 
@@ -41,7 +42,7 @@ def filter_logits(logits, allowed, temperature, top_k, top_p):
     scaled = tf.where(allowed, logits / tf.maximum(temperature, 1e-6), NEG_INF)
 
     def keep_top_k():
-        k = tf.minimum(top_k, tf.shape(scaled)[-1])
+        k = tf.clip_by_value(top_k, 1, tf.shape(scaled)[-1])  # >= 1: XLA compiles this branch even when off
         kth = tf.math.top_k(scaled, k).values[:, -1:]
         return tf.where(scaled < kth, NEG_INF, scaled)
 
@@ -76,10 +77,13 @@ class Decoder:
                 spec([], tf.int32),  # top_k (0 = off)
                 spec([], tf.float32),  # top_p (1 = off)
                 spec([], tf.int64),  # seed
+                spec([None], tf.int32),  # start (B,): first input, BOS (lyrics streams: a prefix character)
             ],
         )
 
-    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, seed=0, start=None):
+        if start is None:
+            start = np.full(len(plan.lengths), vocab_lib.BOS, np.int32)
         tokens, logprobs, ended = self._decode(
             plan.mask_table,
             plan.step_masks,
@@ -91,11 +95,13 @@ class Decoder:
             tf.constant(top_k, tf.int32),
             tf.constant(top_p, tf.float32),
             tf.constant(seed, tf.int64),
+            tf.constant(start, tf.int32),
         )
-        return Decoded(tokens.numpy(), logprobs.numpy(), ended.numpy())
+        steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
+        return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
     def _decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
-                      temperature, top_k, top_p, seed):
+                      temperature, top_k, top_p, seed, start):
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
         members = tf.cast(group_members, tf.float32)  # (G, V)
@@ -111,18 +117,21 @@ class Decoder:
             allowed &= tf.where(at_rhyme[:, None], rhyme_ok, True)
 
             filtered = filter_logits(logits, allowed, temperature, top_k, top_p)
-            step_seed = tf.stack([seed, tf.cast(t, tf.int64)])
-            sampled = tf.random.stateless_categorical(filtered, 1, step_seed, dtype=tf.int32)[:, 0]
-            greedy = tf.argmax(filtered, axis=-1, output_type=tf.int32)
-            token = tf.where(temperature > 0, sampled, greedy)
+            # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
+            # sample, and greedy decoding is the same argmax without the noise.
+            uniform = tf.random.stateless_uniform(tf.shape(filtered), tf.stack([seed, tf.cast(t, tf.int64)]),
+                                                  minval=1e-20, maxval=1.0)
+            noise = tf.where(temperature > 0, -tf.math.log(-tf.math.log(uniform)), 0.0)
+            token = tf.argmax(filtered + noise, axis=-1, output_type=tf.int32)
             token = tf.where(done, vocab_lib.PAD, token)
 
             rhymed = at_rhyme & ~done
             groups = tf.where(rhymed[:, None], groups & tf.gather(char_groups, token), groups)
             used |= tf.one_hot(token, vocab_size, on_value=True, off_value=False) & rhymed[:, None]
-            logprob = tf.gather(tf.nn.log_softmax(logits), token, batch_dims=1)
-            logprobs = logprobs.write(t, tf.where(done, 0.0, logprob))
-            tokens = tokens.write(t, token)
+            logprob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
+            column = tf.one_hot(t, max_steps)[None, :]  # static shapes, so XLA can compile the loop
+            tokens += tf.cast(column, tf.int32) * token[:, None]
+            logprobs += column * tf.where(done, 0.0, logprob)[:, None]
             done |= (token == vocab_lib.EOS) | (t + 1 >= lengths)
             return t + 1, token, states, done, groups, used, tokens, logprobs
 
@@ -134,20 +143,17 @@ class Decoder:
             body,
             (
                 tf.constant(0),
-                tf.fill([batch], vocab_lib.BOS),
+                start,
                 self.model.initial_states(batch),
                 lengths <= 0,
                 initial_groups,
                 tf.zeros([batch, vocab_size], tf.bool),
-                tf.TensorArray(tf.int32, size=max_steps, element_shape=[None]),
-                tf.TensorArray(tf.float32, size=max_steps, element_shape=[None]),
+                tf.zeros([batch, max_steps], tf.int32),  # PAD = 0 wherever nothing was written
+                tf.zeros([batch, max_steps], tf.float32),
             ),
         )
-        steps, tokens, logprobs = loop[0], loop[6], loop[7]
-        tokens = tf.transpose(tokens.gather(tf.range(steps)))
-        logprobs = tf.transpose(logprobs.gather(tf.range(steps)))
-        ended = tf.reduce_any(tokens == vocab_lib.EOS, axis=1)
-        return tokens, logprobs, ended
+        tokens, logprobs = loop[6], loop[7]
+        return tokens, logprobs, tf.reduce_any(tokens == vocab_lib.EOS, axis=1)
 
 
 @dataclasses.dataclass
@@ -185,4 +191,45 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
     return [
         max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(requests))
+    ]
+
+
+def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
+                     decoder=None):
+    """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
+
+    A stream model never saw BOS, so the first prefix character is the first
+    input, from zero states (an empty prefix starts from a space, the line
+    break of the joined text); the rest of the prefix is forced, then exactly
+    ``length`` characters are sampled (EOS is never allowed: a stream has no
+    end). Returns one ``Poem`` per prefix (best of ``best_of``): its content
+    is the prefix followed by the new characters, its logprobs those of the
+    new characters only.
+    """
+    from poetry_rnn import constraints
+
+    if length < 1:
+        raise PoetryError(f"--length must be at least 1, got {length}")
+    for prefix in prefixes:
+        missing = [c for c in prefix or " " if c not in vocab]
+        if missing:
+            raise PoetryError(f"prefix character {missing[0]!r} is not in the model's vocabulary")
+    expanded = [p for p in prefixes for _ in range(best_of)]
+    forced = [max(len(p) - 1, 0) for p in expanded]
+    requests = [constraints.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
+    plan = constraints.plan(requests, vocab)
+    start = np.array([vocab.id(p[:1] or " ") for p in expanded], np.int32)
+    decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed, start=start)
+    candidates = [
+        Poem(
+            constraints.PoemRequest(begin=p, max_len=len(p) + length, stop_at_eos=False),
+            "",
+            p + vocab.decode(decoded.tokens[b, f : f + length]),
+            decoded.logprobs[b, f : f + length].tolist(),
+            False,
+        )
+        for b, (p, f) in enumerate(zip(expanded, forced))
+    ]
+    return [
+        max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(prefixes))
     ]

@@ -8,8 +8,31 @@ a reader sees either the old file or the whole new one, never half of it.
 """
 
 import contextlib
+import errno
+import functools
 import os
+import stat
 import tempfile
+
+from poetry_rnn.errors import PoetryError
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+@functools.lru_cache(maxsize=None)
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _mode_for(path):
+    """The existing file's permissions, else 0666 less the umask (what open() gives)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -21,17 +44,26 @@ def atomic_write(path, mode="w", encoding="utf-8"):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise PoetryError(f"cannot write {path}: {error.strerror or error}") from None
+    finished = False
+    try:
+        os.fchmod(fd, _mode_for(path))  # mkstemp makes it private (0600); give what open() would
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as handle:
             yield handle
+            finished = True
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        # Our own flush/fsync/rename failing, or a full disk anywhere: one line, not a traceback.
+        if isinstance(error, OSError) and (finished or error.errno in _WRITE_ERRNOS):
+            raise PoetryError(f"cannot write {path}: {error.strerror or error}") from None
         raise
 
 

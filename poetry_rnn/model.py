@@ -20,6 +20,7 @@ ever follows the real characters), so training gets cuDNN on GPUs unchanged.
 
 import dataclasses
 import json
+import numbers
 
 import keras
 import tensorflow as tf
@@ -46,6 +47,10 @@ class ModelConfig:
     condition: str = "none"  # none | title: trained on BOS title SEP content EOS
 
     def __post_init__(self):
+        for name in ("vocab_size", "embed_dim", "units", "layers", "dropout"):
+            value, kind = getattr(self, name), numbers.Real if name == "dropout" else numbers.Integral
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise PoetryError(f"model field {name} must be {'a number' if name == 'dropout' else 'a whole number'}, not {value!r}")
         if self.cell not in CELLS:
             raise PoetryError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.input not in INPUTS:
@@ -66,7 +71,7 @@ class ModelConfig:
             raise PoetryError(f"{source}: unknown model fields {', '.join(unknown)}")
         try:
             return cls(**data)
-        except TypeError as error:
+        except (TypeError, PoetryError) as error:
             raise PoetryError(f"{source}: {error}") from None
 
     def to_json(self):

@@ -13,6 +13,7 @@ when there are no checkpoints (a shipped model carries no optimizer state).
 """
 
 import dataclasses
+import glob
 import json
 import os
 
@@ -70,14 +71,21 @@ def read_config(model_dir):
         raise PoetryError(f"{model_dir} is not a model directory (no {CONFIG}); train one with python -m poetry_rnn.train") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PoetryError(f"{path} is not valid JSON: {error}") from None
+    except OSError as error:
+        raise PoetryError(f"cannot read {path}: {error.strerror or error}") from None
     if not isinstance(data, dict):
         raise PoetryError(f"{path} is not a config object")
     version = data.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise PoetryError(f"{path} has format version {version!r}; this poetry_rnn reads up to {FORMAT_VERSION}, upgrade it")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PoetryError(f"{path} has no valid format_version (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise PoetryError(f"{path} has format version {version}; this poetry_rnn reads up to {FORMAT_VERSION}, upgrade it")
     unknown = sorted(set(data) - CONFIG_KEYS)
     if unknown:
         raise PoetryError(f"{path}: unknown fields {', '.join(unknown)}")
+    for key in ("model", "train"):
+        if not isinstance(data.get(key, {}), dict):
+            raise PoetryError(f"{path}: {key!r} must be an object, not {type(data[key]).__name__}")
     config = ModelConfig.from_dict(data.get("model", {}), source=path)
     vocab = Vocab.load(os.path.join(model_dir, VOCAB))
     if vocab.fingerprint != data.get("vocab_fingerprint") or len(vocab) != config.vocab_size:
@@ -89,12 +97,45 @@ def checkpoint_dir(model_dir):
     return os.path.join(model_dir, CHECKPOINTS)
 
 
+def latest_checkpoint(model_dir):
+    """The newest checkpoint prefix in ``model_dir/ckpt``, or None if there is none.
+
+    TensorFlow treats a damaged ``checkpoint`` state file (or one naming a
+    checkpoint whose files are gone) as "no checkpoint": ``write`` would then
+    say there are no weights and ``train`` would silently start again from
+    step 0. Here that is a one-line error instead. With no state file at all
+    it is None: a run killed during its first save leaves only unreferenced
+    pieces behind, and the next run overwrites them.
+    """
+    folder = checkpoint_dir(model_dir)
+    state = os.path.join(folder, "checkpoint")
+    if not os.path.exists(state):
+        return None
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("CRITICAL")  # TF logs its own warnings about a bad state file
+    try:
+        latest = tf.train.latest_checkpoint(folder)
+    except (ValueError, tf.errors.OpError):  # an empty or unparsable state file
+        latest = None
+    finally:
+        logger.setLevel(level)
+    if latest is None:
+        found = sorted(glob.glob(os.path.join(glob.escape(folder), "*.index")))
+        names = ", ".join(os.path.basename(f)[: -len(".index")] for f in found) or "no checkpoints"
+        raise PoetryError(
+            f"{state} is damaged or names a checkpoint that is gone (the folder holds {names}); "
+            f"repair or delete that file, or move {folder} away"
+        )
+    return latest
+
+
 def restore_checkpoint(checkpoint, path):
     """Restore ``path`` into ``checkpoint``; a damaged file is a one-line error."""
     try:
         return checkpoint.read(path)
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
-        message = str(error).strip().splitlines()[0][:200]
+    except Exception as error:  # OpError, ValueError, IndexError (a truncated .data file), ...
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise PoetryError(f"cannot read checkpoint {path}: {message}") from None
 
 
@@ -102,7 +143,7 @@ def load(model_dir):
     """A ready-to-use model from ``model_dir``: config, vocabulary, weights."""
     config, train_settings, vocab = read_config(model_dir)
     model = PoetryModel(config)
-    latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
+    latest = latest_checkpoint(model_dir)
     weights = os.path.join(model_dir, WEIGHTS)
     if latest:
         restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()
@@ -110,6 +151,10 @@ def load(model_dir):
         load_weights(model, weights)
     else:
         raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
+    bad = [v.path for v in model.weights if not np.all(np.isfinite(v.numpy()))]
+    if bad:
+        hint = "; use an earlier checkpoint" if latest else ""
+        raise PoetryError(f"the weights in {latest or weights} hold NaN or infinite values ({bad[0]}){hint}")
     return Loaded(model, vocab, config, train_settings, model_dir)
 
 
@@ -125,10 +170,11 @@ def load_weights(model, path):
         with np.load(path) as stored:
             arrays = {name: stored[name] for name in stored.files}
     except Exception as error:  # zipfile, pickle and OS errors all mean "damaged"
-        raise PoetryError(f"cannot read weights {path}: {error}") from None
+        reason = "damaged, or not a weights file" if "pickle" in str(error) else error  # never advise allow_pickle
+        raise PoetryError(f"cannot read weights {path}: {reason}") from None
     for variable in model.weights:
         key = variable.path.split("/", 1)[1]
-        match = [name for name in arrays if name.split("/", 1)[1] == key]
+        match = [name for name in arrays if name.split("/", 1)[-1] == key]
         if len(match) != 1 or arrays[match[0]].shape != tuple(variable.shape):
             raise PoetryError(f"weights {path} do not fit this model (variable {key})")
         variable.assign(arrays[match[0]].astype(variable.dtype))

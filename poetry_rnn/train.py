@@ -14,8 +14,10 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 import keras
@@ -23,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import cli, corpus, dataset, loss as loss_lib, modeldir
+from poetry_rnn import cli, corpus, dataset, loss as loss_lib, modeldir, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from poetry_rnn.vocab import Vocab
@@ -31,6 +33,8 @@ from poetry_rnn.vocab import Vocab
 PRECISION_POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
 SAMPLE_BEGINS = "日红山夜"
+CORPORA = ("poems", "lyrics")
+SAMPLE_PREFIXES = ("分开", "不分开", "战争中部队", "想要")  # the lyrics lessons' prefixes
 
 
 @dataclasses.dataclass
@@ -49,6 +53,12 @@ class TrainOptions:
     min_count: int = 2  # rarer characters become UNK
     max_len: int = corpus.DEFAULT_MAX_LEN  # longer poems are skipped
     valid_fraction: float = 0.02  # held out by content hash, evaluated each epoch
+    # Streams (--corpus lyrics, the d2l char-RNN lessons; see fit_stream).
+    corpus: str = "poems"  # poems (poems.txt) | lyrics (one text stream, lines joined with a space)
+    sampling: str = "random"  # lyrics: random windows, zero state per batch | consecutive strips, state carried
+    num_steps: int = 35  # lyrics: characters per window (the truncated-BPTT length)
+    max_chars: int = 0  # lyrics: use only the first N characters of the text (0 = all; the book: 10000)
+    stream_valid_fraction: float = 0.1  # lyrics: the last share of the stream, held out for validation
     # Optimisation.
     optimizer: str = "adam"
     learning_rate: float = 2e-3
@@ -117,8 +127,8 @@ def check_writable(model_dir):
     """Fail before training, not after an epoch, when model_dir cannot be written."""
     try:
         os.makedirs(model_dir, exist_ok=True)
-        probe = os.path.join(model_dir, ".write_test")
-        with open(probe, "wb") as handle:
+        descriptor, probe = tempfile.mkstemp(prefix=".write_test", dir=model_dir)  # unique: workers may share model_dir
+        with os.fdopen(descriptor, "wb") as handle:
             handle.write(b"\0" * 1024 * 1024)
             handle.flush()
             os.fsync(handle.fileno())
@@ -129,7 +139,11 @@ def check_writable(model_dir):
 
 def prepare_vocab(poems, model_dir, options):
     """The vocabulary: built from the data, or the model dir's own when resuming."""
-    built = Vocab.build(poems_text(poems, options.condition), options.min_count)
+    return resolve_vocab(Vocab.build(poems_text(poems, options.condition), options.min_count), model_dir, options)
+
+
+def resolve_vocab(built, model_dir, options):
+    """``built``, or the model dir's own vocabulary when resuming (it must be the same)."""
     if not modeldir.exists(model_dir):
         return built
     config, _, saved = modeldir.read_config(model_dir)
@@ -161,7 +175,11 @@ def fit(data, model_dir, options=None):
         raise PoetryError(f"--valid_fraction must be in [0, 1), got {options.valid_fraction}")
     if options.batch_size < 1 or options.epochs < 1 or options.learning_rate <= 0:
         raise PoetryError("--batch_size, --epochs and --learning_rate must be positive")
+    if options.corpus not in CORPORA:
+        raise PoetryError(f"unknown corpus {options.corpus!r}; choose one of {', '.join(CORPORA)}")
     check_writable(model_dir)
+    if options.corpus == "lyrics":
+        return fit_stream(data, model_dir, options)
     poems, stats = corpus.read_poems(data, options.max_len)
     log = (lambda *a: None) if options.quiet else (lambda *a: print(*a, file=sys.stderr))
     log(f"{data}: {stats.summary()}")
@@ -187,17 +205,22 @@ def fit(data, model_dir, options=None):
         if options.mixed_precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
+    # Host-side counters, outside the strategy: plain variables, not mirrored ones.
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch)
-    # Non-chief workers write to a scratch folder, as TensorFlow's multi-worker guide does.
-    ckpt_dir = modeldir.checkpoint_dir(model_dir) if chief else os.path.join(model_dir, f".worker_{strategy.cluster_resolver.task_id}")
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=options.keep_checkpoints)
-    if manager.latest_checkpoint:
-        modeldir.restore_checkpoint(checkpoint, manager.latest_checkpoint).assert_existing_objects_matched()
+    # Every worker saves (saving may need all of them), but only the chief into
+    # model_dir; the others into a scratch folder removed at the end, as in
+    # TensorFlow's multi-worker guide. Every worker resumes from the chief's
+    # checkpoints, so resuming a multi-worker run needs model_dir on a shared filesystem.
+    scratch = None if chief else tempfile.mkdtemp(prefix=f"poetry_rnn_worker{strategy.cluster_resolver.task_id}_")
+    latest = modeldir.latest_checkpoint(model_dir)  # a damaged state file is an error, not a silent fresh start
+    manager = tf.train.CheckpointManager(checkpoint, scratch or modeldir.checkpoint_dir(model_dir), max_to_keep=options.keep_checkpoints)
+    if latest:
+        modeldir.restore_checkpoint(checkpoint, latest).assert_existing_objects_matched()
         optimizer.learning_rate = options.learning_rate  # the checkpoint's value must not override the flag
-        log(f"resumed from {manager.latest_checkpoint}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
+        log(f"resumed from {latest}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
     if chief:
         modeldir.save_config(model_dir, config, vocab, {k: v for k, v in dataclasses.asdict(options).items() if k != "quiet"})
 
@@ -209,7 +232,12 @@ def fit(data, model_dir, options=None):
         for name in ("train", "valid")
     }
     interrupted = {"flag": False}
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.__setitem__("flag", True))
+
+    def on_sigint(*_):
+        interrupted["flag"] = True  # finish this step, save, stop
+        signal.signal(signal.SIGINT, previous_handler)  # a second Ctrl-C stops at once
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         while int(epoch) < options.epochs:
             e, skip = int(epoch), int(batch_in_epoch)
@@ -217,11 +245,16 @@ def fit(data, model_dir, options=None):
             progress = None if options.quiet else keras.utils.Progbar(batches.batches_per_epoch, stateful_metrics=["loss", "tok/s"])
             totals = np.zeros(4)  # nll, real tokens, padded positions, per-poem loss sum
             start, seen = time.perf_counter(), skip
-            for batch in strategy.experimental_distribute_dataset(batches.dataset):
+            for batch in distribute(strategy, batches.dataset):
                 loss, nll, tokens, positions, norm = (float(x) for x in train_step(batch))
-                if not (math.isfinite(loss) and math.isfinite(nll)):
+                # A non-finite gradient norm has already put NaN into the weights (fp16 loss
+                # scaling skips such steps itself), so it stops the run before the next save.
+                norm_ok = math.isfinite(norm) or options.mixed_precision == "fp16"
+                if not (math.isfinite(loss) and math.isfinite(nll) and norm_ok):
+                    what = (f"loss became {loss if not math.isfinite(loss) else nll}"
+                            if not (math.isfinite(loss) and math.isfinite(nll)) else f"gradient norm became {norm}")
                     raise TrainingDiverged(
-                        f"loss became {loss if not math.isfinite(loss) else nll} at step {int(step) + 1}; kept the last good checkpoint "
+                        f"{what} at step {int(step) + 1}; kept the last good checkpoint "
                         f"({manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
                     )
                 step.assign_add(1)
@@ -233,22 +266,22 @@ def fit(data, model_dir, options=None):
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("grad_norm", norm)
                     tf.summary.scalar("tokens_per_second", rate)
-                    tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
+                    tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(optimizer.learning_rate)))
                 if progress:
                     progress.update(min(seen, batches.batches_per_epoch), [("loss", loss), ("tok/s", rate)])
                 if int(step) % options.checkpoint_every == 0:
-                    manager.save(checkpoint_number=int(step))
+                    save_checkpoint(manager, int(step))
                 if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
                     break
             if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
-                manager.save(checkpoint_number=int(step))
+                save_checkpoint(manager, int(step))
                 history.interrupted = interrupted["flag"]
                 if interrupted["flag"]:
                     log(f"\ninterrupted at step {int(step)}; saved {manager.latest_checkpoint}")
                 break
             epoch.assign_add(1)
             batch_in_epoch.assign(0)
-            manager.save(checkpoint_number=int(step))
+            save_checkpoint(manager, int(step))
             elapsed = time.perf_counter() - start
             record_epoch(history, totals, elapsed, batches.batches_per_epoch - skip)
             valid_ppl = evaluate_perplexity(eval_step, strategy, valid_seqs, options.batch_size)
@@ -270,8 +303,27 @@ def fit(data, model_dir, options=None):
         signal.signal(signal.SIGINT, previous_handler)
         for writer in writers.values():
             writer.flush()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     history.step = int(step)
     return history
+
+
+def save_checkpoint(manager, step):
+    """``manager.save``, with a full disk or an unwritable folder as a one-line error.
+
+    TensorFlow names the new checkpoint in the ``checkpoint`` state file only
+    after its files are complete, so when a save fails the previous checkpoint
+    is still the latest, and still whole.
+    """
+    try:
+        return manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise PoetryError(
+            f"cannot save a checkpoint at step {step} in {manager.directory}: {reason}; "
+            f"the latest checkpoint is still {manager.latest_checkpoint or 'none'}"
+        ) from error
 
 
 def record_epoch(history, totals, elapsed, batches):
@@ -282,22 +334,75 @@ def record_epoch(history, totals, elapsed, batches):
     history.padding_fraction.append(1 - tokens / positions if positions else 0.0)
 
 
-def make_steps(model, optimizer, strategy):
-    """The distributed train and eval steps, each traced once for all batch shapes."""
-    spec = (
-        tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None], tf.int32),
+def batch_signature(strategy):
+    """The input signature of one (distributed) batch of ``(inputs, targets, lengths)``.
+
+    Every dimension is unknown, so a step traces once for all batch shapes;
+    under a multi-replica strategy the batch is a PerReplica value, whose spec
+    comes from distributing a probe dataset with the same structure.
+    """
+    probe = tf.data.Dataset.range(1).map(
+        lambda i: (tf.zeros([i + 1, i + 1], tf.int32), tf.zeros([i + 1, i + 1], tf.int32), tf.zeros([i + 1], tf.int32))
     )
+    return distribute(strategy, probe).element_spec
+
+
+def distribute(strategy, ds):
+    """``ds`` split across the strategy's replicas (and workers: by batch, not by file).
+
+    Our datasets are built from in-memory tensors, so the default FILE
+    auto-sharding cannot apply; DATA sharding gives each worker its part of
+    every global batch.
+    """
+    if strategy.num_replicas_in_sync == 1 and not getattr(strategy, "cluster_resolver", None):
+        return ds
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(ds.with_options(options))
+
+
+def aggregate_gradients_before_clipping(optimizer):
+    """Let the train step sum the replicas' gradients itself, before the optimizer sees them.
+
+    Keras 3's optimizer clips (``global_clipnorm``) each replica's partial
+    gradient and only then all-reduces, so under several replicas the clip
+    would apply to the wrong vector. The train step all-reduces instead and
+    the optimizer's own (second) all-reduce is switched off, so clipping
+    applies to the global gradient, as on one device.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer wraps one
+    if not hasattr(inner, "_all_reduce_sum_gradients"):
+        raise PoetryError(f"this Keras ({keras.__version__}) optimizer has no _all_reduce_sum_gradients to replace")
+    inner._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+
+def make_steps(model, optimizer, strategy):
+    """The distributed train and eval steps, each traced once for all batch shapes.
+
+    With several replicas the global batch is split unevenly (5 poems on 2
+    replicas: 3 + 2, 1 poem: 1 + 0), so the loss is each replica's sum over
+    the *global* poem count (all-reduced), and the gradients are summed over
+    replicas before clipping: the update equals one device's on the whole batch.
+    """
+    spec = batch_signature(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        aggregate_gradients_before_clipping(optimizer)
 
     def replica_train(inputs, targets, lengths):
+        context = tf.distribute.get_replica_context()
+        poems = tf.cast(tf.shape(lengths)[0], tf.float32)
+        if replicas > 1:
+            poems = context.all_reduce(tf.distribute.ReduceOp.SUM, poems)
         with tf.GradientTape() as tape:
             logits, _ = model(inputs, training=True)
             per_poem, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)
-            loss = tf.nn.compute_average_loss(per_poem)
+            loss = tf.math.divide_no_nan(tf.reduce_sum(per_poem), poems)  # this replica's share of the global mean
             scaled = optimizer.scale_loss(loss)  # fp16 loss scaling; identity otherwise
         variables = model.trainable_variables
         grads = tape.gradient(scaled, variables)
+        if replicas > 1:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         optimizer.apply_gradients(zip(grads, variables))
         positions = tf.cast(tf.size(targets), tf.float32)
         return loss, nll, tokens, positions, tf.linalg.global_norm(grads)
@@ -329,7 +434,7 @@ def evaluate_perplexity(eval_step, strategy, sequences, batch_size):
     if not sequences:
         return float("nan")
     totals = np.zeros(2)
-    for batch in strategy.experimental_distribute_dataset(dataset.poem_dataset(sequences, batch_size).dataset):
+    for batch in distribute(strategy, dataset.poem_dataset(sequences, batch_size).dataset):
         totals += [float(x) for x in eval_step(batch)]
     return loss_lib.perplexity(*totals)
 
@@ -345,12 +450,233 @@ def sample_poems(model, vocab, options):
     return "\n\n".join(p.content for p in poems)
 
 
+def fit_stream(data, model_dir, options):
+    """``fit`` for ``--corpus lyrics``: the d2l char-RNN lessons on one text stream.
+
+    The text (non-empty lines joined with a space; only its first
+    ``max_chars`` characters if set) is one index stream, and its last
+    ``stream_valid_fraction`` is held out. ``random`` sampling starts every
+    batch from zero states; ``consecutive`` sampling feeds each batch's final
+    states to the next with the gradient stopped between them (truncated
+    BPTT), and starts from zeros at each epoch. The loss is the plain token
+    mean (no padding in a stream). One device only: the carried state makes
+    this a sequential loop. Resuming works by epoch: a run stopped inside an
+    epoch rebuilds that epoch's batches from (seed, epoch) and goes on at the
+    next batch, with zero states (consecutive sampling loses its carry there).
+    """
+    from poetry_rnn import decode
+
+    if options.sampling not in dataset.SAMPLINGS:
+        raise PoetryError(f"unknown sampling {options.sampling!r}; choose one of {', '.join(dataset.SAMPLINGS)}")
+    if options.num_steps < 1 or options.max_chars < 0:
+        raise PoetryError("--num_steps must be positive and --max_chars at least 0")
+    if not 0 <= options.stream_valid_fraction < 1:
+        raise PoetryError(f"--stream_valid_fraction must be in [0, 1), got {options.stream_valid_fraction}")
+    if options.strategy != "default":
+        raise PoetryError("--corpus lyrics trains on one device (the state is carried from batch to batch); use --strategy default")
+    if options.condition != "none":
+        raise PoetryError("--condition title needs poems with titles; a lyrics stream has none")
+    log = (lambda *a: None) if options.quiet else (lambda *a: print(*a, file=sys.stderr))
+    text = corpus.read_stream(data)
+    whole = len(text)
+    text = text[: options.max_chars or None]
+    vocab = resolve_vocab(Vocab.build([text], options.min_count), model_dir, options)
+    ids = np.array(vocab.encode(text), np.int32)
+    train_ids, valid_ids = dataset.split_stream(ids, options.stream_valid_fraction)
+    log(
+        f"{data}: {len(text):,} characters" + (f" (the first {len(text):,} of {whole:,})" if len(text) < whole else "")
+        + f"; vocabulary {len(vocab)} tokens (min_count {options.min_count}, {np.mean(ids == vocab_lib.UNK):.2%} UNK); "
+        f"{len(train_ids):,} training and {len(valid_ids):,} held-out characters"
+    )
+    config = options.model_config(len(vocab))
+
+    keras.utils.set_random_seed(options.seed)
+    if options.mixed_precision not in PRECISION_POLICIES:
+        raise PoetryError(f"unknown --mixed_precision {options.mixed_precision!r}; choose off, bf16 or fp16")
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[options.mixed_precision])
+    model = PoetryModel(config)
+    # global_clipnorm rescales all gradients together when their global norm
+    # exceeds clip_norm: d2l's grad_clipping, so SGD moves at most lr * clip_norm.
+    optimizer = OPTIMIZERS[options.optimizer](learning_rate=options.learning_rate, global_clipnorm=options.clip_norm or None)
+    if options.mixed_precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch)
+    manager = tf.train.CheckpointManager(checkpoint, modeldir.checkpoint_dir(model_dir), max_to_keep=options.keep_checkpoints)
+    if manager.latest_checkpoint:
+        modeldir.restore_checkpoint(checkpoint, manager.latest_checkpoint).assert_existing_objects_matched()
+        optimizer.learning_rate = options.learning_rate
+        log(f"resumed from {manager.latest_checkpoint}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
+    modeldir.save_config(model_dir, config, vocab, {k: v for k, v in dataclasses.asdict(options).items() if k != "quiet"})
+
+    history = History(parameters=model.count_params())
+    log(
+        f"model: {config.layers}x{config.units} {config.cell}, {config.input} input, {history.parameters:,} parameters; "
+        f"{options.sampling} sampling, batches of {options.batch_size} x {options.num_steps} characters"
+    )
+    train_step, eval_step = make_stream_steps(model, optimizer)
+    zeros = model.initial_states(options.batch_size)
+    decoder = decode.Decoder(model) if options.samples else None
+    writers = {name: tf.summary.create_file_writer(os.path.join(model_dir, modeldir.LOGS, name)) for name in ("train", "valid")}
+    interrupted = {"flag": False}
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.__setitem__("flag", True))
+    try:
+        while int(epoch) < options.epochs:
+            e, skip = int(epoch), int(batch_in_epoch)
+            batches = dataset.stream_epoch(train_ids, options.batch_size, options.num_steps, options.sampling, options.seed, e)
+            if not batches:
+                raise PoetryError(
+                    f"the training stream ({len(train_ids):,} characters) is too short for one batch of "
+                    f"--batch_size {options.batch_size} windows of --num_steps {options.num_steps}"
+                )
+            progress = None if options.quiet else keras.utils.Progbar(len(batches), stateful_metrics=["loss", "tok/s"])
+            totals = np.zeros(4)  # nll, tokens, positions (= tokens), loss sum
+            start = time.perf_counter()
+            for (loss, nll, tokens, norm), _, _ in run_stream_batches(train_step, batches[skip:], options.sampling, zeros):
+                if not (math.isfinite(loss) and math.isfinite(nll)):
+                    raise TrainingDiverged(
+                        f"loss became {loss if not math.isfinite(loss) else nll} at step {int(step) + 1}; kept the last good checkpoint "
+                        f"({manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
+                    )
+                step.assign_add(1)
+                batch_in_epoch.assign_add(1)
+                totals += (nll, tokens, tokens, loss)
+                rate = totals[1] / (time.perf_counter() - start)
+                with writers["train"].as_default(step=int(step)):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("grad_norm", norm)
+                    tf.summary.scalar("tokens_per_second", rate)
+                if progress:
+                    progress.update(int(batch_in_epoch), [("loss", loss), ("tok/s", rate)])
+                if int(step) % options.checkpoint_every == 0:
+                    manager.save(checkpoint_number=int(step))
+                if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
+                    break
+            if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
+                manager.save(checkpoint_number=int(step))
+                history.interrupted = interrupted["flag"]
+                if interrupted["flag"]:
+                    log(f"\ninterrupted at step {int(step)}; saved {manager.latest_checkpoint}")
+                break
+            epoch.assign_add(1)
+            batch_in_epoch.assign(0)
+            manager.save(checkpoint_number=int(step))
+            record_epoch(history, totals, time.perf_counter() - start, len(batches) - skip)
+            valid_ppl = evaluate_stream(eval_step, model, valid_ids, options.batch_size, options.num_steps)
+            history.valid_perplexity.append(valid_ppl)
+            with writers["train"].as_default(step=int(step)):
+                tf.summary.scalar("perplexity", history.train_perplexity[-1])
+                if decoder is not None:
+                    samples = sample_streams(model, vocab, options, decoder)
+                    tf.summary.text("samples", samples, step=int(step))
+            with writers["valid"].as_default(step=int(step)):
+                tf.summary.scalar("perplexity", valid_ppl)
+                tf.summary.scalar("loss", math.log(valid_ppl) if valid_ppl == valid_ppl else valid_ppl)
+            log(
+                f"epoch {e + 1}/{options.epochs}: train loss {history.train_loss[-1]:.3f}, "
+                f"perplexity {history.train_perplexity[-1]:.2f}, valid perplexity {valid_ppl:.2f}, "
+                f"{history.tokens_per_second[-1]:.0f} tokens/s"
+            )
+            if decoder is not None and ((e + 1) % 50 == 0 or e + 1 == options.epochs):
+                log(" - " + samples.replace("\n\n", "\n - "))  # greedy, like d2l's prediction every 50 epochs
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        for writer in writers.values():
+            writer.flush()
+    history.step = int(step)
+    return history
+
+
+def run_stream_batches(train_step, batches, sampling, zeros):
+    """Run ``train_step`` over ``batches``; yield (metrics as floats, initial states, final states).
+
+    ``random`` sampling gives every batch ``zeros``; ``consecutive`` gives each
+    batch the previous batch's final states (the step stops their gradient).
+    """
+    states = zeros
+    for inputs, targets in batches:
+        if sampling != "consecutive":
+            states = zeros
+        *metrics, final = train_step(inputs, targets, states)
+        yield tuple(float(m) for m in metrics), states, final
+        states = final
+
+
+def state_signature(model):
+    """The TensorSpec structure of ``model.initial_states``: per layer (h,) or (h, c)."""
+    spec = tf.TensorSpec([None, model.config.units], model.compute_dtype)
+    return tuple((spec,) * model.states_per_layer for _ in model.rnns)
+
+
+def stream_forward(model, inputs, targets, states, training):
+    """(mean loss, total NLL, tokens, final states) of one stream batch from ``states``.
+
+    The incoming states are constants here (``tf.stop_gradient``): the
+    gradient of this batch's loss never reaches the batch they came from.
+    Across two ``tf.function`` calls it could not anyway; this says so.
+    """
+    states = tf.nest.map_structure(tf.stop_gradient, states)
+    logits, final = model(inputs, states, training=training)
+    per_window, nll, tokens = loss_lib.stream_loss(targets, logits)
+    return tf.reduce_mean(per_window), nll, tokens, final
+
+
+def make_stream_steps(model, optimizer):
+    """Single-device train and eval steps for streams; each traced once (any batch, any length)."""
+    ids = tf.TensorSpec([None, None], tf.int32)
+    signature = [ids, ids, state_signature(model)]
+
+    @tf.function(input_signature=signature)
+    def train_step(inputs, targets, states):
+        with tf.GradientTape() as tape:
+            loss, nll, tokens, final = stream_forward(model, inputs, targets, states, training=True)
+            scaled = optimizer.scale_loss(loss)
+        variables = model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss, nll, tokens, tf.linalg.global_norm(grads), final
+
+    @tf.function(input_signature=signature)
+    def eval_step(inputs, targets, states):
+        _, nll, tokens, final = stream_forward(model, inputs, targets, states, training=False)
+        return nll, tokens, final
+
+    return train_step, eval_step
+
+
+def evaluate_stream(eval_step, model, indices, batch_size, num_steps):
+    """Perplexity of held-out text read in order, the state carried from window to window."""
+    batches = dataset.eval_strips(indices, batch_size, num_steps)
+    if not batches:
+        return float("nan")
+    states = model.initial_states(batches[0][0].shape[0])
+    totals = np.zeros(2)
+    for inputs, targets in batches:
+        nll, tokens, states = eval_step(inputs, targets, states)
+        totals += (float(nll), float(tokens))
+    return loss_lib.perplexity(*totals)
+
+
+def sample_streams(model, vocab, options, decoder=None, length=50):
+    """Greedy continuations of the lessons' prefixes (those the vocabulary has), as d2l prints them."""
+    from poetry_rnn import decode
+
+    prefixes = [p for p in SAMPLE_PREFIXES if all(c in vocab for c in p)][: max(options.samples, 1)]
+    prefixes = prefixes or [c for c in vocab.chars if c.strip()][:1]
+    texts = decode.continue_streams(model, vocab, prefixes, length, temperature=0.0, seed=options.seed, decoder=decoder)
+    return "\n\n".join(t.content for t in texts)
+
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     defaults = TrainOptions()
-    flags.DEFINE_string("data", "data/poems.txt", "A poems.txt file (title:content per line).")
+    flags.DEFINE_string("data", None, "A poems.txt file (title:content per line), or with --corpus lyrics a text file "
+                        "(default data/poems.txt, or data/lyrics.txt with --corpus lyrics).")
     flags.DEFINE_string("model_dir", "checkpoints/lstm", "Where config, vocabulary, checkpoints and logs go.")
     flags.DEFINE_enum("cell", defaults.cell, ["rnn", "lstm", "gru"], "Recurrent cell.")
     flags.DEFINE_enum("input", defaults.input, ["embedding", "onehot"], "Input features.")
@@ -374,6 +700,12 @@ def define_flags():
     flags.DEFINE_integer("samples", defaults.samples, "Sample poems logged per epoch.")
     flags.DEFINE_enum("strategy", defaults.strategy, ["default", "mirrored", "multiworker", "tpu"], "tf.distribute strategy.")
     flags.DEFINE_enum("mixed_precision", defaults.mixed_precision, list(PRECISION_POLICIES), "bf16 on AVX-512 CPUs, fp16 on GPUs.")
+    flags.DEFINE_enum("corpus", defaults.corpus, list(CORPORA), "poems: a poems.txt; lyrics: one text stream (the d2l lessons).")
+    flags.DEFINE_enum("sampling", defaults.sampling, list(dataset.SAMPLINGS),
+                      "Lyrics: random windows (zero state per batch) or consecutive strips (state carried).")
+    flags.DEFINE_integer("num_steps", defaults.num_steps, "Lyrics: characters per window (truncated BPTT length).")
+    flags.DEFINE_integer("max_chars", defaults.max_chars, "Lyrics: only the first N characters (0 = all; d2l: 10000).")
+    flags.DEFINE_float("stream_valid_fraction", defaults.stream_valid_fraction, "Lyrics: the last share of the stream held out.")
 
 
 def main(argv):
@@ -381,7 +713,8 @@ def main(argv):
         raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
     names = {f.name for f in dataclasses.fields(TrainOptions)} - {"quiet"}
     options = TrainOptions(**{name: FLAGS[name].value for name in names})
-    history = fit(FLAGS.data, FLAGS.model_dir, options)
+    data = FLAGS.data or os.path.join("data", "lyrics.txt" if options.corpus == "lyrics" else "poems.txt")
+    history = fit(data, FLAGS.model_dir, options)
     if history.interrupted:
         sys.exit(130)
 

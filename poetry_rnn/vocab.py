@@ -8,7 +8,8 @@ gives the same ids.
 
 The file (``vocab.txt``) is one token per line, line number = id, so it can
 be read in any editor; a space is a legitimate token (lyrics streams use it
-to join lines), and no token may contain a newline.
+to join lines), and no token may contain a line break (newline, carriage
+return, U+2028 and the like are never kept, so they read as UNK).
 """
 
 import collections
@@ -19,6 +20,9 @@ from poetry_rnn.errors import PoetryError
 
 PAD, UNK, BOS, EOS, SEP = 0, 1, 2, 3, 4
 RESERVED = ("<pad>", "<unk>", "<bos>", "<eos>", "<sep>")
+# Characters that end a line for str.splitlines() (and so for most editors and
+# readers): never tokens, or vocab.txt would not read back; they become UNK.
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class Vocab:
@@ -26,6 +30,9 @@ class Vocab:
         tokens = list(tokens)
         if tuple(tokens[: len(RESERVED)]) != RESERVED:
             raise PoetryError(f"vocabulary must start with the reserved tokens {' '.join(RESERVED)}")
+        broken = [token for token in tokens if LINE_BREAKS.intersection(token)]
+        if broken:
+            raise PoetryError(f"vocabulary token {broken[0]!r} holds a line break; vocab.txt is one token per line")
         self.tokens = tokens
         self.index = {token: i for i, token in enumerate(tokens)}
         if len(self.index) != len(tokens):
@@ -37,7 +44,7 @@ class Vocab:
         counts = collections.Counter()
         for text in texts:
             counts.update(text)
-        kept = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+        kept = sorted((c for c, n in counts.items() if n >= min_count and c not in LINE_BREAKS), key=lambda c: (-counts[c], c))
         return cls(RESERVED + tuple(kept))
 
     def __len__(self):
@@ -90,6 +97,8 @@ class Vocab:
             raise PoetryError(f"vocabulary file not found: {path}") from None
         except UnicodeDecodeError:
             raise PoetryError(f"vocabulary file is not UTF-8: {path}") from None
+        except OSError as error:
+            raise PoetryError(f"cannot read vocabulary file {path}: {error.strerror or error}") from None
         if not text.endswith("\n"):
             raise PoetryError(f"vocabulary file is truncated: {path}")
         return cls(text[:-1].split("\n"))

@@ -1,0 +1,212 @@
+"""Measure a model honestly: ``python -m poetry_rnn.evaluate``.
+
+Three questions, each answered with a human or statistical reference beside
+it, so no figure stands alone:
+
+* **Perplexity** per character (punctuation and EOS included) on any
+  poems.txt file, batched; characters outside the model's vocabulary are
+  predicted as UNK and counted separately.
+* **A baseline to beat**: an interpolated Kneser-Ney character n-gram model
+  (``ngram``) trained on the same training split and scored on the same file.
+* **Sample quality** of N generated poems (free, and in a form with the
+  requested rhyme/tones): form validity, even-line rhyme rate, 平仄
+  agreement, novelty, repetition, distinct-2 (``quality``, ``prosody``), and
+  the same measures for real poems of the corpus in the same form.
+
+Writes ``report.md`` (what the README quotes) and ``report.json`` (every
+figure) to ``--out``.
+"""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from poetry_rnn import cli, constraints, corpus, dataset, decode, files, forms, loss as loss_lib, modeldir, ngram, prosody, quality
+from poetry_rnn import vocab as vocab_lib
+from poetry_rnn.errors import PoetryError
+
+
+def sequence_nll(model, sequences, batch_size=128):
+    """(total NLL, predicted tokens) of encoded poems, in bucketed batches."""
+    signature = [tf.TensorSpec([None, None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.int32)]
+
+    @tf.function(input_signature=signature)
+    def batch_nll(inputs, targets, lengths):
+        logits, _ = model(inputs, training=False)
+        _, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)
+        return nll, tokens
+
+    totals = np.zeros(2)
+    for batch in dataset.poem_dataset(sequences, batch_size).dataset:
+        totals += [float(x) for x in batch_nll(*batch)]
+    return totals
+
+
+def perplexity_report(loaded, poems, batch_size=128):
+    """Model perplexity on ``poems`` and how many characters it could not know."""
+    sequences = dataset.encode_poems(poems, loaded.vocab, loaded.config.condition)
+    nll, tokens = sequence_nll(loaded.model, sequences, batch_size)
+    unknown = sum(int(np.sum(s == vocab_lib.UNK)) for s in sequences)
+    return {"poems": len(poems), "tokens": int(tokens), "unknown": unknown, "perplexity": loss_lib.perplexity(nll, tokens)}
+
+
+def ngram_report(train_poems, poems, vocab, order=5):
+    """The Kneser-Ney yardstick on the same vocabulary, split and file as the model."""
+    started = time.perf_counter()
+    model = ngram.KneserNey(order=order, vocab=vocab.chars).fit(p.content for p in train_poems)
+    score = model.score(p.content for p in poems)
+    return {"order": order, "tokens": score.tokens, "unknown": score.unknown, "perplexity": score.perplexity,
+            "fit_seconds": round(time.perf_counter() - started, 1)}
+
+
+def prosody_measures(first_line_rhymes=False):
+    """Rhyme rate and 平仄 agreement, as ``quality.summarize`` extra measures."""
+
+    def rhyme_rate(poems):
+        regular = [forms.split_lines(p) for p in poems if quality.consistent_line_length(p)]
+        return _mean([prosody.rhyme_ok(lines, first_line_rhymes) for lines in regular])
+
+    def tone_agreement(poems):
+        fits = [prosody.best_tone_pattern(forms.split_lines(p), "loose") for p in poems]
+        return _mean([fit[0] for fit in fits if fit is not None])
+
+    return {"rhyme_rate": rhyme_rate, "tone_agreement": tone_agreement}
+
+
+def _mean(values):
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def sample_report(loaded, request, count, index, temperature, top_p, seed, real_poems):
+    """Quality of ``count`` samples for ``request``, beside real poems of that form."""
+    poems = decode.generate(loaded.model, loaded.vocab, [request] * count, temperature=temperature, top_p=top_p,
+                            seed=seed, title_conditioned=loaded.config.condition == "title")
+    finished = [p.content for p in poems if p.ended]
+    extra = prosody_measures(request.first_line_rhymes)
+    generated = quality.summarize(finished, index, extra)
+    generated["ended"] = len(finished) / len(poems)
+    if request.form != forms.FREE:
+        generated["constraints_valid"] = _mean([not constraints.check_poem(p.content, request) for p in poems])
+    real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
+    return {
+        "request": {k: v for k, v in vars(request).items() if v not in ("", False)},
+        "generated": generated,
+        "real": quality.summarize(real[:count], index, extra) if real else None,
+        "examples": finished[:4],
+    }
+
+
+def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=(), ngram_order=5,
+             temperature=0.8, top_p=1.0, seed=0):
+    """Every figure for a model, as a dict (see the module docstring)."""
+    loaded = modeldir.load(model_dir)
+    report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
+    train_poems = valid_poems = None
+    if corpus_path:
+        all_poems, _ = corpus.read_poems(corpus_path)
+        train_poems, valid_poems = dataset.split_train_valid(all_poems, loaded.train.get("valid_fraction", 0.02))
+    scored = corpus.read_poems(data)[0] if data else valid_poems
+    if scored:
+        report["data"] = data or f"{corpus_path} (validation split)"
+        report["perplexity"] = perplexity_report(loaded, scored)
+        if train_poems:
+            report["ngram"] = ngram_report(train_poems, scored, loaded.vocab, ngram_order)
+            report["ratio_to_ngram"] = report["perplexity"]["perplexity"] / report["ngram"]["perplexity"]
+    if samples:
+        index = quality.TrainingIndex(p.content for p in (train_poems or []))
+        requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
+        report["samples"] = [
+            sample_report(loaded, r, samples, index, temperature, top_p, seed, valid_poems or []) for r in requests
+        ]
+        report["sampling"] = {"temperature": temperature, "top_p": top_p, "seed": seed, "count": samples}
+    return report
+
+
+MEASURES = [
+    ("ended", "ended with EOS"),
+    ("constraints_valid", "constraints met"),
+    ("form_valid", "regular shape (5/7, ，。)"),
+    ("consistent_length", "one line length (5 or 7)"),
+    ("rhyme_rate", "even lines rhyme"),
+    ("tone_agreement", "平仄 agreement (loose)"),
+    ("copied_lines", "lines copied from training"),
+    ("copied_poems", "poems copied from training"),
+    ("repetition", "a character 3+ times"),
+    ("distinct_2", "distinct-2"),
+]
+
+
+def markdown(report):
+    """The report as Markdown tables."""
+    out = [f"# Evaluation of `{report['model_dir']}`", ""]
+    m = report["model"]
+    out.append(f"Model: {m['layers']}×{m['units']} {m['cell']}, {m['input']} input, vocabulary {m['vocab_size']}.")
+    if "perplexity" in report:
+        p = report["perplexity"]
+        out += ["", f"## Perplexity on {report['data']}", "", "| model | perplexity | tokens | unknown |", "|---|---|---|---|",
+                f"| RNN | {p['perplexity']:.2f} | {p['tokens']} | {p['unknown']} |"]
+        if "ngram" in report:
+            n = report["ngram"]
+            out.append(f"| {n['order']}-gram Kneser-Ney | {n['perplexity']:.2f} | {n['tokens']} | {n['unknown']} |")
+            out += ["", f"RNN / n-gram perplexity: **{report['ratio_to_ngram']:.3f}**"]
+    for block in report.get("samples", []):
+        name = ", ".join(f"{k}={v}" for k, v in block["request"].items() if k != "max_len") or "free"
+        out += ["", f"## Samples: {name} ({report['sampling']['count']} poems, temperature {report['sampling']['temperature']})", "",
+                "| measure | generated | real poems |", "|---|---|---|"]
+        for key, label in MEASURES:
+            if key in block["generated"]:
+                real = (block["real"] or {}).get(key)
+                out.append(f"| {label} | {_fmt(block['generated'][key])} | {_fmt(real)} |")
+        out += ["", "Examples:", ""] + [f"    {e}" for e in block["examples"]]
+    return "\n".join(out) + "\n"
+
+
+def _fmt(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.1%}" if isinstance(value, float) else str(value)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped checkpoints/default).")
+    flags.DEFINE_string("data", None, "A poems.txt-format file to score (default: the corpus's validation split).")
+    flags.DEFINE_string("corpus", None, "The training poems.txt: n-gram baseline, novelty and real-poem reference.")
+    flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).")
+    flags.DEFINE_enum("form", None, list(forms.FORMS), "Also sample this form (with --rhyme/--tones).")
+    flags.DEFINE_bool("rhyme", False, "Constrained samples rhyme.")
+    flags.DEFINE_enum("tones", "off", list(constraints.TONE_LEVELS), "Constrained samples follow 平仄.")
+    flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.")
+    flags.DEFINE_float("temperature", 0.8, "Sampling temperature.")
+    flags.DEFINE_float("top_p", 1.0, "Nucleus sampling.")
+    flags.DEFINE_integer("seed", 0, "Sampling seed.")
+    flags.DEFINE_string("out", "reports/eval", "Folder for report.md and report.json.")
+
+
+def main(argv):
+    from poetry_rnn.write import DEFAULT_MODEL_DIR
+
+    if len(argv) > 1:
+        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not (FLAGS.data or FLAGS.corpus):
+        raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
+    form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones)] if FLAGS.form else []
+    report = evaluate(FLAGS.model_dir or DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
+                      FLAGS.ngram_order, FLAGS.temperature, FLAGS.top_p, FLAGS.seed)
+    os.makedirs(FLAGS.out, exist_ok=True)
+    files.write_text(os.path.join(FLAGS.out, "report.json"), json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    text = markdown(report)
+    files.write_text(os.path.join(FLAGS.out, "report.md"), text)
+    print(text)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main, bare_values={"tones": "loose"})

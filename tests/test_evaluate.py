@@ -1,0 +1,56 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from poetry_rnn import constraints, corpus, dataset, evaluate, modeldir
+from conftest import run_module, synthetic_poems, write_poems
+
+
+def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp_path):
+    loaded = modeldir.load(tiny_model_dir)
+    poems = [corpus.Poem(t, c) for t, c in synthetic_poems(30, seed=9)]
+    report = evaluate.perplexity_report(loaded, poems)
+    total, count = 0.0, 0
+    for seq in dataset.encode_poems(poems, loaded.vocab):
+        logits, _ = loaded.model(seq[None, :-1])
+        logp = tf.nn.log_softmax(logits[0]).numpy()
+        total -= sum(logp[t, seq[t + 1]] for t in range(len(seq) - 1))
+        count += len(seq) - 1
+    assert report["tokens"] == count
+    assert report["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-4)
+
+
+def test_unknown_characters_are_counted(tiny_model_dir):
+    loaded = modeldir.load(tiny_model_dir)
+    report = evaluate.perplexity_report(loaded, [corpus.Poem("", "龘龘春风，花月夜。")])
+    assert report["unknown"] == 2
+
+
+def test_the_report_has_every_field(tiny_model_dir, tmp_path):
+    data = write_poems(tmp_path / "poems.txt", synthetic_poems(400))
+    request = constraints.PoemRequest(form="wujue", rhyme=True, tones="loose")
+    report = evaluate.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
+    assert {"perplexity", "ngram", "ratio_to_ngram", "samples", "sampling"} <= set(report)
+    assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1
+    free, wujue = report["samples"]
+    for block in (free, wujue):
+        assert {"ended", "form_valid", "consistent_length", "rhyme_rate", "tone_agreement", "copied_lines",
+                "copied_poems", "repetition", "distinct_2"} <= set(block["generated"])
+        assert block["real"]["poems"] > 0
+    assert wujue["generated"]["constraints_valid"] == 1.0
+    assert wujue["generated"]["form_valid"] == 1.0
+    text = evaluate.markdown(report)
+    assert "Kneser-Ney" in text and "constraints met" in text
+    json.dumps(report)  # every figure serialises
+
+
+def test_cli_writes_markdown_and_json(tiny_model_dir, tmp_path):
+    data = write_poems(tmp_path / "poems.txt", synthetic_poems(100))
+    result = run_module("evaluate", "--model_dir", tiny_model_dir, "--data", data, "--out", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["perplexity"]["poems"] == 100
+    assert (tmp_path / "eval" / "report.md").read_text().startswith("# Evaluation")
