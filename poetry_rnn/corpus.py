@@ -11,6 +11,7 @@ import collections
 import dataclasses
 
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.vocab import LINE_BREAKS
 
 DEFAULT_MAX_LEN = 200  # content characters, as in the seed projects
 COLONS = (":", "：")
@@ -42,6 +43,8 @@ def parse_line(line, max_len=DEFAULT_MAX_LEN):
     line = line.strip()
     if not line:
         return None, "empty line"
+    if not LINE_BREAKS.isdisjoint(line):  # a \r or U+2028 inside: two lines glued together (or a CR-only file)
+        return None, "line break inside the line"
     cut = min((i for i in (line.find(c) for c in COLONS) if i >= 0), default=-1)
     if cut < 0:
         return None, "no colon"

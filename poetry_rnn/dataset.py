@@ -99,9 +99,11 @@ def shuffle_seed(seed, epoch):
 #
 # A stream is one int32 index array (the whole text, lines joined with a
 # space). Both samplers yield numpy ``(inputs, targets)`` pairs of shape
-# (batch_size, num_steps) with ``targets`` the inputs shifted by one, and both
+# (batch_size, num_steps) with ``targets`` the inputs shifted by one. Both
 # start each epoch at a random offset below ``num_steps`` (as d2l's second
-# edition does), so window boundaries move from epoch to epoch.
+# edition does), so window boundaries move from epoch to epoch; with
+# ``random_offset=False`` they start at 0 every epoch, as the book's first
+# edition (the one with the lyrics) does, so every epoch sees the same windows.
 
 SAMPLINGS = ("random", "consecutive")
 
@@ -112,7 +114,7 @@ def split_stream(indices, valid_fraction):
     return indices[:cut], indices[cut:]
 
 
-def random_windows(indices, batch_size, num_steps, rng):
+def random_windows(indices, batch_size, num_steps, rng, random_offset=True):
     """d2l's ``data_iter_random``: shuffled, non-overlapping windows.
 
     The windows start at ``offset + k * num_steps`` for every k that fits;
@@ -121,7 +123,7 @@ def random_windows(indices, batch_size, num_steps, rng):
     about the next (the state starts from zeros for every batch). As in d2l,
     the windows left over after the last full batch are dropped.
     """
-    offset = int(rng.integers(num_steps))
+    offset = int(rng.integers(num_steps)) if random_offset else 0
     windows = (len(indices) - 1 - offset) // num_steps
     starts = offset + num_steps * rng.permutation(max(windows, 0))
     span = np.arange(num_steps)
@@ -130,7 +132,7 @@ def random_windows(indices, batch_size, num_steps, rng):
         yield indices[chosen], indices[chosen + 1]
 
 
-def consecutive_strips(indices, batch_size, num_steps, rng=None):
+def consecutive_strips(indices, batch_size, num_steps, rng=None, random_offset=True):
     """d2l's ``data_iter_consecutive``: ``batch_size`` parallel strips, read in order.
 
     The stream (from a random offset, or 0 without ``rng``) is cut into
@@ -139,7 +141,7 @@ def consecutive_strips(indices, batch_size, num_steps, rng=None):
     batch i + 1 continues row r of batch i exactly and the final state of one
     batch is the right initial state of the next.
     """
-    offset = int(rng.integers(num_steps)) if rng is not None else 0
+    offset = int(rng.integers(num_steps)) if rng is not None and random_offset else 0
     per_strip = (len(indices) - 1 - offset) // batch_size
     if per_strip < 1:
         return
@@ -149,11 +151,11 @@ def consecutive_strips(indices, batch_size, num_steps, rng=None):
         yield inputs[:, start : start + num_steps], targets[:, start : start + num_steps]
 
 
-def stream_epoch(indices, batch_size, num_steps, sampling, seed, epoch):
+def stream_epoch(indices, batch_size, num_steps, sampling, seed, epoch, random_offset=True):
     """The batches of one training epoch, as a list; the same list for the same (seed, epoch)."""
     rng = np.random.default_rng([int(seed), int(epoch)])
     sampler = {"random": random_windows, "consecutive": consecutive_strips}[sampling]
-    return list(sampler(indices, batch_size, num_steps, rng))
+    return list(sampler(indices, batch_size, num_steps, rng, random_offset))
 
 
 def eval_strips(indices, batch_size, num_steps):

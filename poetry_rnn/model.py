@@ -50,7 +50,8 @@ class ModelConfig:
         for name in ("vocab_size", "embed_dim", "units", "layers", "dropout"):
             value, kind = getattr(self, name), numbers.Real if name == "dropout" else numbers.Integral
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise PoetryError(f"model field {name} must be {'a number' if name == 'dropout' else 'a whole number'}, not {value!r}")
+                what = "a number" if name == "dropout" else "a whole number"
+                raise PoetryError(f"model field {name} must be {what}, not {value!r}")
         if self.cell not in CELLS:
             raise PoetryError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.input not in INPUTS:
@@ -93,6 +94,11 @@ class PoetryModel(keras.Model):
             for i in range(config.layers)
         ]
         self.dropouts = [keras.layers.Dropout(config.dropout) for _ in range(config.layers)]
+        # tf.train.Checkpoint follows attributes, not the list Keras keeps
+        # (a TrackedList it cannot see): name each recurrent layer, so the
+        # checkpoint holds model/rnn_<i>/... and not only the optimizer's copy.
+        for i, rnn in enumerate(self.rnns):
+            setattr(self, f"rnn_{i}", rnn)
         self.head = keras.layers.Dense(config.vocab_size, name="logits")
         # Create the variables now, so checkpoints can be restored before any call.
         self(tf.zeros((1, 1), tf.int32))

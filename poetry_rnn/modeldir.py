@@ -12,10 +12,13 @@ network from config.json and restores the newest checkpoint, or weights.npz
 when there are no checkpoints (a shipped model carries no optimizer state).
 """
 
+import contextlib
 import dataclasses
 import glob
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -130,13 +133,49 @@ def latest_checkpoint(model_dir):
     return latest
 
 
+def remove_interrupted_saves(model_dir):
+    """Delete what a save cut short by kill -9 left in ``model_dir/ckpt``; return the names.
+
+    TensorFlow writes a checkpoint's shards under ``ckpt-N_temp/`` and
+    removes that folder when the save completes; a killed save leaves it
+    (as much as a whole checkpoint), and a later save of step N cannot
+    remove it because it is not empty. ``checkpoint.tmp*`` is a state file
+    that never got renamed. Neither is ever read. (A partial ``ckpt-N.index``
+    or ``.data`` of a step the state file does not name stays: the resumed
+    run writes step N again over it.) Only the chief trainer calls this.
+    """
+    folder = checkpoint_dir(model_dir)
+    removed = []
+    pattern = os.path.join(glob.escape(folder), "{}")
+    for path in sorted(glob.glob(pattern.format("ckpt-*_temp")) + glob.glob(pattern.format("checkpoint.tmp*"))):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        removed.append(os.path.basename(path))
+    return removed
+
+
+def error_reason(error):
+    """The readable part of a TensorFlow or OS error, for a one-line message.
+
+    ``{{function_node ...}} /path/ckpt-4_temp/part-...tempstate123; File too large
+    [Op:SaveV2]`` becomes ``File too large``.
+    """
+    text = (str(error).strip().splitlines() or [""])[0]
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\]$", "", text)
+    text = text.rsplit("; ", 1)[-1].strip()
+    return text[:200] or type(error).__name__
+
+
 def restore_checkpoint(checkpoint, path):
     """Restore ``path`` into ``checkpoint``; a damaged file is a one-line error."""
     try:
         return checkpoint.read(path)
     except Exception as error:  # OpError, ValueError, IndexError (a truncated .data file), ...
-        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise PoetryError(f"cannot read checkpoint {path}: {message}") from None
+        raise PoetryError(f"cannot read checkpoint {path}: {error_reason(error)}") from None
 
 
 def load(model_dir):
@@ -146,7 +185,13 @@ def load(model_dir):
     latest = latest_checkpoint(model_dir)
     weights = os.path.join(model_dir, WEIGHTS)
     if latest:
-        restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()
+        # Checkpoints written before model.rnn_<i> existed hold the recurrent
+        # weights only in the optimizer's list of the variables it trains; a
+        # stand-in with the same list (same order: model.trainable_variables)
+        # restores them from such checkpoints too.
+        optimizer = tf.Module()
+        optimizer._trainable_variables = list(model.trainable_variables)
+        restore_checkpoint(tf.train.Checkpoint(model=model, optimizer=optimizer), latest).expect_partial()
     elif os.path.exists(weights):
         load_weights(model, weights)
     else:

@@ -6,6 +6,7 @@ in-graph call (see ``decode``); forms, rhyme, tones, acrostics, templates and
 titles are masks over the vocabulary (see ``constraints``).
 """
 
+import dataclasses
 import json
 import os
 import random
@@ -57,14 +58,19 @@ def check_sampling(temperature, top_k, top_p, num, best_of):
 
 
 def build_requests(begins, num, seed, **fields):
-    """One PoemRequest per (begin, copy); a random 平起/仄起 per poem unless given."""
+    """One PoemRequest per (begin, copy); 平起/仄起 at random per poem unless given.
+
+    A random start is drawn among those the fixed characters fit, so
+    ``--begin 东 --tones`` never fails for a start it could have avoided.
+    """
     rng = random.Random(seed)
     tone_start = fields.pop("tone_start")
-    return [
-        constraints.PoemRequest(begin=begin, tone_start=tone_start if tone_start != "random" else rng.choice(["ping", "ze"]), **fields)
-        for begin in (begins or [""])
-        for _ in range(num)
-    ]
+    requests = []
+    for begin in begins or [""]:
+        request = constraints.PoemRequest(begin=begin, **fields)
+        starts = [tone_start] if tone_start != "random" else constraints.tone_starts_that_fit(request) or ["ping"]
+        requests += [dataclasses.replace(request, tone_start=rng.choice(starts)) for _ in range(num)]
+    return requests
 
 
 def pretty(poem):
@@ -83,6 +89,7 @@ def as_json(poem, seed):
             "lines": forms.split_lines(poem.content),
             "form": request.form,
             "rhyme_group": constraints.rhyme_group_name(poem.content) if request.rhyme else None,
+            "tone_start": request.tone_start if request.tones != "off" else None,
             "ended": poem.ended,
             "mean_logprob": round(poem.mean_logprob, 4),
             "logprobs": [round(x, 4) for x in poem.logprobs],
@@ -100,8 +107,36 @@ def main(argv):
     loaded = modeldir.load(model_dir)
     seed = FLAGS.seed if FLAGS.seed is not None else random.SystemRandom().randrange(2**31)
     stream = loaded.train.get("corpus") == "lyrics"
-    if stream and FLAGS.form != forms.FREE:
-        raise PoetryError(f"{model_dir} is a lyrics model; --form needs a poem model")
+    if stream:
+        poems = write_stream(loaded, seed)
+    else:
+        poems = write_poems(loaded, seed)
+    if FLAGS.format == "jsonl":
+        text = "".join(as_json(p, seed) + "\n" for p in poems)
+    else:
+        text = "\n\n".join(p.content if stream else pretty(p) for p in poems) + "\n"
+    if FLAGS.out:
+        files.write_text(FLAGS.out, text)
+    else:
+        sys.stdout.write(text)
+
+
+def write_stream(loaded, seed):
+    """Lyrics models: each --prefix (or --begin) fed, then exactly --length characters, no EOS."""
+    poem_only = {
+        "--form": FLAGS.form != forms.FREE, "--rhyme": FLAGS.rhyme, "--tones": FLAGS.tones != "off",
+        "--acrostic": FLAGS.acrostic, "--template": FLAGS.template, "--title": FLAGS.title,
+    }
+    used = [name for name, value in poem_only.items() if value]
+    if used:
+        raise PoetryError(f"{loaded.path} is a lyrics model; {', '.join(used)} needs a poem model")
+    prefixes = [p for p in (FLAGS.prefix or FLAGS.begin or [""]) for _ in range(FLAGS.num)]
+    return decode.continue_streams(
+        loaded.model, loaded.vocab, prefixes, FLAGS.length, FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, seed, FLAGS.best_of,
+    )
+
+
+def write_poems(loaded, seed):
     requests = build_requests(
         FLAGS.prefix or FLAGS.begin,
         FLAGS.num,
@@ -114,21 +149,12 @@ def main(argv):
         acrostic=FLAGS.acrostic,
         template=FLAGS.template,
         title=FLAGS.title,
-        max_len=(FLAGS.length + max(map(len, FLAGS.prefix), default=0)) if stream else FLAGS.max_len,
-        stop_at_eos=not stream,
+        max_len=FLAGS.max_len,
     )
-    poems = decode.generate(
+    return decode.generate(
         loaded.model, loaded.vocab, requests, FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, seed, FLAGS.best_of,
         title_conditioned=loaded.config.condition == "title",
     )
-    if FLAGS.format == "jsonl":
-        text = "".join(as_json(p, seed) + "\n" for p in poems)
-    else:
-        text = "\n\n".join(pretty(p) for p in poems) + "\n"
-    if FLAGS.out:
-        files.write_text(FLAGS.out, text)
-    else:
-        sys.stdout.write(text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,395 @@
+"""Compare cells and inputs on one budget: ``python -m poetry_rnn.compare --corpus lyrics``.
+
+    python -m poetry_rnn.compare --corpus lyrics --cells rnn lstm gru --inputs embedding onehot \
+        --epochs 10 --out reports/compare-lyrics
+
+Every (cell, input) pair is trained by ``train.fit`` with the same options,
+data and seed, one after the other, each into ``<out>/logs/<cell>-<input>/``
+(a full model dir: config, vocabulary, checkpoints and TensorBoard logs, so
+``tensorboard --logdir <out>`` shows all the runs together, and
+``write --model_dir`` can use any of them). Then ``compare`` writes:
+
+    <out>/README.md      the table, the chart, samples and the settings
+    <out>/loss.png       train (solid) and validation (dashed) loss per epoch
+    <out>/results.json   the same numbers, per epoch, for other tools
+
+Validation perplexity is measured on held-out text: the last
+``--stream_valid_fraction`` (10 %) of the stream for lyrics, the hash-based
+validation split for poems. A configuration that fails is reported in the
+table with its error, and the others still run.
+
+``compare(...)`` is the whole thing as a plain function; ``main`` only maps
+flags onto it.
+"""
+
+import dataclasses
+import gc
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+
+from absl import flags
+
+from poetry_rnn import cli, files, modeldir, train
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import CELLS, INPUTS
+
+DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
+LOGS = "logs"  # run folders go under <out>/logs/, which .gitignore keeps out of git
+
+
+@dataclasses.dataclass
+class RunResult:
+    """One configuration of the grid: its numbers, or why it failed."""
+
+    cell: str
+    input: str
+    model_dir: str
+    parameters: int = 0
+    train_loss: float = math.nan
+    train_perplexity: float = math.nan
+    valid_perplexity: float = math.nan
+    tokens_per_second: float = math.nan  # median over epochs
+    wall_seconds: float = math.nan  # the whole fit: data, tracing, training, validation
+    history: object = None  # train.History
+    samples: list = dataclasses.field(default_factory=list)  # (label, text)
+    error: str = ""
+
+    @property
+    def name(self):
+        return f"{self.cell}-{self.input}"
+
+    @property
+    def ok(self):
+        return not self.error
+
+
+@dataclasses.dataclass
+class Comparison:
+    """What ``compare`` wrote, for the caller (and the tests)."""
+
+    runs: list
+    table: str  # the Markdown table
+    plot_labels: list  # the chart legend's labels, one per plotted run
+    readme: str
+    chart: str
+    results: str
+
+
+def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("embedding", "onehot"), options=None,
+            prefix=None, samples=3, sample_length=50, temperature=0.8, overwrite=False, command=None, log=None):
+    """Train every (cell, input) with ``options`` (a TrainOptions) and write the report to ``out``."""
+    log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+    base = dataclasses.replace(options or train.TrainOptions(), corpus=corpus, quiet=True)
+    prefix = DEFAULT_PREFIX.get(corpus, "") if prefix is None else prefix
+    grid = [(cell, kind) for cell in cells for kind in inputs]
+    if not grid:
+        raise PoetryError("nothing to compare: give at least one cell and one input")
+    runs = [RunResult(cell, kind, os.path.join(out, LOGS, f"{cell}-{kind}")) for cell, kind in grid]
+    _clear_previous_runs(runs, overwrite)
+    os.makedirs(out, exist_ok=True)
+
+    for i, run in enumerate(runs, 1):
+        log(f"[{i}/{len(runs)}] {run.name}: training {base.epochs} epoch(s) into {run.model_dir}")
+        start = time.perf_counter()
+        try:
+            history = train.fit(data, run.model_dir, dataclasses.replace(base, cell=run.cell, input=run.input))
+            run.wall_seconds = time.perf_counter() - start
+            if history.interrupted:
+                run.error = "interrupted"
+                log(f"[{i}/{len(runs)}] {run.name}: interrupted; the remaining configurations are not run")
+                for rest in runs[i:]:
+                    rest.error = "not run (interrupted)"
+                break
+            _record(run, history)
+            try:
+                run.samples = _samples(run.model_dir, corpus, prefix, samples, sample_length, temperature, base.seed)
+            except PoetryError as error:  # e.g. a prefix outside this vocabulary: the run itself is fine
+                run.samples = [("no samples", str(error))]
+            log(
+                f"[{i}/{len(runs)}] {run.name}: train loss {run.train_loss:.3f}, train ppl {run.train_perplexity:.2f}, "
+                f"valid ppl {run.valid_perplexity:.2f}, {run.tokens_per_second:,.0f} tokens/s, {run.wall_seconds:.0f}s"
+            )
+        except Exception as error:  # one bad configuration must not stop the grid
+            run.wall_seconds = time.perf_counter() - start
+            run.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:300]
+            log(f"[{i}/{len(runs)}] {run.name}: FAILED: {run.error}")
+        finally:
+            _release_memory()
+
+    table = markdown_table(runs)
+    chart = os.path.join(out, "loss.png")
+    labels = plot_losses(runs, chart, title=f"{corpus}: loss per epoch ({base.epochs} epochs, seed {base.seed})")
+    readme = os.path.join(out, "README.md")
+    files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, temperature, command))
+    results = os.path.join(out, "results.json")
+    files.write_text(results, json.dumps(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
+    log(f"wrote {readme}, {chart} and {results}")
+    return Comparison(runs, table, labels, readme, chart, results)
+
+
+def _clear_previous_runs(runs, overwrite):
+    """Refuse (or with ``overwrite`` remove) run folders left by an earlier compare.
+
+    ``fit`` would otherwise resume them, and a finished run would train no
+    more and report nothing. Only model dirs (with config.json) or empty
+    folders are removed.
+    """
+    previous = [run.model_dir for run in runs if os.path.isdir(run.model_dir) and os.listdir(run.model_dir)]
+    if previous and not overwrite:
+        raise PoetryError(f"{previous[0]} holds an earlier run; use --overwrite (or another --out)")
+    for folder in previous:
+        if not modeldir.exists(folder):
+            raise PoetryError(f"{folder} is not a model directory; not removing it")
+        shutil.rmtree(folder)
+
+
+def _record(run, history):
+    run.history = history
+    run.parameters = history.parameters
+    if history.train_loss:
+        run.train_loss = history.train_loss[-1]
+        run.train_perplexity = history.train_perplexity[-1]
+        run.valid_perplexity = history.valid_perplexity[-1]
+        run.tokens_per_second = statistics.median(history.tokens_per_second)
+
+
+def _samples(model_dir, corpus, prefix, count, length, temperature, seed):
+    """Greedy, then ``count`` sampled texts from ``prefix``, by the trained model as ``write`` loads it."""
+    from poetry_rnn import constraints, decode
+
+    loaded = modeldir.load(model_dir)
+    decoder = decode.Decoder(loaded.model)
+    out = []
+    for label, temp, copies in (("greedy", 0.0, 1), (f"T={temperature:g}", temperature, count)):
+        if copies < 1:
+            continue
+        if corpus == "lyrics":
+            texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, temp, seed=seed, decoder=decoder)
+        else:
+            requests = [constraints.PoemRequest(begin=prefix, max_len=length)] * copies
+            texts = decode.generate(loaded.model, loaded.vocab, requests, temp, seed=seed, decoder=decoder,
+                                    title_conditioned=loaded.config.condition == "title")
+        out.extend((label, t.content) for t in texts)
+    return out
+
+
+def _release_memory():
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def _number(value, spec):
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _duration(seconds):
+    if math.isnan(seconds):
+        return "–"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def markdown_table(runs):
+    """One row per configuration; a failed one shows its error instead of numbers."""
+    rows = [
+        "| cell | input | parameters | final train loss | train ppl | valid ppl | tokens/s | wall time | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for run in runs:
+        status = "ok" if run.ok else "failed: " + run.error.replace("|", "\\|")
+        rows.append(
+            f"| {run.cell} | {run.input} | {_number(run.parameters or None, ',')} | {_number(run.train_loss, '.3f')} | "
+            f"{_number(run.train_perplexity, '.2f')} | {_number(run.valid_perplexity, '.2f')} | "
+            f"{_number(run.tokens_per_second, ',.0f')} | {_duration(run.wall_seconds)} | {status} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def plot_losses(runs, path, title="loss per epoch"):
+    """Train (solid) and validation (dashed, ln perplexity) loss of every finished run on one chart.
+
+    Returns the legend's labels (one per plotted run), read back from the figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
+    try:
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        plotted = [run for run in runs if run.ok and run.history is not None and run.history.train_loss]
+        for k, run in enumerate(plotted):
+            colour = colours[k % len(colours)]
+            epochs = list(range(1, len(run.history.train_loss) + 1))
+            axes.plot(epochs, run.history.train_loss, color=colour, marker="o", markersize=3, label=run.name)
+            valid = [math.log(p) if p > 0 and math.isfinite(p) else math.nan for p in run.history.valid_perplexity]
+            if any(math.isfinite(v) for v in valid):
+                axes.plot(epochs, valid, color=colour, linestyle="--", marker="x", markersize=3, label="_nolegend_")
+        axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("cross-entropy (nats per character)")
+        axes.set_title(f"{title}\nsolid: train loss, dashed: validation loss (ln perplexity)")
+        axes.grid(alpha=0.3)
+        if plotted:
+            axes.legend(title="cell-input")
+        else:
+            axes.text(0.5, 0.5, "no configuration finished", ha="center", va="center", transform=axes.transAxes)
+        figure.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with files.atomic_write(path, "wb") as handle:
+            figure.savefig(handle, format="png")
+        legend = axes.get_legend()
+        return [text.get_text() for text in legend.get_texts()] if legend else []
+    finally:
+        plt.close(figure)
+
+
+def _settings(base):
+    keys = ["epochs", "units", "layers", "embed_dim", "batch_size", "optimizer", "learning_rate", "clip_norm",
+            "min_count", "seed", "max_steps"]
+    if base.corpus == "lyrics":
+        keys += ["sampling", "num_steps", "max_chars", "stream_valid_fraction", "random_offset", "init"]
+    else:
+        keys += ["valid_fraction", "max_len"]
+    return {k: getattr(base, k) for k in keys}
+
+
+def _readme(runs, table, data, corpus, base, prefix, temperature, command):
+    settings = ", ".join(f"`{k}={v}`" for k, v in _settings(base).items())
+    held_out = (
+        f"the last {base.stream_valid_fraction:.0%} of the stream, read in order with the state carried"
+        if corpus == "lyrics" else f"the validation split ({base.valid_fraction:.0%} of the poems, by content hash)"
+    )
+    lines = [
+        f"# Cells and inputs compared on the {corpus}",
+        "",
+        "Made by:",
+        "",
+        "```",
+        command or f"python -m poetry_rnn.compare --corpus {corpus} --data {data}",
+        "```",
+        "",
+        f"Data: `{data}`. Every configuration had the same budget and seed: {settings}.",
+        f"Validation perplexity is measured on held-out text: {held_out}. Tokens/s is the median over epochs",
+        "of training throughput; wall time is the whole run (data, tracing, training, validation, checkpoints)",
+        "on whatever else the machine was doing at the time.",
+        "",
+        table,
+        "![loss curves](loss.png)",
+        "",
+        f"Each run's model dir (checkpoints and TensorBoard logs) is `{LOGS}/<cell>-<input>/` (kept out of git);",
+        "`tensorboard --logdir` on this folder shows them together.",
+        "",
+        f"## Samples (prefix {prefix!r}; greedy, then temperature {temperature:g})",
+        "",
+    ]
+    for run in runs:
+        lines.append(f"### {run.name}")
+        lines.append("")
+        if not run.ok:
+            lines += [f"failed: {run.error}", ""]
+            continue
+        lines += [f"- {label}: `{text.replace(chr(10), ' ')}`" for label, text in run.samples] + [""]
+    return "\n".join(lines)
+
+
+def _results(runs, data, base):
+    def clean(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return {
+        "data": data,
+        "settings": _settings(base),
+        "runs": [
+            {
+                "cell": run.cell,
+                "input": run.input,
+                "model_dir": run.model_dir,
+                "parameters": run.parameters,
+                "final_train_loss": clean(run.train_loss),
+                "train_perplexity": clean(run.train_perplexity),
+                "valid_perplexity": clean(run.valid_perplexity),
+                "tokens_per_second": clean(run.tokens_per_second),
+                "wall_seconds": clean(run.wall_seconds),
+                "error": run.error or None,
+                "per_epoch": {
+                    "train_loss": [clean(x) for x in run.history.train_loss],
+                    "train_perplexity": [clean(x) for x in run.history.train_perplexity],
+                    "valid_perplexity": [clean(x) for x in run.history.valid_perplexity],
+                } if run.history is not None else None,
+                "samples": [{"kind": label, "text": text} for label, text in run.samples],
+            }
+            for run in runs
+        ],
+    }
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    defaults = train.TrainOptions()
+    flags.DEFINE_enum("corpus", "lyrics", list(train.CORPORA), "lyrics: one text stream; poems: a poems.txt.")
+    flags.DEFINE_string("data", None, "Training text (default data/lyrics.txt or data/poems.txt).")
+    flags.DEFINE_list("cells", ["rnn", "lstm", "gru"], "Cells to compare, e.g. --cells rnn lstm gru.")
+    flags.DEFINE_list("inputs", ["embedding", "onehot"], "Inputs to compare, e.g. --inputs embedding onehot.")
+    flags.DEFINE_string("out", None, "Report folder (default reports/compare-<corpus>).")
+    flags.DEFINE_bool("overwrite", False, "Replace the run folders of an earlier compare in --out.")
+    flags.DEFINE_integer("epochs", 5, "Epochs per configuration (the same budget for all).")
+    flags.DEFINE_integer("max_steps", 0, "Stop each configuration after this many steps (0 = all epochs).")
+    flags.DEFINE_integer("units", 256, "Hidden units per recurrent layer.")
+    flags.DEFINE_integer("layers", 1, "Stacked recurrent layers.")
+    flags.DEFINE_integer("embed_dim", 128, "Embedding width (embedding input).")
+    flags.DEFINE_integer("batch_size", 32, "Windows (lyrics) or poems per batch.")
+    flags.DEFINE_enum("sampling", defaults.sampling, ["random", "consecutive"], "Lyrics: window sampling.")
+    flags.DEFINE_integer("num_steps", defaults.num_steps, "Lyrics: characters per window.")
+    flags.DEFINE_integer("max_chars", defaults.max_chars, "Lyrics: only the first N characters (0 = all).")
+    flags.DEFINE_float("stream_valid_fraction", defaults.stream_valid_fraction, "Lyrics: the last share held out.")
+    flags.DEFINE_bool("random_offset", defaults.random_offset, "Lyrics: windows start at a random offset each epoch.")
+    flags.DEFINE_enum("init", defaults.init, list(train.INITS), "Lyrics: keras initialisers or normal (the book's).")
+    flags.DEFINE_enum("optimizer", defaults.optimizer, list(train.OPTIMIZERS), "Optimizer.")
+    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Learning rate.")
+    flags.DEFINE_float("clip_norm", defaults.clip_norm, "Global-norm gradient clipping (0 = off).")
+    flags.DEFINE_integer("min_count", defaults.min_count, "Characters seen fewer times become UNK.")
+    flags.DEFINE_integer("seed", defaults.seed, "Seed for every configuration.")
+    flags.DEFINE_string("prefix", None, "Samples start from this (default 分开 for lyrics, 日 for poems).")
+    flags.DEFINE_integer("samples", 3, "Sampled texts per run (after one greedy).")
+    flags.DEFINE_integer("sample_length", 50, "Characters added after the prefix (lyrics) or most characters (poems).")
+    flags.DEFINE_float("temperature", 0.8, "Sampling temperature of the samples.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name, valid in (("cells", CELLS), ("inputs", INPUTS)):
+        unknown = [v for v in FLAGS[name].value if v not in valid]
+        if unknown:
+            raise PoetryError(f"--{name}: unknown {unknown[0]!r}; choose from {', '.join(valid)}")
+    options = train.TrainOptions(
+        epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, units=FLAGS.units, layers=FLAGS.layers, embed_dim=FLAGS.embed_dim,
+        batch_size=FLAGS.batch_size, sampling=FLAGS.sampling, num_steps=FLAGS.num_steps, max_chars=FLAGS.max_chars,
+        stream_valid_fraction=FLAGS.stream_valid_fraction, random_offset=FLAGS.random_offset, init=FLAGS.init, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
+        clip_norm=FLAGS.clip_norm, min_count=FLAGS.min_count, seed=FLAGS.seed, samples=0,
+    )
+    data = FLAGS.data or os.path.join("data", "lyrics.txt" if FLAGS.corpus == "lyrics" else "poems.txt")
+    out = FLAGS.out or os.path.join("reports", f"compare-{FLAGS.corpus}")
+    command = "python -m poetry_rnn.compare " + " ".join(sys.argv[1:])
+    result = compare(data, out, FLAGS.corpus, FLAGS.cells, FLAGS.inputs, options, FLAGS.prefix, FLAGS.samples,
+                     FLAGS.sample_length, FLAGS.temperature, FLAGS.overwrite, command)
+    print(result.table, end="")
+    if not any(run.ok for run in result.runs):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main, list_flags=("cells", "inputs"))

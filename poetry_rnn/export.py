@@ -1,0 +1,190 @@
+"""Export a model as a SavedModel for TensorFlow Serving: ``python -m poetry_rnn.export``.
+
+    python -m poetry_rnn.export --model_dir checkpoints/default --out exported/poet/1
+
+The SavedModel holds the network's weights, the vocabulary as lookup tables
+and the per-form masks, so it needs neither poetry_rnn nor vocab.txt to run.
+Its signature ``generate`` (also ``serving_default``) takes
+
+    begin        string (B,)  begin characters, one poem per element ("" = none)
+    form         string ()    free | wujue | qijue | wulv | qilv
+    temperature  float32 ()   0 = greedy
+    seed         int64 ()     same seed, same poems
+
+and returns ``poems``, string (B,): each poem's content up to its end. It runs
+the same in-graph decoder as ``write`` (``decode.Decoder``'s graph): at
+export time ``constraints.plan`` gives each form's steps for a request with
+no begin; in the graph, each begin character gets a mask row of its own (a
+one-hot of its id) appended to the mask table, and its step points at that
+row. A begin character the step could not take anyway (not in the
+vocabulary, not a Han character where a form needs one, past the first
+line) fails the request with an InvalidArgumentError naming it. Rhyme and
+tones are not part of the signature.
+"""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from poetry_rnn import cli, constraints, decode, forms, modeldir
+from poetry_rnn import vocab as vocab_lib
+from poetry_rnn.errors import PoetryError
+
+SIGNATURE = "generate"
+DEFAULT_FREE_MAX_LEN = 120
+
+
+def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=False):
+    """Each form's steps for a request with no begin, over one shared mask table.
+
+    Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
+    content_starts (F,)), the forms in ``forms.FORM_NAMES`` order; step_rows
+    past a form's length point at row 0 (EOS only), as in a DecodePlan.
+    """
+    rows, index, plans = [], {}, []
+    for name in forms.FORM_NAMES:
+        request = constraints.PoemRequest(form=name, max_len=free_max_len)
+        plan = constraints.plan([request], vocab, title_conditioned=title_conditioned)
+        remap = []
+        for row in plan.mask_table:
+            key = row.tobytes()
+            if key not in index:
+                index[key] = len(rows)
+                rows.append(row)
+            remap.append(index[key])
+        plans.append((np.asarray(remap, np.int32)[plan.step_masks[0]], int(plan.lengths[0]), int(plan.content_start[0])))
+    assert rows[0].sum() == 1 and rows[0][vocab_lib.EOS]  # every plan's row 0, so padding steps end poems
+    steps = np.zeros((len(plans), max(len(p[0]) for p in plans)), np.int32)  # row 0: EOS only in every plan
+    for f, (row_ids, _, _) in enumerate(plans):
+        steps[f, : len(row_ids)] = row_ids
+    return (
+        np.stack(rows),
+        steps,
+        np.array([p[1] for p in plans], np.int32),
+        np.array([p[2] for p in plans], np.int32),
+    )
+
+
+class Poet(tf.Module):
+    """The serving module: model, lookup tables, per-form masks and the ``generate`` function."""
+
+    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=False):
+        super().__init__(name="poet")
+        self.model = model
+        self.decoder = decode.Decoder(model)
+        mask_table, step_rows, lengths, starts = form_tables(vocab, free_max_len, title_conditioned)
+        self.vocab_size = len(vocab)
+        self.mask_table = tf.constant(mask_table)
+        self.step_rows = tf.constant(step_rows)
+        self.lengths = tf.constant(lengths)
+        self.content_starts = tf.constant(starts)
+        self.char_ids = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocab.chars, tf.string),
+                tf.constant(np.arange(len(vocab_lib.RESERVED), len(vocab)), tf.int32),
+            ),
+            default_value=vocab_lib.UNK,
+        )
+        self.form_ids = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(forms.FORM_NAMES), tf.range(len(forms.FORM_NAMES))),
+            default_value=-1,
+        )
+        # Token id -> text: reserved tokens print as nothing, UNK as □ (as Vocab.decode).
+        texts = ["", "□", "", "", ""] + list(vocab.chars)
+        self.texts = tf.constant(texts, tf.string)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="begin"),
+            tf.TensorSpec([], tf.string, name="form"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+        ]
+    )
+    def generate(self, begin, form, temperature, seed):
+        form_id = self.form_ids.lookup(form)
+        checks = [tf.debugging.assert_non_negative(
+            form_id, message=f"unknown form; choose one of {', '.join(forms.FORM_NAMES)}")]
+        with tf.control_dependencies(checks):
+            form_id = tf.identity(form_id)
+        length, start = self.lengths[form_id], self.content_starts[form_id]
+        rows = self.step_rows[form_id, :length]  # (T,)
+        batch = tf.shape(begin)[0]
+
+        # Begin characters: position start + i of poem b gets its own one-hot mask row.
+        chars = tf.strings.unicode_split(begin, "UTF-8")
+        ids = self.char_ids.lookup(chars.flat_values)  # (N,)
+        poem = tf.cast(chars.value_rowids(), tf.int32)
+        position = start + tf.cast(tf.ragged.range(chars.row_lengths()).flat_values, tf.int32)
+        inside = position < length - 1  # the last step is the end of the poem
+        at = tf.minimum(position, length - 1)
+        fits = inside & tf.gather_nd(self.mask_table, tf.stack([tf.gather(rows, at), ids], axis=1))
+        checks = [tf.debugging.Assert(
+            tf.reduce_all(fits),
+            ["begin character(s) not allowed at their place in this form (not in the vocabulary, "
+             "not a Han character, or longer than the first line):", tf.boolean_mask(chars.flat_values, ~fits)],
+        )]
+        with tf.control_dependencies(checks):
+            ids = tf.identity(ids)
+        mask_table = tf.concat([self.mask_table, tf.one_hot(ids, self.vocab_size, on_value=True, off_value=False)], 0)
+        step_masks = tf.tensor_scatter_nd_update(
+            tf.tile(rows[None, :], [batch, 1]),
+            tf.stack([poem, at], axis=1),
+            tf.shape(self.mask_table)[0] + tf.range(tf.size(ids)),
+        )
+        tokens, _, _ = self.decoder._decode_graph(
+            mask_table=mask_table,
+            step_masks=step_masks,
+            rhyme_step=tf.zeros([batch, length], tf.bool),
+            group_members=tf.zeros([1, self.vocab_size], tf.bool),
+            initial_groups=tf.zeros([batch, 1], tf.bool),
+            lengths=tf.fill([batch], length),
+            temperature=temperature,
+            top_k=tf.constant(0),
+            top_p=tf.constant(1.0),
+            seed=seed,
+            start=tf.fill([batch], vocab_lib.BOS),
+        )
+        content = tokens[:, start:]
+        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(content, vocab_lib.EOS), tf.int32), axis=1), 0)
+        text = tf.where(before_end, tf.gather(self.texts, content), "")
+        return {"poems": tf.strings.reduce_join(text, axis=1)}
+
+
+def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
+    """Write ``model_dir``'s model as a SavedModel with the ``generate`` signature to ``out``."""
+    if os.path.exists(out) and os.listdir(out):
+        raise PoetryError(f"{out} already exists and is not empty; TensorFlow Serving wants a new version folder")
+    if free_max_len < 1:
+        raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
+    keras.mixed_precision.set_global_policy("float32")  # serve in float32, whatever the model trained in
+    loaded = modeldir.load(model_dir)
+    poet = Poet(loaded.model, loaded.vocab, free_max_len, title_conditioned=loaded.config.condition == "title")
+    function = poet.generate.get_concrete_function()
+    tf.saved_model.save(poet, out, signatures={SIGNATURE: function, "serving_default": function})
+    return out
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model_dir", "checkpoints/default", "Model directory to export.")
+    flags.DEFINE_string("out", "exported/poet/1", "New SavedModel folder (TensorFlow Serving: <base>/<name>/<version>).")
+    flags.DEFINE_integer("free_max_len", DEFAULT_FREE_MAX_LEN, "Most characters of a free poem.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    path = export(FLAGS.model_dir, FLAGS.out, FLAGS.free_max_len)
+    print(f"exported {FLAGS.model_dir} to {path} (signature {SIGNATURE!r})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

@@ -1,0 +1,356 @@
+"""Bad input never costs data: one line on stderr, exit status 2, nothing overwritten.
+
+Most checks call the functions that raise PoetryError in-process (cli.run
+turns any PoetryError into ``error: <message>`` and exit 2, see test_cli);
+a few run the real command lines to check the whole path, including that
+``--out`` and an existing model directory are left as they were.
+"""
+
+import errno
+import json
+import os
+import resource
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from poetry_rnn import constraints, corpus, files, modeldir, train, write
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.vocab import Vocab
+from conftest import run_module, synthetic_poems, write_poems
+
+TINY = dict(units=16, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True)
+
+
+def snapshot(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                out[os.path.relpath(path, folder)] = handle.read()
+    return out
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model dir with two checkpoints (ckpt-2, ckpt-4), and its data."""
+    folder = tmp_path_factory.mktemp("bad_input")
+    data = write_poems(folder / "poems.txt", synthetic_poems(120))
+    train.fit(data, str(folder / "model"), train.TrainOptions(epochs=1, max_steps=4, checkpoint_every=2, **TINY))
+    return data, str(folder / "model")
+
+
+@pytest.fixture
+def model_copy(trained, tmp_path):
+    path = str(tmp_path / "model")
+    shutil.copytree(trained[1], path)
+    return path
+
+
+# --------------------------------------------------------------------------
+# The poems file
+
+
+def parent_is_a_file(path):
+    path.write_text("a:春眠不觉晓。\n", encoding="utf-8")
+    return path / "poems.txt"
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.mkdir(), ["expected a file, got a folder"]),
+        (parent_is_a_file, ["cannot read", "Not a directory"]),
+        (lambda p: p.write_text("春眠不觉晓\nno colon\n:\ntitle:   \n", encoding="utf-8"), ["no usable poems", "2 empty content", "2 no colon"]),
+        (lambda p: p.write_bytes("题:春眠不觉晓。\n".encode("utf-16")), ["poems.txt:1: not valid UTF-8"]),
+        (lambda p: p.write_bytes("a:春眠不觉晓。\rb:处处闻啼鸟。\r".encode()), ["no usable poems", "1 line break inside the line"]),
+    ],
+    ids=["folder", "parent-is-a-file", "only-bad-lines", "utf-16", "cr-only-line-ends"],
+)
+def test_unreadable_poems_files_are_one_line_errors(tmp_path, make, words):
+    path = tmp_path / "poems.txt"
+    made = make(path)
+    path = made if isinstance(made, os.PathLike) else path
+    with pytest.raises(PoetryError) as error:
+        corpus.read_poems(path)
+    assert "\n" not in str(error.value) and all(w in str(error.value) for w in words), str(error.value)
+
+
+def test_bad_lines_are_skipped_counted_and_training_goes_on(tmp_path, capsys):
+    good = "".join(f"{t}:{c}\n" for t, c in synthetic_poems(40))
+    bad = "no colon here\n题:\n题:春:眠\n题:" + "字" * 300 + "\n\ufeff\n   \n"
+    data = tmp_path / "poems.txt"
+    data.write_text(bad + good + bad, encoding="utf-8")
+    history = train.fit(str(data), str(tmp_path / "m"), train.TrainOptions(epochs=1, max_steps=1, **{**TINY, "quiet": False}))
+    assert history.step == 1
+    summary = capsys.readouterr().err.splitlines()[0]
+    assert "kept 40 poems" in summary
+    assert "2 colon in content, 2 content over 200 characters, 2 empty content, 2 no colon" in summary
+
+
+def test_a_10_mb_line_is_skipped_quickly(tmp_path):
+    path = tmp_path / "poems.txt"
+    huge = "字" * (10 * 2**20 // 3)
+    path.write_text(f"题:{huge}\n{huge}\n题:{huge}：{huge}\na:春眠不觉晓。\n", encoding="utf-8")  # ~40 MB, 3 huge lines
+    start = time.perf_counter()
+    poems, stats = corpus.read_poems(path)
+    assert time.perf_counter() - start < 5  # about 0.1 s: one line in memory at a time, no quadratic work
+    assert [p.content for p in poems] == ["春眠不觉晓。"]
+    assert stats.skipped == {"content over 200 characters": 1, "no colon": 1, "colon in content": 1}
+
+
+def test_only_punctuation_trains_but_cannot_fill_a_form(tmp_path):
+    # Decision: a poem of only punctuation is a valid (if useless) line; the
+    # reader keeps it, training runs, and a regular form is refused by plan.
+    assert corpus.parse_line("题:，。？！")[0].content == "，。？！"
+    data = write_poems(tmp_path / "poems.txt", [("题", "，。？！")] * 30)
+    train.fit(data, str(tmp_path / "m"), train.TrainOptions(epochs=1, max_steps=1, **TINY))
+    loaded = modeldir.load(str(tmp_path / "m"))
+    assert set(loaded.vocab.chars) == set("，。？！")
+    with pytest.raises(PoetryError, match="no token of the vocabulary can stand at line 1, character 1"):
+        constraints.plan([constraints.PoemRequest(form="wujue")], loaded.vocab)
+
+
+# --------------------------------------------------------------------------
+# The model directory
+
+
+def test_another_vocabulary_is_refused_naming_both_and_nothing_changes(trained, model_copy, tmp_path):
+    before = snapshot(model_copy)
+    other = write_poems(tmp_path / "other.txt", [("t", "天地玄黄宇宙洪荒，日月盈昃辰宿列张。")] * 5)
+    with pytest.raises(PoetryError) as error:
+        train.fit(other, model_copy, train.TrainOptions(epochs=2, **TINY))
+    saved = Vocab.load(os.path.join(model_copy, "vocab.txt"))
+    message = str(error.value)
+    assert "different vocabulary" in message and saved.fingerprint in message and f"({len(saved)} tokens" in message
+    assert message.count("fingerprint") == 2
+    assert snapshot(model_copy) == before
+
+
+def truncate(path, keep=0.5):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+
+
+def garble(path):
+    data = bytearray(open(path, "rb").read())
+    for i in range(0, len(data), 7):
+        data[i] ^= 0x5A
+    open(path, "wb").write(bytes(data))
+
+
+def edit_config(change):
+    def apply(model_dir):
+        path = os.path.join(model_dir, "config.json")
+        data = json.load(open(path))
+        change(data)
+        json.dump(data, open(path, "w"))
+
+    return apply
+
+
+CKPT = "ckpt/ckpt-4"
+DAMAGE = {
+    "data-truncated": (lambda d: truncate(f"{d}/{CKPT}.data-00000-of-00001"), "cannot read checkpoint .*ckpt-4: Read less bytes"),
+    "data-empty": (lambda d: truncate(f"{d}/{CKPT}.data-00000-of-00001", 0), "cannot read checkpoint .*ckpt-4"),
+    "data-garbled": (lambda d: garble(f"{d}/{CKPT}.data-00000-of-00001"), "cannot read checkpoint .*ckpt-4: .*checksum"),
+    "data-missing": (lambda d: os.unlink(f"{d}/{CKPT}.data-00000-of-00001"), "cannot read checkpoint .*ckpt-4: No such file"),
+    "index-truncated": (lambda d: truncate(f"{d}/{CKPT}.index"), "cannot read checkpoint .*ckpt-4"),
+    "index-missing": (lambda d: os.unlink(f"{d}/{CKPT}.index"), "checkpoint is damaged or names a checkpoint that is gone .*ckpt-2"),
+    "state-garbled": (lambda d: open(f"{d}/ckpt/checkpoint", "w").write("}{ garbage"), "checkpoint is damaged .*holds ckpt-2, ckpt-4"),
+    "state-empty": (lambda d: open(f"{d}/ckpt/checkpoint", "w").close(), "checkpoint is damaged .*holds ckpt-2, ckpt-4"),
+    "config-truncated": (lambda d: truncate(f"{d}/config.json"), "config.json is not valid JSON"),
+    "config-a-list": (lambda d: open(f"{d}/config.json", "w").write("[1, 2]"), "config.json is not a config object"),
+    "config-unknown-field": (edit_config(lambda c: c.update(extra=1)), "config.json: unknown fields extra"),
+    "config-unknown-model-field": (edit_config(lambda c: c["model"].update(heads=4)), "unknown model fields heads"),
+    "config-newer-version": (edit_config(lambda c: c.update(format_version=99)), "format version 99; .*upgrade"),
+    "config-no-version": (edit_config(lambda c: c.pop("format_version")), "no valid format_version"),
+    "config-units-not-int": (edit_config(lambda c: c["model"].update(units=1.5)), "units must be a whole number, not 1.5"),
+    "config-model-null": (edit_config(lambda c: c.update(model=None)), "'model' must be an object"),
+    "config-train-a-string": (edit_config(lambda c: c.update(train="fast")), "'train' must be an object"),
+    "config-bad-cell": (edit_config(lambda c: c["model"].update(cell="transformer")), "unknown cell 'transformer'"),
+    "vocab-changed": (lambda d: open(f"{d}/vocab.txt", "a").write("新\n"), "vocab.txt does not match config.json"),
+    "vocab-truncated": (lambda d: truncate(f"{d}/vocab.txt", 0.5), "vocabulary file"),
+    "vocab-missing": (lambda d: os.unlink(f"{d}/vocab.txt"), "vocabulary file not found"),
+    "config-missing": (lambda d: os.unlink(f"{d}/config.json"), "is not a model directory"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_model_dir_is_a_one_line_error(model_copy, damage):
+    make, pattern = DAMAGE[damage]
+    make(model_copy)
+    with pytest.raises(PoetryError, match=pattern) as error:
+        modeldir.load(model_copy)
+    assert "\n" not in str(error.value)
+
+
+def weights_only(model_dir):
+    """Turn a model dir into a shipped one: weights.npz instead of checkpoints."""
+    loaded = modeldir.load(model_dir)
+    shutil.rmtree(modeldir.checkpoint_dir(model_dir))
+    modeldir.save_weights(loaded.model, os.path.join(model_dir, "weights.npz"))
+    return loaded
+
+
+def rewrite_npz(path, change):
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    change(arrays)
+    os.unlink(path)
+    np.savez(path, **arrays)
+
+
+WEIGHT_DAMAGE = {
+    "truncated": (lambda p: truncate(p), "cannot read weights .*weights.npz"),
+    "empty": (lambda p: truncate(p, 0), "cannot read weights"),
+    "garbled": (garble, "cannot read weights .*weights.npz"),
+    "a-folder": (lambda p: (os.unlink(p), os.mkdir(p)), "cannot read weights .*Is a directory"),
+    "nan": (lambda p: rewrite_npz(p, lambda a: a.update({k: v * np.nan for k, v in a.items()})), "NaN or infinite"),
+    "missing-variable": (lambda p: rewrite_npz(p, lambda a: a.pop(sorted(a)[0])), "do not fit this model"),
+    "wrong-shape": (lambda p: rewrite_npz(p, lambda a: a.update({k: v[:1] for k, v in a.items()})), "do not fit this model"),
+    "foreign-names": (lambda p: (os.unlink(p), np.savez(p, w=np.zeros(3))), "do not fit this model"),
+}
+
+
+@pytest.mark.parametrize("damage", list(WEIGHT_DAMAGE))
+def test_damaged_weights_npz_is_a_one_line_error(model_copy, damage):
+    weights_only(model_copy)
+    path = os.path.join(model_copy, "weights.npz")
+    modeldir.load(model_copy)  # intact: loads
+    make, pattern = WEIGHT_DAMAGE[damage]
+    make(path)
+    with pytest.raises(PoetryError, match=pattern) as error:
+        modeldir.load(model_copy)
+    assert "\n" not in str(error.value) and "allow_pickle" not in str(error.value)
+
+
+# --------------------------------------------------------------------------
+# Requests to write
+
+
+@pytest.mark.parametrize(
+    "sampling, words",
+    [
+        (dict(temperature=-0.5), "--temperature must be >= 0"),
+        (dict(top_p=0.0), "--top_p must be in (0, 1]"),
+        (dict(top_p=1.5), "--top_p must be in (0, 1]"),
+        (dict(top_p=-1.0), "--top_p must be in (0, 1]"),
+        (dict(top_k=-1), "--top_k must be >= 0"),
+        (dict(num=0), "--num and --best_of"),
+    ],
+)
+def test_sampling_settings_out_of_range(sampling, words):
+    settings = dict(temperature=0.8, top_k=0, top_p=1.0, num=1, best_of=1) | sampling
+    with pytest.raises(PoetryError) as error:
+        write.check_sampling(**settings)
+    assert words in str(error.value)
+    write.check_sampling(temperature=0.0, top_k=0, top_p=1.0, num=1, best_of=1)  # the edges are fine
+
+
+@pytest.mark.parametrize(
+    "request_, pattern",
+    [
+        (dict(form="sonnet"), "unknown form 'sonnet'"),
+        (dict(form="wujue", template="春风????，?????。"), "template does not have the shape of 五绝"),
+        (dict(form="qijue", template="?????，?????。?????，?????。"), "template does not have the shape of 七绝"),
+        (dict(form="wujue", acrostic="龘春"), "acrostic character '龘' is not in the model's vocabulary"),
+        (dict(form="wujue", acrostic="春夏秋冬雪"), "more characters than 五绝"),
+        (dict(form="wujue", acrostic="ab"), "must be Han characters"),
+        (dict(template="春风a??"), "template character 'a'"),
+    ],
+)
+def test_impossible_requests_are_refused(trained, request_, pattern):
+    vocab = modeldir.load(trained[1]).vocab
+    with pytest.raises(PoetryError, match=pattern):
+        constraints.plan([constraints.PoemRequest(**request_)], vocab)
+
+
+# --------------------------------------------------------------------------
+# Files that cannot be written
+
+
+class FileSizeLimit:
+    """RLIMIT_FSIZE: writes past ``size`` bytes fail with EFBIG, as on a full disk (root included)."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def __enter__(self):
+        self.limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        self.handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.size, self.limits[1]))
+
+    def __exit__(self, *exc):
+        resource.setrlimit(resource.RLIMIT_FSIZE, self.limits)
+        signal.signal(signal.SIGXFSZ, self.handler)
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path):
+    target = tmp_path / "poems.txt"
+    target.write_text("old\n")
+    with FileSizeLimit(64 * 1024), pytest.raises(PoetryError, match="cannot write .*poems.txt: File too large"):
+        files.write_text(target, "字" * 100_000)
+    assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["poems.txt"]
+
+
+def test_atomic_write_errors_are_one_line_and_modes_are_normal(tmp_path, monkeypatch):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(PoetryError, match="cannot write .*folder: Is a directory"):
+        files.write_text(tmp_path / "folder", "x")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PoetryError, match="cannot write .*file/out.txt"):
+        files.write_text(tmp_path / "file" / "out.txt", "x")
+    # ENOSPC from fsync (what a full disk gives) is one line too.
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(PoetryError, match="No space left on device"):
+        files.write_text(tmp_path / "new.txt", "x")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["file", "folder"]
+    # mkstemp's private 0600 is not what a user expects of poems.txt or config.json.
+    files.write_text(tmp_path / "new.txt", "x")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(tmp_path / "new.txt").st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(tmp_path / "new.txt", 0o640)
+    files.write_text(tmp_path / "new.txt", "y")
+    assert os.stat(tmp_path / "new.txt").st_mode & 0o777 == 0o640
+
+
+# --------------------------------------------------------------------------
+# The command lines
+
+
+def test_write_with_bad_arguments_leaves_out_untouched(trained, model_copy, tmp_path):
+    out = tmp_path / "existing.txt"
+    out.write_text("a poem I want to keep\n", encoding="utf-8")
+    result = run_module("write", "--model_dir", trained[1], "--form", "sonnet", "--out", str(out))
+    assert_one_line_error(result, "--form")
+    truncate(os.path.join(model_copy, CKPT + ".data-00000-of-00001"))
+    result = run_module("write", "--model_dir", model_copy, "--begin", "春", "--out", str(out))
+    assert_one_line_error(result, "cannot read checkpoint", "ckpt-4")
+    assert out.read_text(encoding="utf-8") == "a poem I want to keep\n"
+    assert sorted(os.listdir(tmp_path)) == ["existing.txt", "model"]
+
+
+def test_train_on_a_bad_file_leaves_the_model_dir_untouched(model_copy, tmp_path):
+    before = snapshot(model_copy)
+    data = tmp_path / "poems.txt"
+    data.write_bytes("a:春眠不觉晓。\n".encode() * 3 + "b:处处闻啼鸟。\n".encode("gbk"))
+    result = run_module("train", "--data", str(data), "--model_dir", model_copy, "--units", "16", "--embed_dim", "8", "--layers", "1")
+    assert_one_line_error(result, "poems.txt:4: not valid UTF-8")
+    assert snapshot(model_copy) == before

@@ -1,0 +1,104 @@
+"""The SavedModel export: loaded with TensorFlow alone, it writes the poems ``write`` writes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from poetry_rnn import constraints, decode, export, forms, modeldir
+from poetry_rnn.errors import PoetryError
+from conftest import run_module
+
+# Runs with only TensorFlow: no poetry_rnn on the path, cwd outside the repository.
+CLIENT = r"""
+import json, sys
+import tensorflow as tf
+assert "poetry_rnn" not in sys.modules
+generate = tf.saved_model.load(sys.argv[1]).signatures["generate"]
+def call(begin, form, temperature=0.8, seed=1):
+    out = generate(begin=tf.constant(begin, tf.string), form=tf.constant(form), temperature=tf.constant(temperature, tf.float32),
+                   seed=tf.constant(seed, tf.int64))
+    return [p.decode("utf-8") for p in out["poems"].numpy()]
+def error(*args):
+    try:
+        call(*args)
+    except tf.errors.InvalidArgumentError as e:
+        return next((line for line in e.message.splitlines() if "assertion failed" in line), e.message)
+    return None
+report = {
+    "qijue": call(["春", "花", "月夜"], "qijue"),
+    "free": call(["春", ""], "free", 1.0, 7),
+    "greedy": call(["山"], "wujue", 0.0, 5) + call(["山"], "wujue", 0.0, 6),
+    "unknown_form": error(["春"], "sonnet"),
+    "unknown_char": error(["春", "龘"], "qijue"),
+    "too_long": error(["春花秋月何时了往"], "qijue"),
+    "not_han": error(["，"], "wujue"),
+    "poetry_rnn_imported": "poetry_rnn" in sys.modules,
+}
+print(json.dumps(report, ensure_ascii=False))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("exported") / "poet" / "1")
+    export.export(tiny_model_dir, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    result = subprocess.run([sys.executable, "-c", CLIENT, exported], capture_output=True, text=True, env=env,
+                            cwd=str(tmp_path_factory.mktemp("client")), timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_saved_model_writes_qijue_without_poetry_rnn(served):
+    assert not served["poetry_rnn_imported"]
+    for begin, poem in zip(["春", "花", "月夜"], served["qijue"]):
+        assert forms.classify(poem) == "qijue", poem
+        lines = forms.split_lines(poem)
+        assert len(lines) == 4 and all(len(line) == 8 for line in lines)
+        assert [line[-1] for line in lines] == list("，。，。")
+        assert poem.startswith(begin)
+        assert constraints.check_poem(poem, constraints.PoemRequest(form="qijue", begin=begin)) == []
+
+
+def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
+    loaded = modeldir.load(tiny_model_dir)
+    requests = [constraints.PoemRequest(form="qijue", begin=b) for b in ["春", "花", "月夜"]]
+    written = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)
+    assert [p.content for p in written] == served["qijue"]
+    requests = [constraints.PoemRequest(begin=b, max_len=export.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
+    written = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, seed=7)
+    assert [p.content for p in written] == served["free"]
+    assert served["free"][0].startswith("春") and all(served["free"])
+
+
+def test_greedy_ignores_the_seed(served):
+    first, second = served["greedy"]
+    assert first == second and forms.classify(first) == "wujue"
+
+
+def test_bad_requests_fail_with_a_message(served):
+    assert "unknown form" in served["unknown_form"]
+    for key in ("unknown_char", "too_long", "not_han"):
+        assert served[key] and "begin character(s) not allowed" in served[key], key
+    assert "龘" in served["unknown_char"]
+
+
+def test_export_refuses_an_existing_version_folder(exported, tiny_model_dir):
+    with pytest.raises(PoetryError, match="already exists"):
+        export.export(tiny_model_dir, exported)
+
+
+def test_the_export_command(tiny_model_dir, tmp_path):
+    out = str(tmp_path / "poet" / "1")
+    result = run_module("export", "--model_dir", tiny_model_dir, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert os.path.exists(os.path.join(out, "saved_model.pb"))

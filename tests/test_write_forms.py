@@ -1,0 +1,47 @@
+"""write with forms, rhyme, tones, acrostics, templates, jsonl and titles, as a user runs it."""
+
+import json
+
+import pytest
+
+from poetry_rnn import constraints, decode, modeldir, train
+from conftest import run_module, synthetic_poems, write_poems
+
+
+def test_constrained_poems_from_the_command_line_are_valid(tiny_model_dir):
+    result = run_module("write", "--model_dir", tiny_model_dir, "--begin", "春", "花", "--form", "qijue", "--rhyme",
+                        "--tones", "--num", "3", "--format", "jsonl", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    poems = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(poems) == 6 and [p["begin"] for p in poems] == ["春"] * 3 + ["花"] * 3
+    for poem in poems:
+        request = constraints.PoemRequest(form="qijue", begin=poem["begin"], rhyme=True, tones="loose",
+                                          tone_start=poem["tone_start"])
+        assert constraints.check_poem(poem["text"], request) == []
+        assert len(poem["lines"]) == 4 and poem["rhyme_group"]
+        assert len(poem["logprobs"]) == len(poem["text"]) + 1  # every character and EOS
+        assert poem["mean_logprob"] == pytest.approx(sum(poem["logprobs"]) / len(poem["logprobs"]), abs=1e-3)
+
+
+def test_acrostic_and_template_from_the_command_line(tiny_model_dir, tmp_path):
+    out = tmp_path / "poems.txt"
+    result = run_module("write", "--model_dir", tiny_model_dir, "--acrostic", "春花秋月", "--form", "wujue", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().split()
+    assert [line[0] for line in lines] == list("春花秋月") and all(len(line) == 6 for line in lines)
+    result = run_module("write", "--model_dir", tiny_model_dir, "--template", "春风???，???月明。")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.split()
+    assert first.startswith("春风") and first.endswith("，") and second.endswith("月明。") and len(second) == 6
+
+
+def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny_model_dir, tmp_path):
+    data = write_poems(tmp_path / "poems.txt", synthetic_poems(200))
+    model_dir = str(tmp_path / "titled")
+    train.fit(data, model_dir, train.TrainOptions(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
+    loaded = modeldir.load(model_dir)
+    poem = decode.generate(loaded.model, loaded.vocab, [constraints.PoemRequest(title="题1", form="wujue")],
+                           seed=0, title_conditioned=True)[0]
+    assert poem.title == "题1" and not constraints.check_poem(poem.content, constraints.PoemRequest(form="wujue"))
+    refused = run_module("write", "--model_dir", tiny_model_dir, "--title", "秋夜", "--form", "qijue")
+    assert refused.returncode == 2 and "--condition title" in refused.stderr
