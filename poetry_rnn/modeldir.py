@@ -223,3 +223,14 @@ def load_weights(model, path):
         if len(match) != 1 or arrays[match[0]].shape != tuple(variable.shape):
             raise PoetryError(f"weights {path} do not fit this model (variable {key})")
         variable.assign(arrays[match[0]].astype(variable.dtype))
+
+
+def save_compact(loaded, out_dir):
+    """Write a shippable copy of a loaded model: config, vocabulary, float16 weights.
+
+    No optimizer state, checkpoints or logs: what ``load`` needs and nothing
+    more (the shipped default model is ~17 MB this way, a checkpoint with
+    Adam's moments ~105 MB).
+    """
+    save_config(out_dir, loaded.config, loaded.vocab, loaded.train)
+    save_weights(loaded.model, os.path.join(out_dir, WEIGHTS))

@@ -1,0 +1,42 @@
+"""The shipped model in checkpoints/default: loads, writes, obeys forms (runs in CI)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from poetry_rnn import constraints, decode, modeldir
+from poetry_rnn.write import DEFAULT_MODEL_DIR
+from conftest import run_module
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return modeldir.load(DEFAULT_MODEL_DIR)
+
+
+def test_the_shipped_files_are_small_and_hold_no_optimizer_state():
+    names = sorted(os.listdir(DEFAULT_MODEL_DIR))
+    assert {"config.json", "vocab.txt", "weights.npz", "README.md"} <= set(names)
+    assert "ckpt" not in names and "logs" not in names
+    assert sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, n)) for n in names) < 25 * 2**20
+
+
+def test_float16_weights_load_as_float32(default_model):
+    assert all(v.dtype == "float32" for v in default_model.model.weights)
+    with np.load(os.path.join(DEFAULT_MODEL_DIR, "weights.npz")) as stored:
+        assert {stored[k].dtype for k in stored.files} == {np.dtype("float16")}
+
+
+def test_writes_four_poems_for_four_begin_characters():
+    result = run_module("write", "--begin", "日", "红", "山", "夜", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    poems = result.stdout.strip().split("\n\n")
+    assert [p[0] for p in poems] == list("日红山夜")
+    assert all(p.splitlines()[-1][-1] in "。？！" for p in poems)
+
+
+def test_writes_a_valid_constrained_qijue(default_model):
+    request = constraints.PoemRequest(form="qijue", rhyme=True, tones="loose", acrostic="春夏秋冬")
+    poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0)
+    assert all(poem.ended and constraints.check_poem(poem.content, request) == [] for poem in poems)
