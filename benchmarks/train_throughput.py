@@ -6,6 +6,10 @@
 Every variant trains the same network size on the same corpus and vocabulary
 and is timed in short windows after a warm-up; the variants take turns,
 round after round, so a machine shared with other work slows them alike.
+Rates are given by two clocks: the wall clock (what a user sees, noisy when
+other jobs share the machine) and the process's CPU time times the number of
+cores (the rate on an idle machine if the work spreads over every core, as
+TensorFlow's matmuls do; it flatters a variant that leaves cores idle).
 Reported per variant: non-pad (real) tokens per second, the padding share,
 and model FLOP/s. FLOPs per token: 0 for the embedding lookup, 2*m*n*k for
 every matmul (per token and layer: input 2*in*4u and recurrent 2*u*4u for
@@ -28,6 +32,8 @@ Variants (``--variants``, comma-separated; default all):
 * ``ours_bf16``: the same with ``--mixed_precision bf16`` (bf16 matmuls,
   float32 variables and softmax).
 * ``ours_f32_bigbatch`` / ``ours_bf16_bigbatch``: the same at --big_batch_size.
+* ``keraslstm_f32`` / ``keraslstm_bf16``: ours with ``model.fast_lstm = False``
+  (the Keras LSTM layer instead of ``poetry_rnn.fast_lstm``).
 * ``xla_f32`` / ``xla_bf16`` against ``fixed_f32`` / ``fixed_bf16``: our step
   with and without ``jit_compile=True`` on one fixed qijue-shaped batch
   (XLA compiles once per shape, and bucketed batches have many shapes; the
@@ -62,7 +68,7 @@ from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
 from poetry_rnn.vocab import Vocab  # noqa: E402
 
 ALL_VARIANTS = (
-    "reference", "ours_f32", "ours_bf16", "ours_f32_bigbatch", "ours_bf16_bigbatch",
+    "reference", "ours_f32", "ours_bf16", "ours_f32_bigbatch", "ours_bf16_bigbatch", "keraslstm_f32", "keraslstm_bf16",
     "fixed_f32", "xla_f32", "fixed_bf16", "xla_bf16", "sampled_bf16", "peak_f32", "peak_bf16",
 )
 POLICIES = {"f32": "float32", "bf16": "mixed_bfloat16"}
@@ -149,10 +155,11 @@ class Reference(Runner):
 class Ours(Runner):
     """train.make_steps on bucketed batches (or, with ``fixed``, one fixed batch)."""
 
-    def __init__(self, sequences, config, batch_size, dtype, jit_compile=False, fixed=None, seed=0):
+    def __init__(self, sequences, config, batch_size, dtype, jit_compile=False, fixed=None, fast_lstm=True, seed=0):
         keras.mixed_precision.set_global_policy(POLICIES[dtype])
         self.dtype = dtype
         self.model = PoetryModel(config)
+        self.model.fast_lstm = self.model.fast_lstm and fast_lstm
         self.optimizer = keras.optimizers.Adam(2e-3, global_clipnorm=5.0)
         self.optimizer.build(self.model.trainable_variables)
         self.train_step, _ = train.make_steps(self.model, self.optimizer, tf.distribute.get_strategy())
@@ -303,6 +310,8 @@ def main():
         "ours_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16"),
         "ours_f32_bigbatch": lambda: Ours(sequences, config, args.big_batch_size, "f32"),
         "ours_bf16_bigbatch": lambda: Ours(sequences, config, args.big_batch_size, "bf16"),
+        "keraslstm_f32": lambda: Ours(sequences, config, args.batch_size, "f32", fast_lstm=False),
+        "keraslstm_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16", fast_lstm=False),
         "fixed_f32": lambda: Ours(sequences, config, args.batch_size, "f32", fixed=qijue),
         "xla_f32": lambda: Ours(sequences, config, args.batch_size, "f32", jit_compile=True, fixed=qijue),
         "fixed_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16", fixed=qijue),
@@ -369,6 +378,8 @@ def main():
     ratio("ours_bf16_bigbatch", "ours_f32_bigbatch", f"lever --mixed_precision bf16 (batch {args.big_batch_size})")
     ratio("ours_f32_bigbatch", "ours_f32", f"lever batch {args.big_batch_size} vs {args.batch_size}, float32")
     ratio("ours_bf16_bigbatch", "ours_bf16", f"lever batch {args.big_batch_size} vs {args.batch_size}, bf16")
+    ratio("ours_f32", "keraslstm_f32", "lever fast_lstm vs the Keras LSTM layer, float32")
+    ratio("ours_bf16", "keraslstm_bf16", "lever fast_lstm vs the Keras LSTM layer, bf16")
     ratio("xla_f32", "fixed_f32", "lever XLA jit_compile, float32 (one fixed shape)")
     ratio("xla_bf16", "fixed_bf16", "lever XLA jit_compile, bf16 (one fixed shape)")
     ratio("sampled_bf16", "ours_bf16", f"lever sampled softmax ({args.num_sampled} classes), bf16")

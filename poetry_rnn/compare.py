@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from poetry_rnn import cli, files, modeldir, train
+from poetry_rnn import cli, constraints, decode, files, modeldir, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CELLS, INPUTS
 
@@ -53,6 +53,8 @@ class RunResult:
     train_loss: float = math.nan
     train_perplexity: float = math.nan
     valid_perplexity: float = math.nan
+    best_valid_perplexity: float = math.nan  # the lowest over epochs (small corpora overfit fast)
+    best_valid_epoch: int = 0
     tokens_per_second: float = math.nan  # median over epochs
     wall_seconds: float = math.nan  # the whole fit: data, tracing, training, validation
     history: object = None  # train.History
@@ -108,15 +110,15 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
             _record(run, history)
             try:
                 run.samples = _samples(run.model_dir, corpus, prefix, samples, sample_length, temperature, base.seed)
-            except PoetryError as error:  # e.g. a prefix outside this vocabulary: the run itself is fine
-                run.samples = [("no samples", str(error))]
+            except Exception as error:  # e.g. a prefix outside this vocabulary: the training itself is fine
+                run.samples = [("no samples", describe(error))]
             log(
                 f"[{i}/{len(runs)}] {run.name}: train loss {run.train_loss:.3f}, train ppl {run.train_perplexity:.2f}, "
                 f"valid ppl {run.valid_perplexity:.2f}, {run.tokens_per_second:,.0f} tokens/s, {run.wall_seconds:.0f}s"
             )
         except Exception as error:  # one bad configuration must not stop the grid
             run.wall_seconds = time.perf_counter() - start
-            run.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:300]
+            run.error = describe(error)
             log(f"[{i}/{len(runs)}] {run.name}: FAILED: {run.error}")
         finally:
             _release_memory()
@@ -130,6 +132,14 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
     files.write_text(results, json.dumps(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {readme}, {chart} and {results}")
     return Comparison(runs, table, labels, readme, chart, results)
+
+
+def describe(error):
+    """``Type: message`` on one line; TensorFlow's "in user code:" tracebacks give their last line."""
+    text = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)  # KeyError quotes str()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = (lines[-1] if lines and lines[0] == "in user code:" else lines[0]) if lines else ""
+    return f"{type(error).__name__}: {message}"[:300]
 
 
 def _clear_previous_runs(runs, overwrite):
@@ -155,13 +165,14 @@ def _record(run, history):
         run.train_loss = history.train_loss[-1]
         run.train_perplexity = history.train_perplexity[-1]
         run.valid_perplexity = history.valid_perplexity[-1]
+        finite = [(p, e) for e, p in enumerate(history.valid_perplexity, 1) if math.isfinite(p)]
+        if finite:
+            run.best_valid_perplexity, run.best_valid_epoch = min(finite)
         run.tokens_per_second = statistics.median(history.tokens_per_second)
 
 
 def _samples(model_dir, corpus, prefix, count, length, temperature, seed):
     """Greedy, then ``count`` sampled texts from ``prefix``, by the trained model as ``write`` loads it."""
-    from poetry_rnn import constraints, decode
-
     loaded = modeldir.load(model_dir)
     decoder = decode.Decoder(loaded.model)
     out = []
@@ -199,14 +210,15 @@ def _duration(seconds):
 def markdown_table(runs):
     """One row per configuration; a failed one shows its error instead of numbers."""
     rows = [
-        "| cell | input | parameters | final train loss | train ppl | valid ppl | tokens/s | wall time | status |",
-        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+        "| cell | input | parameters | final train loss | train ppl | valid ppl | best valid ppl (epoch) | tokens/s | wall time | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for run in runs:
         status = "ok" if run.ok else "failed: " + run.error.replace("|", "\\|")
+        best = f"{run.best_valid_perplexity:.2f} ({run.best_valid_epoch})" if run.best_valid_epoch else "–"
         rows.append(
             f"| {run.cell} | {run.input} | {_number(run.parameters or None, ',')} | {_number(run.train_loss, '.3f')} | "
-            f"{_number(run.train_perplexity, '.2f')} | {_number(run.valid_perplexity, '.2f')} | "
+            f"{_number(run.train_perplexity, '.2f')} | {_number(run.valid_perplexity, '.2f')} | {best} | "
             f"{_number(run.tokens_per_second, ',.0f')} | {_duration(run.wall_seconds)} | {status} |"
         )
     return "\n".join(rows) + "\n"
@@ -281,7 +293,8 @@ def _readme(runs, table, data, corpus, base, prefix, temperature, command):
         f"Data: `{data}`. Every configuration had the same budget and seed: {settings}.",
         f"Validation perplexity is measured on held-out text: {held_out}. Tokens/s is the median over epochs",
         "of training throughput; wall time is the whole run (data, tracing, training, validation, checkpoints)",
-        "on whatever else the machine was doing at the time.",
+        "on whatever else the machine was doing at the time. Train perplexity is over the last epoch's batches,",
+        "valid perplexity after the last epoch, and best valid perplexity the lowest after any epoch.",
         "",
         table,
         "![loss curves](loss.png)",
@@ -318,6 +331,8 @@ def _results(runs, data, base):
                 "final_train_loss": clean(run.train_loss),
                 "train_perplexity": clean(run.train_perplexity),
                 "valid_perplexity": clean(run.valid_perplexity),
+                "best_valid_perplexity": clean(run.best_valid_perplexity),
+                "best_valid_epoch": run.best_valid_epoch or None,
                 "tokens_per_second": clean(run.tokens_per_second),
                 "wall_seconds": clean(run.wall_seconds),
                 "error": run.error or None,

@@ -41,6 +41,7 @@ def test_the_table_has_every_configuration_and_the_failure(report):
     for run in ok:
         assert run.parameters > 0 and run.train_loss > 0 and run.valid_perplexity > 1 and run.tokens_per_second > 0
         assert len(run.history.train_loss) == 2
+        assert run.best_valid_perplexity == min(run.history.valid_perplexity) and run.best_valid_epoch in (1, 2)
     readme = open(result.readme, encoding="utf-8").read()
     assert result.table in readme and "![loss curves](loss.png)" in readme
     results = json.load(open(result.results, encoding="utf-8"))
@@ -77,3 +78,8 @@ def test_the_command_line_takes_space_separated_lists():
     result = run_module("compare", "--cells", "rnn", "bogus", "--inputs", "onehot")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --cells: unknown 'bogus'; choose from rnn, lstm, gru"
+
+
+def test_errors_are_described_on_one_line():
+    assert compare.describe(PoetryError("bad\nmore")) == "PoetryError: bad"
+    assert compare.describe(KeyError("in user code:\n\n    File x, line 3\n\n    KeyError: 'h'")) == "KeyError: KeyError: 'h'"
