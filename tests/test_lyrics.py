@@ -1,5 +1,6 @@
 """The char-RNN lessons: stream samplers, the carried state, stream training and writing."""
 
+import dataclasses
 import json
 import random
 
@@ -196,18 +197,12 @@ def test_stream_runs_resume_by_epoch_and_inside_one(tmp_path):
     data = write_stream(tmp_path / "lyrics.txt")
     options = train.TrainOptions(epochs=1, sampling="consecutive", **TINY)
     whole = train.fit(data, str(tmp_path / "ref"), options)
-    first = train.fit(data, str(tmp_path / "m"), dataclasses_replace(options, max_steps=3))
+    first = train.fit(data, str(tmp_path / "m"), dataclasses.replace(options, max_steps=3))
     assert first.step == 3
     resumed = train.fit(data, str(tmp_path / "m"), options)
     assert resumed.step == whole.step
-    again = train.fit(data, str(tmp_path / "m"), dataclasses_replace(options, epochs=2))
+    again = train.fit(data, str(tmp_path / "m"), dataclasses.replace(options, epochs=2))
     assert again.step == 2 * whole.step and len(again.train_loss) == 1
-
-
-def dataclasses_replace(options, **changes):
-    import dataclasses
-
-    return dataclasses.replace(options, **changes)
 
 
 @pytest.mark.parametrize(
