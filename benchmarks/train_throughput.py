@@ -48,7 +48,6 @@ Variants (``--variants``, comma-separated; default all):
 import argparse
 import math
 import os
-import statistics
 import sys
 import time
 

@@ -12,7 +12,6 @@ function; ``main`` only turns flags into ``TrainOptions``.
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import shutil
@@ -204,7 +203,7 @@ def fit(data, model_dir, options=None):
     if options.corpus == "lyrics":
         return fit_stream(data, model_dir, options)
     poems, stats = corpus.read_poems(data, options.max_len)
-    log = (lambda *a: None) if options.quiet else (lambda *a: print(*a, file=sys.stderr))
+    log = make_log(options)
     log(f"{data}: {stats.summary()}")
     vocab = prepare_vocab(poems, model_dir, options)
     config = options.model_config(len(vocab))
@@ -213,17 +212,65 @@ def fit(data, model_dir, options=None):
     train_seqs = dataset.encode_poems(train_poems, vocab, options.condition)
     valid_seqs = dataset.encode_poems(valid_poems, vocab, options.condition)
 
+    strategy = make_strategy(options.strategy)
+    run = start_run(model_dir, config, vocab, options, strategy, log)
+    log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input, {run.history.parameters:,} parameters")
+    train_step, eval_step = make_steps(run.model, run.optimizer, strategy)
+
+    def epoch_steps(epoch, skip):
+        batches = dataset.poem_dataset(train_seqs, options.batch_size, dataset.shuffle_seed(options.seed, epoch), skip)
+        return batches.batches_per_epoch, (train_step(batch) for batch in distribute(strategy, batches.dataset))
+
+    def validate():
+        return evaluate_perplexity(eval_step, strategy, valid_seqs, options.batch_size)
+
+    def sample(epoch):
+        return sample_poems(run.model, vocab, options) if options.samples and run.chief else None
+
+    return train_loop(run, options, epoch_steps, validate, sample)
+
+
+def make_log(options):
+    return (lambda *a: None) if options.quiet else (lambda *a: print(*a, file=sys.stderr))
+
+
+@dataclasses.dataclass
+class Run:
+    """A training run in progress: the model, its optimizer, counters, checkpoints, logs."""
+
+    model: PoetryModel
+    optimizer: object
+    step: tf.Variable
+    epoch: tf.Variable
+    batch_in_epoch: tf.Variable
+    manager: tf.train.CheckpointManager
+    writers: dict
+    chief: bool
+    scratch: str  # a non-chief worker's throw-away checkpoint folder, else None
+    history: History
+    log: object
+
+
+def start_run(model_dir, config, vocab, options, strategy, log, init=None):
+    """Build the model and optimizer, and resume from ``model_dir`` if it holds a run.
+
+    ``init(model)`` (streams: the book's initialisation) runs before the
+    restore, so a resumed run's weights come from its checkpoint.
+    """
     keras.utils.set_random_seed(options.seed)
     if options.mixed_precision not in PRECISION_POLICIES:
         raise PoetryError(f"unknown --mixed_precision {options.mixed_precision!r}; choose off, bf16 or fp16")
     # Variables stay float32; the loss casts logits to float32 before the softmax.
     keras.mixed_precision.set_global_policy(PRECISION_POLICIES[options.mixed_precision])
-    strategy = make_strategy(options.strategy)
     chief = is_chief(strategy)
     with strategy.scope():
         model = PoetryModel(config)
+        if init:
+            init(model)
+        # global_clipnorm rescales all gradients together when their global norm
+        # exceeds clip_norm: d2l's grad_clipping, so SGD moves at most lr * clip_norm.
         optimizer = OPTIMIZERS[options.optimizer](
-            learning_rate=options.learning_rate, global_clipnorm=options.clip_norm or None
+            learning_rate=float(options.learning_rate), global_clipnorm=options.clip_norm or None
         )
         if options.mixed_precision == "fp16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -252,30 +299,45 @@ def fit(data, model_dir, options=None):
         log(f"resumed from {latest}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
     if chief:
         modeldir.save_config(model_dir, config, vocab, {k: v for k, v in dataclasses.asdict(options).items() if k != "quiet"})
-
-    history = History(parameters=model.count_params())
-    log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input, {history.parameters:,} parameters")
-    train_step, eval_step = make_steps(model, optimizer, strategy)
     writers = {
         name: tf.summary.create_file_writer(os.path.join(model_dir, modeldir.LOGS, name)) if chief else tf.summary.create_noop_writer()
         for name in ("train", "valid")
     }
+    history = History(parameters=model.count_params())
+    return Run(model, optimizer, step, epoch, batch_in_epoch, manager, writers, chief, scratch, history, log)
+
+
+def train_loop(run, options, epoch_steps, validate, sample):
+    """The epoch and step loop that poems and streams share; returns the History.
+
+    ``epoch_steps(epoch, skip)`` gives the epoch's number of batches and an
+    iterator of step results ``(loss, nll, tokens, positions, grad_norm)`` for
+    its batches after the first ``skip``; ``validate()`` the validation
+    perplexity; ``sample(epoch)`` sample text for TensorBoard, or None.
+    Checkpoints every ``checkpoint_every`` steps and at each epoch end; stops
+    on a non-finite loss before the bad weights can be saved; Ctrl-C finishes
+    the step, saves and stops (a second Ctrl-C stops at once).
+    """
+    step, epoch, batch_in_epoch, history, log = run.step, run.epoch, run.batch_in_epoch, run.history, run.log
     interrupted = {"flag": False}
 
     def on_sigint(*_):
         interrupted["flag"] = True  # finish this step, save, stop
         signal.signal(signal.SIGINT, previous_handler)  # a second Ctrl-C stops at once
 
+    def stopping():
+        return interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps)
+
     previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         while int(epoch) < options.epochs:
             e, skip = int(epoch), int(batch_in_epoch)
-            batches = dataset.poem_dataset(train_seqs, options.batch_size, dataset.shuffle_seed(options.seed, e), skip)
-            progress = None if options.quiet else keras.utils.Progbar(batches.batches_per_epoch, stateful_metrics=["loss", "tok/s"])
-            totals = np.zeros(4)  # nll, real tokens, padded positions, per-poem loss sum
-            start, seen = time.perf_counter(), skip
-            for batch in distribute(strategy, batches.dataset):
-                loss, nll, tokens, positions, norm = (float(x) for x in train_step(batch))
+            batches, results = epoch_steps(e, skip)
+            progress = None if options.quiet else keras.utils.Progbar(batches, stateful_metrics=["loss", "tok/s"])
+            totals = np.zeros(4)  # nll, real tokens, padded positions, per-batch loss sum
+            start = time.perf_counter()
+            for result in results:
+                loss, nll, tokens, positions, norm = (float(x) for x in result)
                 # A non-finite gradient norm has already put NaN into the weights (fp16 loss
                 # scaling skips such steps itself), so it stops the run before the next save.
                 norm_ok = math.isfinite(norm) or options.mixed_precision == "fp16"
@@ -284,43 +346,42 @@ def fit(data, model_dir, options=None):
                             if not (math.isfinite(loss) and math.isfinite(nll)) else f"gradient norm became {norm}")
                     raise TrainingDiverged(
                         f"{what} at step {int(step) + 1}; kept the last good checkpoint "
-                        f"({manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
+                        f"({run.manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
                     )
                 step.assign_add(1)
                 batch_in_epoch.assign_add(1)
-                seen += 1
                 totals += (nll, tokens, positions, loss)
                 rate = totals[1] / (time.perf_counter() - start)
-                with writers["train"].as_default(step=int(step)):
+                with run.writers["train"].as_default(step=int(step)):
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("grad_norm", norm)
                     tf.summary.scalar("tokens_per_second", rate)
-                    tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(optimizer.learning_rate)))
+                    tf.summary.scalar("learning_rate", float(tf.convert_to_tensor(run.optimizer.learning_rate)))
                 if progress:
-                    progress.update(min(seen, batches.batches_per_epoch), [("loss", loss), ("tok/s", rate)])
+                    progress.update(min(int(batch_in_epoch), batches), [("loss", loss), ("tok/s", rate)])
                 if int(step) % options.checkpoint_every == 0:
-                    save_checkpoint(manager, int(step))
-                if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
+                    save_checkpoint(run.manager, int(step))
+                if stopping():
                     break
-            if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
-                save_checkpoint(manager, int(step))
+            if stopping():
+                save_checkpoint(run.manager, int(step))
                 history.interrupted = interrupted["flag"]
                 if interrupted["flag"]:
-                    log(f"\ninterrupted at step {int(step)}; saved {manager.latest_checkpoint}")
+                    log(f"\ninterrupted at step {int(step)}; saved {run.manager.latest_checkpoint}")
                 break
             epoch.assign_add(1)
             batch_in_epoch.assign(0)
-            save_checkpoint(manager, int(step))
-            elapsed = time.perf_counter() - start
-            record_epoch(history, totals, elapsed, batches.batches_per_epoch - skip)
-            valid_ppl = evaluate_perplexity(eval_step, strategy, valid_seqs, options.batch_size)
+            save_checkpoint(run.manager, int(step))
+            record_epoch(history, totals, time.perf_counter() - start, batches - skip)
+            valid_ppl = validate()
             history.valid_perplexity.append(valid_ppl)
-            with writers["train"].as_default(step=int(step)):
+            samples = sample(e)
+            with run.writers["train"].as_default(step=int(step)):
                 tf.summary.scalar("perplexity", history.train_perplexity[-1])
                 tf.summary.scalar("padding_fraction", history.padding_fraction[-1])
-                if options.samples and chief:
-                    tf.summary.text("samples", sample_poems(model, vocab, options), step=int(step))
-            with writers["valid"].as_default(step=int(step)):
+                if samples:
+                    tf.summary.text("samples", samples, step=int(step))
+            with run.writers["valid"].as_default(step=int(step)):
                 tf.summary.scalar("perplexity", valid_ppl)
                 tf.summary.scalar("loss", math.log(valid_ppl) if valid_ppl == valid_ppl else valid_ppl)
             log(
@@ -330,10 +391,10 @@ def fit(data, model_dir, options=None):
             )
     finally:
         signal.signal(signal.SIGINT, previous_handler)
-        for writer in writers.values():
+        for writer in run.writers.values():
             writer.flush()
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        if run.scratch:
+            shutil.rmtree(run.scratch, ignore_errors=True)
     history.step = int(step)
     return history
 
@@ -507,7 +568,7 @@ def fit_stream(data, model_dir, options):
         raise PoetryError("--condition title needs poems with titles; a lyrics stream has none")
     if options.init not in INITS:
         raise PoetryError(f"unknown --init {options.init!r}; choose one of {', '.join(INITS)}")
-    log = (lambda *a: None) if options.quiet else (lambda *a: print(*a, file=sys.stderr))
+    log = make_log(options)
     text = corpus.read_stream(data)
     whole = len(text)
     text = text[: options.max_chars or None]
@@ -520,108 +581,41 @@ def fit_stream(data, model_dir, options):
         f"{len(train_ids):,} training and {len(valid_ids):,} held-out characters"
     )
     config = options.model_config(len(vocab))
-
-    keras.utils.set_random_seed(options.seed)
-    if options.mixed_precision not in PRECISION_POLICIES:
-        raise PoetryError(f"unknown --mixed_precision {options.mixed_precision!r}; choose off, bf16 or fp16")
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[options.mixed_precision])
-    model = PoetryModel(config)
-    initialize(model, options.init, options.seed)  # a resumed run's checkpoint then overwrites it
-    # global_clipnorm rescales all gradients together when their global norm
-    # exceeds clip_norm: d2l's grad_clipping, so SGD moves at most lr * clip_norm.
-    optimizer = OPTIMIZERS[options.optimizer](learning_rate=float(options.learning_rate), global_clipnorm=options.clip_norm or None)
-    if options.mixed_precision == "fp16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch)
-    manager = tf.train.CheckpointManager(checkpoint, modeldir.checkpoint_dir(model_dir), max_to_keep=options.keep_checkpoints)
-    if manager.latest_checkpoint:
-        modeldir.restore_checkpoint(checkpoint, manager.latest_checkpoint).assert_existing_objects_matched()
-        optimizer.learning_rate = options.learning_rate
-        log(f"resumed from {manager.latest_checkpoint}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
-    modeldir.save_config(model_dir, config, vocab, {k: v for k, v in dataclasses.asdict(options).items() if k != "quiet"})
-
-    history = History(parameters=model.count_params())
+    run = start_run(model_dir, config, vocab, options, tf.distribute.get_strategy(), log,
+                    init=lambda model: initialize(model, options.init, options.seed))
     log(
-        f"model: {config.layers}x{config.units} {config.cell}, {config.input} input, {history.parameters:,} parameters; "
+        f"model: {config.layers}x{config.units} {config.cell}, {config.input} input, {run.history.parameters:,} parameters; "
         f"{options.sampling} sampling{'' if options.random_offset else ' (windows at offset 0 every epoch)'}, "
         f"batches of {options.batch_size} x {options.num_steps} characters, {options.init} initialisation"
     )
-    train_step, eval_step = make_stream_steps(model, optimizer)
-    zeros = model.initial_states(options.batch_size)
-    decoder = decode.Decoder(model) if options.samples else None
-    writers = {name: tf.summary.create_file_writer(os.path.join(model_dir, modeldir.LOGS, name)) for name in ("train", "valid")}
-    interrupted = {"flag": False}
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.__setitem__("flag", True))
-    try:
-        while int(epoch) < options.epochs:
-            e, skip = int(epoch), int(batch_in_epoch)
-            batches = dataset.stream_epoch(train_ids, options.batch_size, options.num_steps, options.sampling, options.seed, e,
-                                           options.random_offset)
-            if not batches:
-                raise PoetryError(
-                    f"the training stream ({len(train_ids):,} characters) is too short for one batch of "
-                    f"--batch_size {options.batch_size} windows of --num_steps {options.num_steps}"
-                )
-            progress = None if options.quiet else keras.utils.Progbar(len(batches), stateful_metrics=["loss", "tok/s"])
-            totals = np.zeros(4)  # nll, tokens, positions (= tokens), loss sum
-            start = time.perf_counter()
-            for (loss, nll, tokens, norm), _, _ in run_stream_batches(train_step, batches[skip:], options.sampling, zeros):
-                if not (math.isfinite(loss) and math.isfinite(nll)):
-                    raise TrainingDiverged(
-                        f"loss became {loss if not math.isfinite(loss) else nll} at step {int(step) + 1}; kept the last good checkpoint "
-                        f"({manager.latest_checkpoint or 'none'}); lower --learning_rate or set --clip_norm"
-                    )
-                step.assign_add(1)
-                batch_in_epoch.assign_add(1)
-                totals += (nll, tokens, tokens, loss)
-                rate = totals[1] / (time.perf_counter() - start)
-                with writers["train"].as_default(step=int(step)):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("grad_norm", norm)
-                    tf.summary.scalar("tokens_per_second", rate)
-                if progress:
-                    progress.update(int(batch_in_epoch), [("loss", loss), ("tok/s", rate)])
-                if int(step) % options.checkpoint_every == 0:
-                    manager.save(checkpoint_number=int(step))
-                if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
-                    break
-            if interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps):
-                manager.save(checkpoint_number=int(step))
-                history.interrupted = interrupted["flag"]
-                if interrupted["flag"]:
-                    log(f"\ninterrupted at step {int(step)}; saved {manager.latest_checkpoint}")
-                break
-            epoch.assign_add(1)
-            batch_in_epoch.assign(0)
-            manager.save(checkpoint_number=int(step))
-            record_epoch(history, totals, time.perf_counter() - start, len(batches) - skip)
-            valid_ppl = evaluate_stream(eval_step, model, valid_ids, options.batch_size, options.num_steps)
-            history.valid_perplexity.append(valid_ppl)
-            with writers["train"].as_default(step=int(step)):
-                tf.summary.scalar("perplexity", history.train_perplexity[-1])
-                if decoder is not None:
-                    samples = sample_streams(model, vocab, options, decoder)
-                    tf.summary.text("samples", samples, step=int(step))
-            with writers["valid"].as_default(step=int(step)):
-                tf.summary.scalar("perplexity", valid_ppl)
-                tf.summary.scalar("loss", math.log(valid_ppl) if valid_ppl == valid_ppl else valid_ppl)
-            log(
-                f"epoch {e + 1}/{options.epochs}: train loss {history.train_loss[-1]:.3f}, "
-                f"perplexity {history.train_perplexity[-1]:.2f}, valid perplexity {valid_ppl:.2f}, "
-                f"{history.tokens_per_second[-1]:.0f} tokens/s"
+    train_step, eval_step = make_stream_steps(run.model, run.optimizer)
+    zeros = run.model.initial_states(options.batch_size)
+    decoder = decode.Decoder(run.model) if options.samples else None
+
+    def epoch_steps(epoch, skip):
+        batches = dataset.stream_epoch(train_ids, options.batch_size, options.num_steps, options.sampling, options.seed, epoch,
+                                       options.random_offset)
+        if not batches:
+            raise PoetryError(
+                f"the training stream ({len(train_ids):,} characters) is too short for one batch of "
+                f"--batch_size {options.batch_size} windows of --num_steps {options.num_steps}"
             )
-            if decoder is not None and ((e + 1) % 50 == 0 or e + 1 == options.epochs):
-                log(" - " + samples.replace("\n\n", "\n - "))  # greedy, like d2l's prediction every 50 epochs
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
-        for writer in writers.values():
-            writer.flush()
-    history.step = int(step)
-    return history
+        # A stream has no padding: every position is a real token.
+        steps = run_stream_batches(train_step, batches[skip:], options.sampling, zeros)
+        return len(batches), ((loss, nll, tokens, tokens, norm) for (loss, nll, tokens, norm), _, _ in steps)
+
+    def validate():
+        return evaluate_stream(eval_step, run.model, valid_ids, options.batch_size, options.num_steps)
+
+    def sample(epoch):
+        if decoder is None:
+            return None
+        samples = sample_streams(run.model, vocab, options, decoder)
+        if (epoch + 1) % 50 == 0 or epoch + 1 == options.epochs:
+            log(" - " + samples.replace("\n\n", "\n - "))  # greedy, like d2l's prediction every 50 epochs
+        return samples
+
+    return train_loop(run, options, epoch_steps, validate, sample)
 
 
 def initialize(model, init, seed):
