@@ -1,6 +1,7 @@
 """Export a model as a SavedModel for TensorFlow Serving: ``python -m poetry_rnn.export``.
 
     python -m poetry_rnn.export --model_dir checkpoints/default --out exported/poet/1
+    python -m poetry_rnn.export --model_dir checkpoints/mine --out checkpoints/small --format compact
 
 The SavedModel holds the network's weights, the vocabulary as lookup tables
 and the per-form masks, so it needs neither poetry_rnn nor vocab.txt to run.
@@ -23,7 +24,9 @@ tones are not part of the signature.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -155,6 +158,32 @@ class Poet(tf.Module):
         return {"poems": tf.strings.reduce_join(text, axis=1)}
 
 
+def export_compact(model_dir, out):
+    """Write config, vocabulary and float16 weights of ``model_dir`` to ``out`` (the shipped form).
+
+    The folder is built beside ``out`` and swapped in whole, so an
+    interrupted export never leaves a mix of old and new files.
+    """
+    loaded = modeldir.load(model_dir)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".compact-", dir=parent)
+    try:
+        modeldir.save_compact(loaded, staging)
+        for name in os.listdir(out) if os.path.isdir(out) else []:
+            if name not in os.listdir(staging):  # keep the model card and anything else beside the model
+                shutil.copy2(os.path.join(out, name), staging)
+        old = out.rstrip("/") + ".old"
+        if os.path.exists(out):
+            os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
 def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
     """Write ``model_dir``'s model as a SavedModel with the ``generate`` signature to ``out``."""
     if os.path.exists(out) and os.listdir(out):
@@ -176,11 +205,16 @@ def define_flags():
     flags.DEFINE_string("model_dir", "checkpoints/default", "Model directory to export.")
     flags.DEFINE_string("out", "exported/poet/1", "New SavedModel folder (TensorFlow Serving: <base>/<name>/<version>).")
     flags.DEFINE_integer("free_max_len", DEFAULT_FREE_MAX_LEN, "Most characters of a free poem.")
+    flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "compact"],
+                      "savedmodel (TensorFlow Serving) or compact (config, vocabulary, float16 weights: the shipped form).")
 
 
 def main(argv):
     if len(argv) > 1:
         raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.format == "compact":
+        print(f"wrote {export_compact(FLAGS.model_dir, FLAGS.out)}", file=sys.stderr)
+        return
     path = export(FLAGS.model_dir, FLAGS.out, FLAGS.free_max_len)
     print(f"exported {FLAGS.model_dir} to {path} (signature {SIGNATURE!r})", file=sys.stderr)
 
