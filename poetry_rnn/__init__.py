@@ -16,11 +16,13 @@ def _import_tensorflow_quietly():
     TensorFlow's native code prints oneDNN and missing-CUDA notices while it
     loads and while it first lists devices, before any log level applies; on
     a CPU machine they are noise around our one-line errors. Set
-    TF_CPP_MIN_LOG_LEVEL=0 to see them. Real import errors still raise.
+    TF_CPP_MIN_LOG_LEVEL=0 (or 1, 2) to see them. Real import errors still raise.
     """
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: also TensorFlow's run-time notices (e.g. "oneDNN supports DT_BOOL only
+    # on platforms with AVX-512", printed at error level while writing poems).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)

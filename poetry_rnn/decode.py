@@ -64,8 +64,12 @@ class Decoder:
     def __init__(self, model):
         self.model = model
         spec = tf.TensorSpec
+        # autograph=False: the graph is written with explicit tf.while_loop and
+        # tf.cond, and autograph's conversion cache was seen converting the
+        # wrong function (Keras' __init__) in long processes.
         self._decode = tf.function(
             self._decode_graph,
+            autograph=False,
             input_signature=[
                 spec([None, None], tf.bool),  # mask_table (M, V)
                 spec([None, None], tf.int32),  # step_masks (B, T)

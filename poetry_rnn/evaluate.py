@@ -35,7 +35,7 @@ def sequence_nll(model, sequences, batch_size=128):
     """(total NLL, predicted tokens) of encoded poems, in bucketed batches."""
     signature = [tf.TensorSpec([None, None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.int32)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def batch_nll(inputs, targets, lengths):
         logits, _ = model(inputs, training=False)
         _, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)

@@ -101,6 +101,7 @@ class Poet(tf.Module):
         self.texts = tf.constant(texts, tf.string)
 
     @tf.function(
+        autograph=False,  # explicit graph ops only; see decode.Decoder
         input_signature=[
             tf.TensorSpec([None], tf.string, name="begin"),
             tf.TensorSpec([], tf.string, name="form"),
@@ -168,6 +169,7 @@ def export_compact(model_dir, out):
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".compact-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a shipped model is for everyone
     try:
         modeldir.save_compact(loaded, staging)
         for name in os.listdir(out) if os.path.isdir(out) else []:

@@ -508,11 +508,11 @@ def make_steps(model, optimizer, strategy):
             for i, v in enumerate(values)
         )
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], autograph=False)
     def train_step(batch):
         return reduce(strategy.run(replica_train, args=batch), means=(4,))
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], autograph=False)
     def eval_step(batch):
         return reduce(strategy.run(replica_eval, args=batch))
 
@@ -674,7 +674,7 @@ def make_stream_steps(model, optimizer):
     ids = tf.TensorSpec([None, None], tf.int32)
     signature = [ids, ids, state_signature(model)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def train_step(inputs, targets, states):
         with tf.GradientTape() as tape:
             loss, nll, tokens, final = stream_forward(model, inputs, targets, states, training=True)
@@ -684,7 +684,7 @@ def make_stream_steps(model, optimizer):
         optimizer.apply_gradients(zip(grads, variables))
         return loss, nll, tokens, tf.linalg.global_norm(grads), final
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def eval_step(inputs, targets, states):
         _, nll, tokens, final = stream_forward(model, inputs, targets, states, training=False)
         return nll, tokens, final
