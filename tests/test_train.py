@@ -77,3 +77,48 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     latest = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
     loaded = modeldir.load(model_dir)
     assert all(np.all(np.isfinite(v.numpy())) for v in loaded.model.weights), (good, latest)
+
+
+def test_cosine_schedule_anneals_from_the_learning_rate_to_its_final_share():
+    options = train.TrainOptions(learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.1)
+    rates = [train.learning_rate_at(options, p) for p in np.linspace(0, 1, 11)]
+    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
+    assert rates[5] == pytest.approx(0.0055)  # halfway down at half the run
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert train.learning_rate_at(train.TrainOptions(learning_rate=0.01), 0.7) == 0.01
+
+
+def logged_scalars(folder, tag):
+    """[(step, value)] of a scalar TensorBoard summary written under ``folder``."""
+    values = []
+    for name in sorted(os.listdir(folder)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            values += [(event.step, float(tf.make_ndarray(v.tensor))) for v in event.summary.value if v.tag == tag]
+    return sorted(values)
+
+
+def test_training_follows_the_cosine_schedule(tmp_path, poems_file):
+    model_dir = tmp_path / "m"
+    options = train.TrainOptions(epochs=2, learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.0, **TINY)
+    history = train.fit(poems_file, str(model_dir), options)
+    rates = logged_scalars(model_dir / "logs" / "train", "learning_rate")
+    assert len(rates) == history.step
+    assert rates[0][1] == pytest.approx(0.01)
+    # Step s (1-based) ran at progress (s - 1) / steps: halfway, half the rate.
+    assert rates[history.step // 2][1] == pytest.approx(0.005, rel=1e-5)
+    assert rates[-1][1] == pytest.approx(train.learning_rate_at(options, (history.step - 1) / history.step), rel=1e-5)
+
+
+def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(tmp_path, poems_file):
+    source = str(tmp_path / "source")
+    train.fit(poems_file, source, train.TrainOptions(epochs=1, **TINY))
+    other_data = write_poems(tmp_path / "other.txt", synthetic_poems(50, seed=7))
+    # SGD at a vanishing rate: one step leaves the weights where they started.
+    options = train.TrainOptions(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12, init_from=source, **TINY)
+    train.fit(other_data, str(tmp_path / "tuned"), options)
+    before, after = modeldir.load(source), modeldir.load(str(tmp_path / "tuned"))
+    assert after.vocab == before.vocab
+    for a, b in zip(before.model.weights, after.model.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    with pytest.raises(PoetryError, match=f"{source} holds a different model: units=48 \\(saved 24\\)"):
+        train.fit(other_data, str(tmp_path / "wider"), train.TrainOptions(epochs=1, init_from=source, **{**TINY, "units": 48}))
