@@ -107,7 +107,7 @@ class History:
     padding_fraction: list = dataclasses.field(default_factory=list)
     step: int = 0
     parameters: int = 0
-    interrupted: bool = False
+    interrupted: int = 0  # the signal (SIGINT, SIGTERM) that stopped the run early and saved it, else 0
 
 
 class TrainingDiverged(PoetryError):
@@ -348,20 +348,22 @@ def train_loop(run, options, epoch_steps, validate, sample):
     its batches after the first ``skip``; ``validate()`` the validation
     perplexity; ``sample(epoch)`` sample text for TensorBoard, or None.
     Checkpoints every ``checkpoint_every`` steps and at each epoch end; stops
-    on a non-finite loss before the bad weights can be saved; Ctrl-C finishes
-    the step, saves and stops (a second Ctrl-C stops at once).
+    on a non-finite loss before the bad weights can be saved; Ctrl-C or SIGTERM
+    finishes the step, saves and stops (a second signal stops at once).
     """
     step, epoch, batch_in_epoch, history, log = run.step, run.epoch, run.batch_in_epoch, run.history, run.log
-    interrupted = {"flag": False}
+    interrupted = {"signal": 0}
+    stop_signals = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; a scheduler preempting the job
 
-    def on_sigint(*_):
-        interrupted["flag"] = True  # finish this step, save, stop
-        signal.signal(signal.SIGINT, previous_handler)  # a second Ctrl-C stops at once
+    def on_signal(signum, _):
+        interrupted["signal"] = signum  # finish this step, save, stop
+        for sig in stop_signals:  # a second signal stops at once
+            signal.signal(sig, previous_handlers[sig])
 
     def stopping():
-        return interrupted["flag"] or (options.max_steps and int(step) >= options.max_steps)
+        return interrupted["signal"] or (options.max_steps and int(step) >= options.max_steps)
 
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     try:
         while int(epoch) < options.epochs:
             e, skip = int(epoch), int(batch_in_epoch)
@@ -405,8 +407,8 @@ def train_loop(run, options, epoch_steps, validate, sample):
                 set_learning_rate()
             if stopping():
                 save_checkpoint(run.manager, int(step))
-                history.interrupted = interrupted["flag"]
-                if interrupted["flag"]:
+                history.interrupted = interrupted["signal"]
+                if interrupted["signal"]:
                     log(f"\ninterrupted at step {int(step)}; saved {run.manager.latest_checkpoint}")
                 break
             epoch.assign_add(1)
@@ -430,7 +432,8 @@ def train_loop(run, options, epoch_steps, validate, sample):
                 f"{history.tokens_per_second[-1]:.0f} tokens/s, padding {history.padding_fraction[-1]:.1%}"
             )
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         for writer in run.writers.values():
             writer.flush()
         if run.scratch:
@@ -817,7 +820,7 @@ def main(argv):
     data = FLAGS.data or os.path.join("data", "lyrics.txt" if options.corpus == "lyrics" else "poems.txt")
     history = fit(data, FLAGS.model_dir, options)
     if history.interrupted:
-        sys.exit(130)
+        sys.exit(128 + history.interrupted)  # 130 after Ctrl-C, 143 after SIGTERM, as shells report them
 
 
 if __name__ == "__main__":

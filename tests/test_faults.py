@@ -187,21 +187,22 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
     assert constraints.check_poem(content, constraints.PoemRequest(form="wujue")) == []
 
 
-def test_ctrl_c_saves_says_one_line_and_the_restart_resumes(data, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_says_one_line_and_the_restart_resumes(data, tmp_path, stop):
     model_dir = str(tmp_path / "m")
     command = train_command(data, model_dir, "--epochs", "100", "--checkpoint_every", "5")
     process, log = start(command, tmp_path / "run.log")
     try:
         wait_for(lambda: state(model_dir)[0] > 0, process)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         process.wait(timeout=60)
     finally:
         log.close()
         if process.poll() is None:
             process.kill()
     stderr = open(tmp_path / "run.log").read()
-    # 130 = 128 + SIGINT: scripts (`train && write`) must not take it for a finished run.
-    assert process.returncode == 130, stderr
+    # 128 + the signal (130, 143): scripts (`train && write`) must not take it for a finished run.
+    assert process.returncode == 128 + stop, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     saved = re.fullmatch(r"interrupted at step (\d+); saved (.*ckpt-(\d+))", lines[-1])
     assert saved and saved.group(1) == saved.group(3) and "Traceback" not in stderr, stderr
