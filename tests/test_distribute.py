@@ -200,7 +200,7 @@ def _mirrored_main(out):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["mirrored"]:
+    if sys.argv[1:2] == ["mirrored"] and len(sys.argv) == 3:
         _mirrored_main(sys.argv[2])
     else:
         sys.exit("usage: python tests/test_distribute.py mirrored OUT_DIR")
