@@ -323,7 +323,6 @@ def start_run(model_dir, config, vocab, options, strategy, log, init=None):
         # Every object of ours must get its value; extra values (another optimizer's slots) are
         # fine, and expect_partial keeps TF from listing them on stderr at exit.
         modeldir.restore_checkpoint(checkpoint, latest).assert_existing_objects_matched().expect_partial()
-        optimizer.learning_rate = options.learning_rate  # the checkpoint's value must not override the flag
         log(f"resumed from {latest}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
     elif options.init_from:
         source = modeldir.load(options.init_from).model
@@ -369,7 +368,7 @@ def train_loop(run, options, epoch_steps, validate, sample):
             e, skip = int(epoch), int(batch_in_epoch)
             batches, results = epoch_steps(e, skip)
 
-            def set_learning_rate():  # for the step about to run
+            def set_learning_rate():  # for the step about to run (a resumed checkpoint's rate never overrides the flags)
                 progress = (e + int(batch_in_epoch) / max(batches, 1)) / options.epochs
                 run.optimizer.learning_rate = learning_rate_at(options, progress)
 

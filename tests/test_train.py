@@ -122,3 +122,11 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     with pytest.raises(PoetryError, match=f"{source} holds a different model: units=48 \\(saved 24\\)"):
         train.fit(other_data, str(tmp_path / "wider"), train.TrainOptions(epochs=1, init_from=source, **{**TINY, "units": 48}))
+
+
+def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint(tmp_path, poems_file):
+    model_dir = tmp_path / "m"
+    first = train.fit(poems_file, str(model_dir), train.TrainOptions(epochs=1, learning_rate=0.01, **TINY))
+    train.fit(poems_file, str(model_dir), train.TrainOptions(epochs=2, learning_rate=0.002, **TINY))
+    rates = dict(logged_scalars(model_dir / "logs" / "train", "learning_rate"))
+    assert rates[first.step] == pytest.approx(0.01) and rates[first.step + 1] == pytest.approx(0.002)
