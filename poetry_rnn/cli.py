@@ -9,16 +9,57 @@ own absl flags and call ``cli.run(main, list_flags=...)``. This module adds:
   ``--begin 日 红 山 夜``, rewritten to absl's ``--begin=日,红,山,夜``.
 """
 
+import dataclasses
 import sys
 
 from absl import app, flags
 
+from poetry_rnn import options as options_lib
 from poetry_rnn.errors import PoetryError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 flags.DEFINE_bool("debug", False, "Show full tracebacks instead of one-line errors.")
+
+
+def define_flags(cls, skip=()):
+    """Define one absl flag per :func:`options.option` field of dataclass ``cls``.
+
+    Name, default, help and choices come from the field, so an entry point
+    never restates them; ranges are checked when the dataclass is built.
+    """
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if "help" not in meta or not meta["flag"] or field.name in skip:
+            continue
+        kind = options_lib.field_kind(field)
+        if meta["choices"]:
+            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"])
+        elif kind is bool:
+            flags.DEFINE_bool(field.name, field.default, meta["help"])
+        elif kind is int:
+            flags.DEFINE_integer(field.name, field.default, meta["help"])
+        elif kind is float:
+            flags.DEFINE_float(field.name, field.default, meta["help"])
+        else:
+            flags.DEFINE_string(field.name, field.default, meta["help"])
+
+
+def options_from_flags(cls, **overrides):
+    """An instance of ``cls`` from the flags :func:`define_flags` made (PoetryError if a value is out of range)."""
+    values = {
+        f.name: getattr(flags.FLAGS, f.name)
+        for f in dataclasses.fields(cls)
+        if "help" in f.metadata and f.metadata["flag"] and f.name in flags.FLAGS
+    }
+    return cls(**{**values, **overrides})
+
+
+def refuse_arguments(argv):
+    """Entry points take flags only: a stray positional argument is an error, not ignored."""
+    if len(argv) > 1:
+        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
 def gather_list_flags(argv, names):

@@ -383,8 +383,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     for name, valid in (("cells", CELLS), ("inputs", INPUTS)):
         unknown = [v for v in FLAGS[name].value if v not in valid]
         if unknown:

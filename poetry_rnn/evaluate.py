@@ -193,8 +193,7 @@ def define_flags():
 def main(argv):
     from poetry_rnn.write import DEFAULT_MODEL_DIR
 
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     if not (FLAGS.data or FLAGS.corpus):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
     form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones)] if FLAGS.form else []

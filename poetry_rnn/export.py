@@ -212,8 +212,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     if FLAGS.format == "compact":
         print(f"wrote {export_compact(FLAGS.model_dir, FLAGS.out)}", file=sys.stderr)
         return

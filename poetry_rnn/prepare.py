@@ -580,8 +580,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     if (FLAGS.source is None) == (FLAGS.lyrics is None):
         raise PoetryError("give exactly one of --source (Tang poems) or --lyrics (lyrics text or zip)")
     if FLAGS.lyrics is not None:

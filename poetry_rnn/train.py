@@ -812,8 +812,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     names = {f.name for f in dataclasses.fields(TrainOptions)} - {"quiet"}
     options = TrainOptions(**{name: FLAGS[name].value for name in names})
     data = FLAGS.data or os.path.join("data", "lyrics.txt" if options.corpus == "lyrics" else "poems.txt")

@@ -100,8 +100,7 @@ def as_json(poem, seed):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise PoetryError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.refuse_arguments(argv)
     check_sampling(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.num, FLAGS.best_of)
     model_dir = FLAGS.model_dir or DEFAULT_MODEL_DIR
     loaded = modeldir.load(model_dir)

@@ -1,0 +1,116 @@
+"""Option dataclasses that say once what each setting means, and check themselves.
+
+A setting is declared once, as a dataclass field made by :func:`option`: its
+default, its help text, and what values make sense (a range, a list of
+choices). From that one declaration
+
+* ``validate(self)`` in the dataclass's ``__post_init__`` refuses a bad
+  value with a one-line :class:`PoetryError` that names the flag and the
+  value (``--temperature must be a finite number >= 0, got nan``), for the
+  command line and the Python API alike;
+* ``cli.define_flags`` makes the absl flag (same name, default and help), so
+  every entry point that takes the setting takes it the same way.
+
+:class:`SamplingOptions` (how characters are drawn from the model) lives here
+because ``write``, ``evaluate``, ``compare``, ``export``, the Python facade and
+training-time samples all share it. This module imports no TensorFlow.
+"""
+
+import dataclasses
+import math
+import numbers
+
+from poetry_rnn.errors import PoetryError
+
+
+def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, flag=True):
+    """A dataclass field with its help text and the values it accepts.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above`` an exclusive lower
+    bound; ``choices`` a tuple of allowed strings; ``flag=False`` keeps the
+    field off the command line (set by code, not by users).
+    """
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
+                "maximum": maximum, "above": above, "flag": flag}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def describe_range(meta, integer):
+    """'a finite number >= 0', 'a whole number >= 1', 'a finite number in (0, 1]', ..."""
+    kind = "a whole number" if integer else "a finite number"
+    low = (">", meta["above"]) if meta["above"] is not None else (">=", meta["minimum"])
+    high = meta["maximum"]
+    if low[1] is not None and high is not None:
+        return f"{kind} in {'(' if low[0] == '>' else '['}{low[1]}, {high}]"
+    if low[1] is not None:
+        return f"{kind} {low[0]} {low[1]}"
+    if high is not None:
+        return f"{kind} <= {high}"
+    return kind
+
+
+def check_value(name, value, meta, kind):
+    """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
+    flag = f"--{name}"
+    if meta.get("choices") is not None:
+        if value not in meta["choices"]:
+            raise PoetryError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        return
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise PoetryError(f"{flag} must be true or false, got {value!r}")
+        return
+    if kind in (int, float):
+        integer = kind is int
+        ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
+        finite = ok_type and math.isfinite(value)
+        low_ok = finite and (meta["above"] is None or value > meta["above"]) and (
+            meta["minimum"] is None or value >= meta["minimum"])
+        high_ok = finite and (meta["maximum"] is None or value <= meta["maximum"])
+        if not (low_ok and high_ok):
+            raise PoetryError(f"{flag} must be {describe_range(meta, integer)}, got {value!r}")
+        return
+    if kind is str and not isinstance(value, str):
+        raise PoetryError(f"{flag} must be text, got {value!r}")
+
+
+def field_kind(field):
+    """The field's declared type as a class (dataclass annotations may be strings)."""
+    kind = field.type
+    if isinstance(kind, str):
+        kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, object)
+    return kind
+
+
+def validate(instance):
+    """Check every field of an option dataclass that was declared with :func:`option`.
+
+    A field whose default is None (meaning "not given", e.g. a random seed)
+    accepts None.
+    """
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if "help" in field.metadata and not (value is None and field.default is None):
+            check_value(field.name, value, field.metadata, field_kind(field))
+
+
+def defaults(cls):
+    """``{name: default}`` of a dataclass's fields (for documentation and tests)."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingOptions:
+    """How each character is drawn from the model's distribution."""
+
+    temperature: float = option(0.8, "Sampling temperature; 0 = greedy.", minimum=0)
+    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0)
+    top_p: float = option(1.0, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
+                          above=0, maximum=1)
+    best_of: int = option(1, "Draft this many candidates per poem and keep the best.", minimum=1)
+    seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0)
+
+    def __post_init__(self):
+        validate(self)
