@@ -191,13 +191,12 @@ def define_flags():
 
 
 def main(argv):
-    from poetry_rnn.write import DEFAULT_MODEL_DIR
 
     cli.refuse_arguments(argv)
     if not (FLAGS.data or FLAGS.corpus):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
     form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones)] if FLAGS.form else []
-    report = evaluate(FLAGS.model_dir or DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
+    report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
                       FLAGS.ngram_order, FLAGS.temperature, FLAGS.top_p, FLAGS.seed)
     os.makedirs(FLAGS.out, exist_ok=True)
     files.write_text(os.path.join(FLAGS.out, "report.json"), json.dumps(report, ensure_ascii=False, indent=2) + "\n")

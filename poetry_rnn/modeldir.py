@@ -34,6 +34,8 @@ CHECKPOINTS = "ckpt"
 LOGS = "logs"
 WEIGHTS = "weights.npz"
 CONFIG_KEYS = {"format_version", "model", "train", "vocab_fingerprint"}
+# The shipped default model: checkpoints/default beside the package in a checkout.
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "default")
 
 
 @dataclasses.dataclass

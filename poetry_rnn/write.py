@@ -17,8 +17,6 @@ from absl import flags
 from poetry_rnn import cli, constraints, decode, files, forms, modeldir
 from poetry_rnn.errors import PoetryError
 
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "default")
-
 FLAGS = flags.FLAGS
 
 
@@ -102,7 +100,7 @@ def as_json(poem, seed):
 def main(argv):
     cli.refuse_arguments(argv)
     check_sampling(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.num, FLAGS.best_of)
-    model_dir = FLAGS.model_dir or DEFAULT_MODEL_DIR
+    model_dir = FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR
     loaded = modeldir.load(model_dir)
     seed = FLAGS.seed if FLAGS.seed is not None else random.SystemRandom().randrange(2**31)
     stream = loaded.train.get("corpus") == "lyrics"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from poetry_rnn import constraints, decode, modeldir
-from poetry_rnn.write import DEFAULT_MODEL_DIR
+from poetry_rnn.modeldir import DEFAULT_MODEL_DIR
 from conftest import run_module
 
 
