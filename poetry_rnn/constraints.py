@@ -1,22 +1,29 @@
 """A poem request -> per-step masks over the vocabulary, checked up front.
 
 A :class:`PoemRequest` says what the user asked for (form, begin, acrostic,
-template, rhyme, tones, title). :func:`plan` turns a batch of requests into a
-:class:`DecodePlan`: for every poem and step, which tokens are allowed, which
-steps are rhyme steps, and which rhyme groups the poem may use. It raises
-:class:`PoetryError` (one line naming the problem) when a request can never be
-met, so that a decoder following the plan's contract always finishes every
-poem and every finished poem passes :func:`check_poem`, whatever the logits.
+template, rhyme and its scheme, tones, repeats, title). :func:`plan` turns a
+batch of requests into a :class:`DecodePlan`: for every poem and step, which
+tokens are allowed, which steps are rhyme steps, which rhyme groups the poem
+may use, which neighbours would change how a character is heard, and where
+the no-repeat mask applies. It raises :class:`PoetryError` (one line naming
+the problem) when a request can never be met, so that a decoder following
+the plan's contract always finishes every poem and every finished poem passes
+:func:`check_poem`, whatever the logits.
 
 The decoder contract (``decode.py`` implements it in-graph)::
 
-    group_set[b] = initial_groups[b];  used[b] = {}
+    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
+        if context_need[b, t]:                 # keep prev and this character at their heard readings
+            allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
+        if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
+            allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
         if rhyme_step[b, t]:
             allowed &= any(group_set[b][:, None] & group_members, axis=0) & ~used[b]
         v = sample(logits, allowed)            # never empty (checked by plan)
         if v == EOS: stop
+        if no_repeat[b, t]: count[b][v] += 1
         if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
 
 :func:`check_poem` is the independent validator: it re-derives shape, fixed
@@ -24,6 +31,7 @@ characters, rhyme and tones from a finished poem with ``prosody``'s
 per-character functions and never looks at masks.
 """
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -34,7 +42,12 @@ from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
 
 TONE_LEVELS = prosody_lib.TONE_LEVELS
 TONE_STARTS = prosody_lib.TONE_CLASSES
+SCHEMES = prosody_lib.SCHEME_NAMES
 FREE_CHAR = "?"  # in templates: any Han character
+# No character more than twice in a regular poem (绝句, 律诗): real 七绝 have a
+# character three times in 2.5 % of poems, and a double is common in them
+# (叠字 萧萧, and repeats across lines such as 明月 … 明月).
+MAX_USES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +57,9 @@ class PoemRequest:
     acrostic: str = ""               # 藏头: one character at the start of each line (needs a form)
     template: str = ""               # full content, punctuation included, '?' = any Han character
     rhyme: bool = False              # rhyming lines end in one group, 平, never repeated
+    scheme: str = prosody_lib.DEFAULT_SCHEME  # rhyme book and tones: xinyun (中华新韵) | pingshui (平水韵)
+    rhyme_loose: bool = False        # pingshui: 邻韵 may be mixed (东冬, 支微齐, …)
+    allow_repeats: bool = False      # regular forms: lift the at-most-twice limit per character
     first_line_rhymes: bool = False  # 首句入韵 (rhyme and tone pattern)
     tones: str = "off"               # off | loose | strict
     tone_start: str = "ping"         # 平起 | 仄起: tone of the first line's 2nd character
@@ -60,13 +76,26 @@ class DecodePlan:
     step_masks:     int32 (B, T), row of mask_table per step; steps at or past
                     lengths[b] point at row 0
     rhyme_step:     bool (B, T), apply the dynamic rhyme mask at this step
-    group_members:  bool (G, V), tokens usable as the rhyme of group g
-                    (Han characters with a 平 reading in g)
+    group_members:  bool (G, V), tokens usable as the rhyme of group g; the
+                    groups of every scheme in the batch, one after another
     initial_groups: bool (B, G), groups that can still complete every rhyme
                     step of poem b; all False for poems without rhyme
     lengths:        int32 (B,), steps of poem b including the final EOS step
     content_start:  int32 (B,), step where the content begins (after title
                     and SEP for title-conditioned models, else 0)
+    context_need:   int32 (B, T), pair kinds to mask after the previous token:
+                    CHANGES_FIRST when the previous step's tone or rhyme is
+                    enforced, CHANGES_SECOND when this step's is (free xinyun
+                    steps only; 0 elsewhere)
+    pair_tokens, pair_kinds: int32 (V, K), ``prosody.VocabProsody``'s pairs
+    no_repeat:      bool (B, T), free character steps of a regular poem under
+                    the at-most-MAX_USES limit
+    fixed_counts:   int8 (B, V), uses of each token by the poem's fixed
+                    characters (begin, acrostic, template), counted up front
+    repeat_guaranteed: bool (B,), the no-repeat mask can never empty a step of
+                    poem b (so it always applies); False where the vocabulary
+                    is too small for that, and the mask steps aside rather
+                    than leave nothing
     """
 
     mask_table: np.ndarray
@@ -76,6 +105,12 @@ class DecodePlan:
     initial_groups: np.ndarray
     lengths: np.ndarray
     content_start: np.ndarray
+    context_need: np.ndarray
+    pair_tokens: np.ndarray
+    pair_kinds: np.ndarray
+    no_repeat: np.ndarray
+    fixed_counts: np.ndarray
+    repeat_guaranteed: np.ndarray
 
 
 # --------------------------------------------------------------------------
@@ -104,6 +139,10 @@ def _resolve(request):
         raise PoetryError(f"unknown form {r.form!r} (choose from {', '.join(forms.FORM_NAMES)})")
     if r.tones not in TONE_LEVELS:
         raise PoetryError(f"tones must be one of {', '.join(TONE_LEVELS)}, not {r.tones!r}")
+    if r.scheme not in SCHEMES:
+        raise PoetryError(f"unknown rhyme scheme {r.scheme!r} (choose from {', '.join(SCHEMES)})")
+    if r.rhyme_loose and not r.rhyme:
+        raise PoetryError("rhyme_loose needs rhyme")
     if r.tone_start not in TONE_STARTS:
         raise PoetryError(f"tone start must be 'ping' (平起) or 'ze' (仄起), not {r.tone_start!r}")
     if not isinstance(r.max_len, int) or r.max_len < 1:
@@ -222,11 +261,16 @@ def _tone_name(tones):
     return "/".join(prosody_lib.TONE_SYMBOL[t] for t in prosody_lib.TONE_CLASSES if t in tones) or "of unknown tone"
 
 
+def scheme_of(request):
+    """The request's RhymeScheme (its loose variant with rhyme_loose)."""
+    return prosody_lib.get_scheme(request.scheme, request.rhyme_loose)
+
+
 class _Rows:
     """Distinct mask rows, deduplicated by content; row 0 is EOS only."""
 
-    def __init__(self, vocab, vp):
-        self.vocab, self.vp = vocab, vp
+    def __init__(self, vocab):
+        self.vocab = vocab
         self.by_key, self.by_bytes, self.rows = {}, {}, []
         self.get(("tok", EOS), "the end of the poem")
 
@@ -236,12 +280,13 @@ class _Rows:
             row = np.zeros(v, bool)
             row[key[1]] = True
         elif key[0] == "han":
-            _, symbol, excluded = key
-            row = self.vp.han.copy()
+            _, symbol, excluded, scheme = key
+            vp = prosody_lib.VocabProsody.build(self.vocab, scheme)
+            row = vp.han.copy()
             if symbol == prosody_lib.P:
-                row &= self.vp.ping
+                row &= vp.ping
             elif symbol == prosody_lib.Z:
-                row &= self.vp.ze
+                row &= vp.ze
             row[list(excluded)] = False
         else:  # free: anything but PAD UNK BOS SEP (and EOS before the first character)
             _, allow_eos = key
@@ -281,14 +326,14 @@ def tone_starts_that_fit(request):
     return [
         start
         for start in TONE_STARTS
-        if _tone_clash(_slots(dataclasses.replace(request, tone_start=start), resolved)) is None
+        if _tone_clash(_slots(dataclasses.replace(request, tone_start=start), resolved), request.scheme) is None
     ]
 
 
-def _tone_clash(slots):
+def _tone_clash(slots, scheme):
     """The first fixed character whose tones miss its pattern symbol, or None."""
     for slot in slots:
-        if slot.fixed and slot.tone != prosody_lib.EITHER and not prosody_lib.tone_ok(slot.fixed, slot.tone):
+        if slot.fixed and slot.tone != prosody_lib.EITHER and not prosody_lib.tone_ok(slot.fixed, slot.tone, scheme):
             return slot
     return None
 
@@ -299,15 +344,30 @@ def _token(vocab, c, source):
     return vocab.id(c)
 
 
+@dataclasses.dataclass
+class _Steps:
+    """One request's steps: mask rows and per-step flags, all of one length."""
+
+    rows: list = dataclasses.field(default_factory=list)
+    rhyme: list = dataclasses.field(default_factory=list)
+    need: list = dataclasses.field(default_factory=list)       # context_need
+    no_repeat: list = dataclasses.field(default_factory=list)
+    fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
+    content_start: int = 0
+    slots: list = None
+
+
 def _poem_steps(request, vocab, rows, title_conditioned):
-    """(step rows, rhyme flags, content_start, slots or None) of one request."""
+    """The :class:`_Steps` of one request."""
     r = request
     resolved = _resolve(r)
-    steps, rhyme = [], []
+    out = _Steps()
 
-    def add(key, where, is_rhyme=False):
-        steps.append(rows.get(key, where))
-        rhyme.append(is_rhyme)
+    def add(key, where, is_rhyme=False, need=0, no_repeat=False):
+        out.rows.append(rows.get(key, where))
+        out.rhyme.append(is_rhyme)
+        out.need.append(need)
+        out.no_repeat.append(no_repeat)
 
     if r.title and not title_conditioned:
         raise PoetryError("a title needs a title-conditioned model; this model was trained without --condition title")
@@ -315,7 +375,7 @@ def _poem_steps(request, vocab, rows, title_conditioned):
         add(("tok", _token(vocab, c, "title")), "the title")
     if title_conditioned:
         add(("tok", SEP), "the end of the title")
-    content_start = len(steps)
+    out.content_start = len(out.rows)
 
     if resolved.form is None and not resolved.template:  # free mode
         for c in r.begin:
@@ -323,32 +383,94 @@ def _poem_steps(request, vocab, rows, title_conditioned):
         for k in range(len(r.begin), r.max_len):
             add(("free", k > 0 and r.stop_at_eos), f"character {k + 1}")
         add(("tok", EOS), "the end of the poem")
-        return steps, rhyme, content_start, None
+        return out
 
-    slots = _slots(r, resolved)
-    clash = _tone_clash(slots)
+    slots = out.slots = _slots(r, resolved)
+    clash = _tone_clash(slots, r.scheme)
     if clash is not None:
         other = {"ping": "ze", "ze": "ping"}[r.tone_start]
         hint = ""
-        if _tone_clash(_slots(dataclasses.replace(r, tone_start=other), resolved)) is None:
+        if _tone_clash(_slots(dataclasses.replace(r, tone_start=other), resolved), r.scheme) is None:
             hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
-        tones = _tone_name(prosody_lib.char_tones(clash.fixed))
+        tones = _tone_name(prosody_lib.char_tones(clash.fixed, r.scheme))
         raise PoetryError(
             f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
             f" but the {_START_NAME[r.tone_start]} pattern ({r.tones}) needs {clash.tone} there{hint}"
         )
+    scheme = scheme_of(r)
+    heard = scheme.table is None  # xinyun: free characters keep their heard readings
+    limited = resolved.form is not None and not r.allow_repeats
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
-    for slot in slots:
+    sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
+    for k, slot in enumerate(slots):
         if slot.fixed:
-            add(("tok", _token(vocab, slot.fixed, slot.source)), slot.where, slot.rhyme)
-        else:
-            add(("han", slot.tone, excluded if slot.rhyme else frozenset()), slot.where, slot.rhyme)
+            token = _token(vocab, slot.fixed, slot.source)
+            out.fixed[token] += slot.han
+            add(("tok", token), slot.where, slot.rhyme)
+            continue
+        need = 0
+        if heard and k > 0 and sensitive[k - 1]:
+            need |= prosody_lib.CHANGES_FIRST
+        if heard and sensitive[k]:
+            need |= prosody_lib.CHANGES_SECOND
+        key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
+        add(key, slot.where, slot.rhyme, need, limited)
     add(("tok", EOS), "the end of the poem")
-    return steps, rhyme, content_start, slots
+    return out
 
 
-def _initial_groups(request, slots, steps, start, rows, vp):
+def _exclusions(vp, need, row):
+    """Most tokens of ``row`` that the pair mask of kinds ``need`` can remove after any one token.
+
+    ``row`` is (V,) or (G, V); the answer is a number or one per group.
+    """
+    if not need:
+        return 0 if row.ndim == 1 else np.zeros(row.shape[0], np.int64)
+    padded = np.concatenate([row, np.zeros(row.shape[:-1] + (1,), bool)], axis=-1)
+    hit = (vp.pair_kinds & need) > 0  # (V, K)
+    if row.ndim == 1:
+        return int((padded[vp.pair_tokens] & hit).sum(axis=1).max())
+    return np.array([(g[vp.pair_tokens] & hit).sum(axis=1).max() for g in padded])
+
+
+def _repeat_bound(steps, t, chars):
+    """Most tokens of ``chars`` ((V,) or (G, V) bool) the no-repeat mask can exclude at step t.
+
+    A token is out once it is used MAX_USES times; the fixed characters'
+    uses are known, so the worst case spends the free steps before t first on
+    tokens one use short, then on fresh ones (MAX_USES uses each).
+    """
+    if not steps.no_repeat[t]:
+        return 0 if chars.ndim == 1 else np.zeros(chars.shape[0], np.int64)
+    budget = sum(steps.no_repeat[steps.content_start : t])
+    fixed = np.zeros(chars.shape[-1], np.int64)
+    for token, uses in steps.fixed.items():
+        fixed[token] = uses
+    done = (chars & (fixed >= MAX_USES)).sum(axis=-1)
+    out = done
+    for need in range(1, MAX_USES + 1):  # tokens `need` uses short, cheapest first
+        available = (chars & (fixed == MAX_USES - need)).sum(axis=-1)
+        take = np.minimum(available, budget // need)
+        out, budget = out + take, budget - take * need
+    return out
+
+
+def _check_free_steps(steps, rows, vp):
+    """Every free step keeps a token whatever the pair mask removes; True if the no-repeat mask can't empty it either."""
+    guaranteed = True
+    for t, (row_id, is_rhyme) in enumerate(zip(steps.rows, steps.rhyme)):
+        if is_rhyme or not (steps.need[t] or steps.no_repeat[t]):
+            continue
+        row = rows.rows[row_id]
+        lost = _exclusions(vp, steps.need[t], row)
+        if row.sum() <= lost:
+            raise PoetryError(f"too few characters in this vocabulary for step {t + 1} beside the neighbours it must avoid")
+        guaranteed &= bool(row.sum() > lost + _repeat_bound(steps, t, row))
+    return guaranteed
+
+
+def _initial_groups(request, steps, rows, vp):
     """Rhyme groups g such that every rhyme step keeps a usable character in g.
 
     Fixed rhyming characters must be distinct, 平, and share g. Each free
@@ -356,11 +478,15 @@ def _initial_groups(request, slots, steps, start, rows, vp):
     characters) must hold at least n_free characters of g, n_free being the
     number of free rhyme steps: at most n_free - 1 of them are used before
     any free rhyme step, so the dynamic mask is never empty, and every group
-    left in the decoder's group set is one of these.
+    left in the decoder's group set is one of these. The pair mask may take
+    more: as many as it can remove at that step are added. Returns (groups,
+    repeat_guaranteed): the groups that also survive the most the no-repeat
+    mask can remove, if there are any, else the others, not guaranteed.
     """
-    out = np.zeros(vp.ping_rhymes.shape[1], bool)
+    out = np.zeros(vp.group_members.shape[0], bool)
     if not request.rhyme:
-        return out
+        return out, True
+    slots = steps.slots
     fixed = [slot for slot in slots if slot.rhyme and slot.fixed]
     seen = {}
     for slot in fixed:
@@ -378,54 +504,82 @@ def _initial_groups(request, slots, steps, start, rows, vp):
         chars = " ".join(slot.fixed for slot in fixed)
         raise PoetryError(f"the fixed rhyming characters {chars} share no {vp.scheme.chinese} rhyme group")
     out[sorted(shared)] = True
+    start = steps.content_start
     free = [start + k for k, slot in enumerate(slots) if slot.rhyme and not slot.fixed]
-    members = vp.group_members
-    for row in {steps[t] for t in free}:
-        out &= (members & rows.rows[row]).sum(axis=1) >= len(free)
+    strict = out.copy()
+    for t in free:
+        usable = vp.group_members & rows.rows[steps.rows[t]]
+        need = len(free) + _exclusions(vp, steps.need[t], usable)
+        out &= usable.sum(axis=1) >= need
+        strict &= usable.sum(axis=1) >= need + _repeat_bound(steps, t, usable)
     if not out.any():
         raise PoetryError(
             f"no rhyme group has enough usable characters for {len(free) + len(fixed)} rhyming lines"
             f" ({len(free)} to choose, 平, distinct) under these constraints in this vocabulary"
         )
-    return out
+    return (strict, True) if strict.any() else (out, False)
 
 
-def plan(requests, vocab, prosody=None, title_conditioned=False):
+def plan(requests, vocab, title_conditioned=False):
     """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible."""
     if isinstance(requests, PoemRequest):
         requests = [requests]
     requests = list(requests)
     if not requests:
         raise PoetryError("no poems requested")
-    vp = prosody or prosody_lib.VocabProsody.build(vocab)
-    if vp.han.shape[0] != len(vocab):
-        raise PoetryError("the prosody arrays were built for another vocabulary")
-    rows = _Rows(vocab, vp)
-    poems = []
+    rows = _Rows(vocab)
+    poems, schemes = [], {}
     for b, request in enumerate(requests):
         try:
-            steps, rhyme, start, slots = _poem_steps(request, vocab, rows, title_conditioned)
-            groups = _initial_groups(request, slots or [], steps, start, rows, vp)
+            steps = _poem_steps(request, vocab, rows, title_conditioned)
+            vp = prosody_lib.VocabProsody.build(vocab, scheme_of(request))
+            body_guaranteed = _check_free_steps(steps, rows, vp)
+            groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp)
         except PoetryError as error:
             if len(requests) == 1:
                 raise
             raise PoetryError(f"poem {b + 1}: {error}") from None
-        poems.append((steps, rhyme, start, groups))
-    bsz = len(poems)
-    t_max = max(len(steps) for steps, *_ in poems)
+        schemes.setdefault(vp.scheme.name, vp)
+        poems.append((steps, vp.scheme.name, groups, body_guaranteed and rhyme_guaranteed))
+    # One group table for the batch: each scheme's groups after the previous scheme's.
+    offsets, members = {}, []
+    for name, vp in schemes.items():
+        offsets[name] = sum(len(m) for m in members)
+        members.append(vp.group_members)
+    bsz, n_groups = len(poems), sum(len(m) for m in members)
+    heard = schemes.get(prosody_lib.DEFAULT_SCHEME)  # only xinyun poems mask pairs
+    pair_tokens = heard.pair_tokens if heard else np.full((len(vocab), 1), len(vocab), np.int32)
+    pair_kinds = heard.pair_kinds if heard else np.zeros((len(vocab), 1), np.int32)
+    t_max = max(len(steps.rows) for steps, *_ in poems)
     step_masks = np.zeros((bsz, t_max), np.int32)
     rhyme_step = np.zeros((bsz, t_max), bool)
-    for b, (steps, rhyme, _, _) in enumerate(poems):
-        step_masks[b, : len(steps)] = steps
-        rhyme_step[b, : len(rhyme)] = rhyme
+    context_need = np.zeros((bsz, t_max), np.int32)
+    no_repeat = np.zeros((bsz, t_max), bool)
+    initial_groups = np.zeros((bsz, n_groups), bool)
+    fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
+    for b, (steps, name, groups, _) in enumerate(poems):
+        n = len(steps.rows)
+        step_masks[b, :n] = steps.rows
+        rhyme_step[b, :n] = steps.rhyme
+        context_need[b, :n] = steps.need
+        no_repeat[b, :n] = steps.no_repeat
+        initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
+        for token, uses in steps.fixed.items():
+            fixed_counts[b, token] = min(uses, 127)
     return DecodePlan(
         mask_table=np.stack(rows.rows),
         step_masks=step_masks,
         rhyme_step=rhyme_step,
-        group_members=np.array(vp.group_members),
-        initial_groups=np.stack([groups for *_, groups in poems]),
-        lengths=np.array([len(steps) for steps, *_ in poems], np.int32),
-        content_start=np.array([start for _, _, start, _ in poems], np.int32),
+        group_members=np.concatenate(members),
+        initial_groups=initial_groups,
+        lengths=np.array([len(steps.rows) for steps, *_ in poems], np.int32),
+        content_start=np.array([steps.content_start for steps, *_ in poems], np.int32),
+        context_need=context_need,
+        pair_tokens=np.array(pair_tokens),
+        pair_kinds=np.array(pair_kinds),
+        no_repeat=no_repeat,
+        fixed_counts=fixed_counts,
+        repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )
 
 
@@ -433,15 +587,17 @@ def plan(requests, vocab, prosody=None, title_conditioned=False):
 # The independent validator
 
 
-def check_poem(content, request, scheme=prosody_lib.DEFAULT_SCHEME):
+def check_poem(content, request):
     """Violations of ``request`` by a finished poem's ``content``; [] if none.
 
     Independent of the masks: it reads the finished string with forms.classify
-    and prosody's per-character functions. Raises PoetryError only when the
-    request itself is invalid.
+    and prosody's per-character functions (the reader readings, or the 平水韵
+    table, of the request's scheme). Raises PoetryError only when the request
+    itself is invalid.
     """
     r = request
     resolved = _resolve(r)
+    scheme = scheme_of(r)
     form, template = resolved.form, resolved.template
     problems = []
     if not content.startswith(r.begin):
@@ -482,8 +638,21 @@ def check_poem(content, request, scheme=prosody_lib.DEFAULT_SCHEME):
         pattern = prosody_lib.relax(
             prosody_lib.tone_pattern(form.chars_per_line, form.lines, r.tone_start, r.first_line_rhymes), r.tones
         )
-        problems += tone_problems(lines, pattern)
+        problems += tone_problems(lines, pattern, r.scheme)
+    if not r.allow_repeats:
+        problems += repeat_problems(content, _slots(r, resolved))
     return problems
+
+
+def repeat_problems(content, slots):
+    """Characters used more than MAX_USES times (or than the fixed characters use them)."""
+    fixed = collections.Counter(slot.fixed for slot in slots if slot.fixed and slot.han)
+    counts = collections.Counter(c for c in content if prosody_lib.is_han(c))
+    return [
+        f"repeats: {c!r} appears {n} times (at most {max(MAX_USES, fixed[c])})"
+        for c, n in counts.items()
+        if n > max(MAX_USES, fixed[c])
+    ]
 
 
 def rhyme_problems(lines, first_line_rhymes=False, scheme=prosody_lib.DEFAULT_SCHEME):
@@ -506,14 +675,14 @@ def rhyme_problems(lines, first_line_rhymes=False, scheme=prosody_lib.DEFAULT_SC
     return problems
 
 
-def tone_problems(lines, pattern):
+def tone_problems(lines, pattern, scheme=prosody_lib.DEFAULT_SCHEME):
     """Positions whose character does not fit the 平仄 pattern ([] if all do)."""
     problems = []
     for i, (line, required_line) in enumerate(zip(lines, pattern)):
         chars = prosody_lib.line_chars(line)
         for j, (c, required) in enumerate(zip(chars, required_line)):
-            if not prosody_lib.tone_ok(c, required):
-                tones = _tone_name(prosody_lib.char_tones(c))
+            if not prosody_lib.tone_ok(c, required, scheme):
+                tones = _tone_name(prosody_lib.char_tones(c, scheme))
                 problems.append(
                     f"tones: line {i + 1}, character {j + 1} {c!r} is {tones}, the pattern needs {required}"
                 )

@@ -4,7 +4,9 @@ Every kind of poem, free or constrained, is decoded by the same loop: at each
 step the model advances one character for the whole batch (``model.step``),
 the step's allowed-token mask is looked up, the dynamic rhyme mask is ANDed
 in where a rhyme falls, and a token is sampled (greedy, temperature, top-k,
-top-p) from the masked logits. A ``constraints.DecodePlan`` says what is
+top-p) from the masked logits; the pair mask (neighbours that would change
+how a character is heard) and the no-repeat mask are ANDed in the same way.
+A ``constraints.DecodePlan`` says what is
 allowed where; the decoder knows nothing about forms. It runs in a
 ``tf.while_loop`` with no Python per character, and stops when every poem has
 emitted EOS or reached its length.
@@ -19,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import vocab as vocab_lib
+from poetry_rnn import constraints
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -82,6 +85,11 @@ class Decoder:
                 spec([], tf.float32),  # top_p (1 = off)
                 spec([], tf.int64),  # seed
                 spec([None], tf.int32),  # start (B,): first input, BOS (lyrics streams: a prefix character)
+                spec([None, None], tf.int32),  # context_need (B, T)
+                spec([None, None], tf.int32),  # pair_tokens (V, K)
+                spec([None, None], tf.int32),  # pair_kinds (V, K)
+                spec([None, None], tf.bool),  # no_repeat (B, T)
+                spec([None, None], tf.int8),  # fixed_counts (B, V)
             ],
         )
 
@@ -100,21 +108,44 @@ class Decoder:
             tf.constant(top_p, tf.float32),
             tf.constant(seed, tf.int64),
             tf.constant(start, tf.int32),
+            plan.context_need,
+            plan.pair_tokens,
+            plan.pair_kinds,
+            plan.no_repeat,
+            plan.fixed_counts,
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
     def _decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
-                      temperature, top_k, top_p, seed, start):
+                      temperature, top_k, top_p, seed, start, context_need=None, pair_tokens=None, pair_kinds=None,
+                      no_repeat=None, fixed_counts=None):
+        """The loop; the last five arguments default to "no pair and no repeat mask" (export's forms)."""
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
+        if context_need is None:
+            context_need = tf.zeros_like(step_masks)
+            pair_tokens = tf.fill([vocab_size, 1], vocab_size)
+            pair_kinds = tf.zeros([vocab_size, 1], tf.int32)
+            no_repeat = tf.zeros_like(rhyme_step)
+            fixed_counts = tf.zeros([batch, vocab_size], tf.int8)
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
+        rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
 
-        def body(t, prev, states, done, groups, used, tokens, logprobs):
+        def body(t, prev, states, done, groups, used, counts, tokens, logprobs):
             logits, states = self.model.step(prev, states)
             logits = tf.cast(logits, tf.float32)
             allowed = tf.gather(mask_table, step_masks[:, t])
+            # Pairs: the neighbours of prev that would change how prev or this character is heard.
+            hit = (tf.gather(pair_kinds, prev) & context_need[:, t][:, None]) > 0  # (B, K)
+            index = tf.stack([rows, tf.gather(pair_tokens, prev)], axis=-1)  # (B, K, 2), padding at column V
+            paired = tf.scatter_nd(index, tf.cast(hit, tf.int32), tf.stack([batch, vocab_size + 1]))[:, :-1] > 0
+            allowed &= ~paired
+            # No repeats: a character used MAX_USES times already is out, unless
+            # that would leave nothing (only where the plan cannot guarantee it).
+            limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= constraints.MAX_USES))
+            allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
             # Rhyme: a character of a group still open to this poem, not used before.
             rhyme_ok = (tf.matmul(tf.cast(groups, tf.float32), members) > 0) & ~used
             at_rhyme = rhyme_step[:, t]
@@ -131,13 +162,15 @@ class Decoder:
 
             rhymed = at_rhyme & ~done
             groups = tf.where(rhymed[:, None], groups & tf.gather(char_groups, token), groups)
-            used |= tf.one_hot(token, vocab_size, on_value=True, off_value=False) & rhymed[:, None]
+            chosen = tf.one_hot(token, vocab_size, on_value=True, off_value=False)
+            used |= chosen & rhymed[:, None]
+            counts += tf.cast(chosen & (no_repeat[:, t] & ~done)[:, None], tf.int8)
             logprob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
             column = tf.one_hot(t, max_steps)[None, :]  # static shapes, so XLA can compile the loop
             tokens += tf.cast(column, tf.int32) * token[:, None]
             logprobs += column * tf.where(done, 0.0, logprob)[:, None]
             done |= (token == vocab_lib.EOS) | (t + 1 >= lengths)
-            return t + 1, token, states, done, groups, used, tokens, logprobs
+            return t + 1, token, states, done, groups, used, counts, tokens, logprobs
 
         def cond(t, prev, states, done, *_):
             return (t < max_steps) & ~tf.reduce_all(done)
@@ -152,11 +185,12 @@ class Decoder:
                 lengths <= 0,
                 initial_groups,
                 tf.zeros([batch, vocab_size], tf.bool),
+                fixed_counts,
                 tf.zeros([batch, max_steps], tf.int32),  # PAD = 0 wherever nothing was written
                 tf.zeros([batch, max_steps], tf.float32),
             ),
         )
-        tokens, logprobs = loop[6], loop[7]
+        tokens, logprobs = loop[7], loop[8]
         return tokens, logprobs, tf.reduce_any(tokens == vocab_lib.EOS, axis=1)
 
 
@@ -182,8 +216,6 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     Each request is decoded ``best_of`` times in the same batch and the
     candidate with the highest mean log-probability per character is kept.
     """
-    from poetry_rnn import constraints
-
     expanded = [r for r in requests for _ in range(best_of)]
     plan = constraints.plan(expanded, vocab, title_conditioned=title_conditioned)
     decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed)
@@ -210,8 +242,6 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
     is the prefix followed by the new characters, its logprobs those of the
     new characters only.
     """
-    from poetry_rnn import constraints
-
     if length < 1:
         raise PoetryError(f"--length must be at least 1, got {length}")
     for prefix in prefixes:
