@@ -272,7 +272,16 @@ class _Rows:
     def __init__(self, vocab):
         self.vocab = vocab
         self.by_key, self.by_bytes, self.rows = {}, {}, []
+        self.lost = {}  # (scheme, need, row, per group) -> _exclusions, the same for every poem of a batch
         self.get(("tok", EOS), "the end of the poem")
+
+    def exclusions(self, vp, need, index, per_group=False):
+        """_exclusions of row ``index`` (or of each group's members in it), cached."""
+        key = (vp.scheme.name, need, index, per_group)
+        if key not in self.lost:
+            row = self.rows[index]
+            self.lost[key] = _exclusions(vp, need, vp.group_members & row if per_group else row)
+        return self.lost[key]
 
     def _build(self, key):
         v = len(self.vocab)
@@ -463,7 +472,7 @@ def _check_free_steps(steps, rows, vp):
         if is_rhyme or not (steps.need[t] or steps.no_repeat[t]):
             continue
         row = rows.rows[row_id]
-        lost = _exclusions(vp, steps.need[t], row)
+        lost = rows.exclusions(vp, steps.need[t], row_id)
         if row.sum() <= lost:
             raise PoetryError(f"too few characters in this vocabulary for step {t + 1} beside the neighbours it must avoid")
         guaranteed &= bool(row.sum() > lost + _repeat_bound(steps, t, row))
@@ -509,7 +518,7 @@ def _initial_groups(request, steps, rows, vp):
     strict = out.copy()
     for t in free:
         usable = vp.group_members & rows.rows[steps.rows[t]]
-        need = len(free) + _exclusions(vp, steps.need[t], usable)
+        need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], per_group=True)
         out &= usable.sum(axis=1) >= need
         strict &= usable.sum(axis=1) >= need + _repeat_bound(steps, t, usable)
     if not out.any():
