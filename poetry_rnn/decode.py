@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import vocab as vocab_lib
-from poetry_rnn import constraints
+from poetry_rnn import constraints, forms, prosody
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -209,13 +209,42 @@ class Poem:
         return float(np.mean(self.logprobs)) if self.logprobs else float("-inf")
 
 
+@dataclasses.dataclass(frozen=True)
+class Ranking:
+    """How ``best_of`` ranks the drafts of one request: the highest score wins.
+
+    score = mean log p per token under the model (length-normalised, so a
+    short free poem is not preferred for being short)
+          + ngram_weight * mean log p per token under ``ngram`` (a fitted
+            ``ngram.KneserNey``: a second opinion that has read the corpus
+            as it is, not as the network remembers it)
+          + rhyme_bonus * (the even lines rhyme, ``prosody.rhyme_ok`` in the
+            request's scheme; free poems, whose rhyme no mask enforces)
+    """
+
+    ngram: object = None
+    ngram_weight: float = 0.0
+    rhyme_bonus: float = 0.0
+
+    def score(self, poem):
+        total = poem.mean_logprob
+        if self.ngram is not None and self.ngram_weight:
+            total += self.ngram_weight * self.ngram.mean_logprob(poem.content)
+        if self.rhyme_bonus and not poem.request.rhyme:
+            lines = forms.split_lines(poem.content)
+            total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=constraints.scheme_of(poem.request))
+        return total
+
+
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-             title_conditioned=False, decoder=None):
+             title_conditioned=False, decoder=None, ranking=None):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
-    Each request is decoded ``best_of`` times in the same batch and the
-    candidate with the highest mean log-probability per character is kept.
+    Each request is decoded ``best_of`` times in the same batch (draft) and
+    the candidate with the highest ``ranking`` score is kept (rank; default
+    ``Ranking()``: the mean log-probability per token).
     """
+    ranking = ranking or Ranking()
     expanded = [r for r in requests for _ in range(best_of)]
     plan = constraints.plan(expanded, vocab, title_conditioned=title_conditioned)
     decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed)
@@ -225,9 +254,9 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
         tokens = decoded.tokens[b]
         title = vocab.decode(tokens[: max(start - 1, 0)])
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
-    return [
-        max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(requests))
-    ]
+    if best_of == 1:
+        return candidates
+    return [max(candidates[i * best_of : (i + 1) * best_of], key=ranking.score) for i in range(len(requests))]
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,

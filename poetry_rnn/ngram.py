@@ -154,6 +154,11 @@ class KneserNey:
             tokens += len(s) - 1
         return NgramScore(total, tokens, unknown)
 
+    def mean_logprob(self, poem):
+        """Mean natural log-probability per predicted token of one poem (as ``score``)."""
+        score = self.score([poem])
+        return -score.total_nll / score.tokens
+
     def _prob(self, context, token):
         """P(token | context) for an encoded context of at most order - 1 tokens."""
         p = self._uniform

@@ -397,10 +397,9 @@ def heard_readings(line):
     """
     from pypinyin import Style, pinyin
 
-    chars = line_chars(line)
-    found = pinyin(chars, style=Style.TONE3, heteronym=False, errors=lambda s: [None] * len(s),
-                   neutral_tone_with_five=True)
-    return [_reading(s[0]) if s and s[0] else None for s in found]
+    # An unreadable character comes back as itself (with a neutral-tone 5): no Latin letter.
+    found = pinyin(line_chars(line), style=Style.TONE3, heteronym=False, errors="default", neutral_tone_with_five=True)
+    return [_reading(s) if any("a" <= ch <= "z" for ch in s) else None for (s,) in found]
 
 
 def _heard_class(reading):
