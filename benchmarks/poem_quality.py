@@ -1,10 +1,10 @@
 """Generated poems beside real ones: rhyme as read, repeats, 5-gram perplexity, distinct-2, copying.
 
     python benchmarks/poem_quality.py --corpus /work/main/data/poems.txt [--count 1000]
-        [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--real_only]
+        [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--tones] [--real_only]
 
-For each form (七绝 and 五律 with --rhyme, the same with loose 平仄, and free
-poems) and each sampling setting ``temperature:top_p:best_of`` it decodes
+For each form (七绝 and 五律 with --rhyme, with --tones also with loose 平仄,
+and free poems) and each sampling setting ``temperature:top_p:best_of`` it decodes
 ``--count`` poems with the model (one batched call) and prints, beside the
 real poems of that form:
 
@@ -50,20 +50,6 @@ def rhyme_rates(contents, scheme):
     return float(char_level), float(heard)
 
 
-def heard_ok(content, request):
-    """The stricter check for a constrained poem: rhyme and tones as each line is read whole."""
-    lines = [line[:-1] for line in forms.split_lines(content)]
-    form = forms.FORMS[request.form]
-    ok = not request.rhyme or prosody.heard_rhyme_ok(lines, request.first_line_rhymes)
-    if request.tones != "off":
-        pattern = prosody.relax(
-            prosody.tone_pattern(form.chars_per_line, form.lines, request.tone_start, request.first_line_rhymes),
-            request.tones,
-        )
-        ok = ok and prosody.heard_tones_ok(lines, pattern)
-    return ok
-
-
 def measure(contents, real_size, lm, index):
     score = lm.score(contents)
     return {
@@ -85,6 +71,7 @@ def main():
     parser.add_argument("--scheme", default="xinyun", choices=prosody.SCHEME_NAMES)
     parser.add_argument("--forms", default="qijue,wulv,free")
     parser.add_argument("--real_only", action="store_true", help="only the real-poem figures")
+    parser.add_argument("--tones", action="store_true", help="also each form with rhyme and loose 平仄")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -131,8 +118,9 @@ def main():
             ranking = decode.Ranking(lm if weight else None, weight, args.rhyme_bonus)
             for name in args.forms.split(","):
                 real, rm = real_sets[name]
-                variants = [("", {})] if name == "free" else [("rhyme", {"rhyme": True}),
-                                                              ("rhyme+tones", {"rhyme": True, "tones": "loose"})]
+                variants = [("", {})] if name == "free" else [("rhyme", {"rhyme": True})]
+                if args.tones and name != "free":
+                    variants.append(("rhyme+tones", {"rhyme": True, "tones": "loose"}))
                 for label, fields in variants:
                     request = constraints.PoemRequest(form=name, scheme=args.scheme, max_len=120, **fields)
                     began = time.perf_counter()
@@ -152,7 +140,7 @@ def main():
                         line += f", even lines rhyme xinyun {x:.1%} pingshui {ps:.1%}"
                     else:
                         valid_share = np.mean([not constraints.check_poem(p.content, request) for p in out])
-                        heard = np.mean([heard_ok(p.content, request) for p in out])
+                        heard = np.mean([constraints.heard_ok(p.content, request) for p in out])
                         line += f", constraints met {valid_share:.1%}"
                         if args.scheme == "xinyun":
                             line += f", heard (line read whole) {heard:.1%}"

@@ -653,6 +653,25 @@ def check_poem(content, request):
     return problems
 
 
+def heard_ok(content, request):
+    """The stricter check of a form poem: its rhyme (中华新韵) and 平仄 as each line is read whole.
+
+    ``prosody.heard_rhyme_ok`` and ``heard_tones_ok``: the reading pypinyin
+    gives each character in its line, not any reader reading. True when the
+    request asks for neither.
+    """
+    form = _resolve(request).form
+    lines = [line[:-1] for line in forms.split_lines(content)]
+    ok = not request.rhyme or prosody_lib.heard_rhyme_ok(lines, request.first_line_rhymes)
+    if request.tones != "off" and form is not None:
+        pattern = prosody_lib.relax(
+            prosody_lib.tone_pattern(form.chars_per_line, form.lines, request.tone_start, request.first_line_rhymes),
+            request.tones,
+        )
+        ok = ok and prosody_lib.heard_tones_ok(lines, pattern)
+    return bool(ok)
+
+
 def repeat_problems(content, slots):
     """Characters used more than MAX_USES times (or than the fixed characters use them)."""
     fixed = collections.Counter(slot.fixed for slot in slots if slot.fixed and slot.han)

@@ -65,17 +65,27 @@ def ngram_report(train_poems, poems, vocab, order=5):
 
 
 def prosody_measures(first_line_rhymes=False):
-    """Rhyme rate and 平仄 agreement, as ``quality.summarize`` extra measures."""
+    """Rhyme rates and 平仄 agreement, as ``quality.summarize`` extra measures.
 
-    def rhyme_rate(poems):
-        regular = [forms.split_lines(p) for p in poems if quality.consistent_line_length(p)]
-        return _mean([prosody.rhyme_ok(lines, first_line_rhymes) for lines in regular])
+    Even-line rhyme under 中华新韵 by the reader readings, the same with each
+    rhyming line read whole (``prosody.heard_rhyme_ok``), and under 平水韵.
+    """
+
+    def regular(poems):
+        return [forms.split_lines(p) for p in poems if quality.consistent_line_length(p)]
+
+    def rhyme_rate(scheme):
+        return lambda poems: _mean([prosody.rhyme_ok(lines, first_line_rhymes, scheme) for lines in regular(poems)])
+
+    def heard_rhyme_rate(poems):
+        return _mean([prosody.heard_rhyme_ok(lines, first_line_rhymes) for lines in regular(poems)])
 
     def tone_agreement(poems):
         fits = [prosody.best_tone_pattern(forms.split_lines(p), "loose") for p in poems]
         return _mean([fit[0] for fit in fits if fit is not None])
 
-    return {"rhyme_rate": rhyme_rate, "tone_agreement": tone_agreement}
+    return {"rhyme_rate": rhyme_rate("xinyun"), "heard_rhyme_rate": heard_rhyme_rate,
+            "pingshui_rhyme_rate": rhyme_rate("pingshui"), "tone_agreement": tone_agreement}
 
 
 def _mean(values):
@@ -92,6 +102,7 @@ def sample_report(loaded, request, count, index, temperature, top_p, seed, real_
     generated["ended"] = len(finished) / len(poems)
     if request.form != forms.FREE:
         generated["constraints_valid"] = _mean([not constraints.check_poem(p.content, request) for p in poems])
+        generated["constraints_heard"] = _mean([constraints.heard_ok(p.content, request) for p in poems])
     real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
     return {
         "request": {k: v for k, v in vars(request).items() if v not in ("", False)},
@@ -132,7 +143,10 @@ MEASURES = [
     ("constraints_valid", "constraints met"),
     ("form_valid", "regular shape (5/7, ，。)"),
     ("consistent_length", "one line length (5 or 7)"),
-    ("rhyme_rate", "even lines rhyme"),
+    ("constraints_heard", "rhyme and 平仄 as each line is read whole"),
+    ("rhyme_rate", "even lines rhyme (中华新韵)"),
+    ("heard_rhyme_rate", "even lines rhyme (中华新韵, each line read whole)"),
+    ("pingshui_rhyme_rate", "even lines rhyme (平水韵)"),
     ("tone_agreement", "平仄 agreement (loose)"),
     ("copied_lines", "lines copied from training"),
     ("copied_poems", "poems copied from training"),

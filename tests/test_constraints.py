@@ -486,3 +486,64 @@ def test_masked_decoding_always_gives_valid_poems(case, conditioned, seed, mode)
         if not p.repeat_guaranteed[b]:  # a vocabulary too small to promise it: only repeats may slip
             problems = [q for q in problems if not q.startswith("repeats")]
         assert problems == []
+
+
+# --------------------------------------------------------------------------
+# Schemes, heard readings and repeats
+
+
+def test_pingshui_plan_and_loose_rhyme():
+    p = plan([PoemRequest(form="wujue", rhyme=True, scheme="pingshui"), PoemRequest(form="wujue", rhyme=True)], VOCAB)
+    assert p.group_members.shape[0] == 30 + 14  # each scheme's groups, one after the other
+    assert not p.initial_groups[0, 30:].any() and not p.initial_groups[1, :30].any()
+    assert not p.context_need[0].any() and p.context_need[1].any()  # pairs matter to the modern ear only
+    east_pine = "山中一日东，水上看青松。明月照何处，春风吹不同。"   # 东 一东, 松 二冬: 邻韵
+    strict = PoemRequest(form="wujue", rhyme=True, scheme="pingshui")
+    assert check_poem(east_pine, strict)[0].startswith("rhyme: the rhyming characters share no group")
+    assert check_poem(east_pine, PoemRequest(**{**vars(strict), "rhyme_loose": True})) == []
+    with pytest.raises(PoetryError, match="unknown rhyme scheme"):
+        plan([PoemRequest(form="wujue", rhyme=True, scheme="guangyun")], VOCAB)
+    with pytest.raises(PoetryError, match="rhyme_loose needs rhyme"):
+        plan([PoemRequest(form="wujue", rhyme_loose=True)], VOCAB)
+
+
+def test_pingshui_tones_count_rusheng_as_ze():
+    p = plan([PoemRequest(form="wujue", tones="strict", scheme="pingshui", tone_start="ze")], VOCAB)
+    ping_row = rows_of(p)[2]  # 仄仄平平仄: the third character is 平
+    assert not ping_row[VOCAB.id("白")] and not ping_row[VOCAB.id("国")]  # 入声
+    with pytest.raises(PoetryError, match="acrostic character '白'"):
+        plan([PoemRequest(form="wujue", tones="strict", scheme="pingshui", tone_start="ping", acrostic="白")], VOCAB)
+    plan([PoemRequest(form="wujue", tones="strict", tone_start="ping", acrostic="白")], VOCAB)  # bái is 平 in xinyun
+
+
+def test_a_stubborn_model_is_heard_as_the_masks_promise():
+    # a model in love with 长 (zhǎng alone, cháng in 长安) and 安 must not make a 平 of a heard 仄
+    request = PoemRequest(form="wulv", rhyme=True, tones="strict", first_line_rhymes=True)
+    p = plan([request], VOCAB)
+    for prefer in ("长安", "相思", "看中"):
+        (tokens,) = simulate(p, np.random.default_rng(2), "fixed", prefer=[VOCAB.id(c) for c in prefer])
+        content = VOCAB.decode(tokens)
+        lines = [line[:-1] for line in forms.split_lines(content)]
+        pattern = prosody.tone_pattern(5, 8, "ping", True)
+        assert check_poem(content, request) == [], content
+        assert prosody.heard_rhyme_ok(lines, True) and prosody.heard_tones_ok(lines, pattern), content
+
+
+def test_no_character_more_than_twice_unless_relaxed():
+    favourite = [VOCAB.id(c) for c in "风"]
+    request = PoemRequest(form="qilv")
+    p = plan([request], VOCAB)
+    assert p.repeat_guaranteed.all() and p.no_repeat[0].sum() == 56
+    (tokens,) = simulate(p, np.random.default_rng(3), "fixed", prefer=favourite)
+    content = VOCAB.decode(tokens)
+    assert content.count("风") == MAX_USES and check_poem(content, request) == []
+    assert check_poem("风" * 3 + content[3:], request)[0].startswith("repeats")
+    relaxed = PoemRequest(form="qilv", allow_repeats=True)
+    (tokens,) = simulate(plan([relaxed], VOCAB), np.random.default_rng(3), "fixed", prefer=favourite)
+    assert VOCAB.decode(tokens).count("风") == 56 and check_poem(VOCAB.decode(tokens), relaxed) == []
+    # fixed characters count first, and may themselves repeat as the template says
+    template = PoemRequest(template="风风风??，?????。?????，?????。")
+    p = plan([template], VOCAB)
+    assert p.fixed_counts[0, VOCAB.id("风")] == 3
+    (tokens,) = simulate(p, np.random.default_rng(3), "fixed", prefer=favourite)
+    assert VOCAB.decode(tokens).count("风") == 3 and check_poem(VOCAB.decode(tokens), template) == []

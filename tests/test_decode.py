@@ -69,6 +69,25 @@ def test_best_of_keeps_the_most_likely_candidate(loaded):
     assert best.mean_logprob == pytest.approx(max(p.mean_logprob for p in single))
 
 
+def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
+    from poetry_rnn import ngram, prosody
+    from conftest import synthetic_poems
+
+    request = constraints.PoemRequest(begin="春", max_len=40)
+    drafts = decode.generate(loaded.model, loaded.vocab, [request] * 8, seed=5)
+    lm = ngram.KneserNey(order=3, vocab=loaded.vocab.chars).fit(c for _, c in synthetic_poems(200, seed=1))
+    heavy = decode.Ranking(lm, ngram_weight=100.0)
+    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=heavy)[0]
+    assert best.content == max(drafts, key=lambda p: lm.mean_logprob(p.content)).content
+    assert heavy.score(best) == pytest.approx(best.mean_logprob + 100.0 * lm.mean_logprob(best.content))
+    rhymes = [prosody.rhyme_ok(decode.forms.split_lines(p.content)) for p in drafts]
+    bonus = decode.Ranking(rhyme_bonus=1000.0)
+    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=bonus)[0]
+    assert prosody.rhyme_ok(decode.forms.split_lines(best.content)) == any(rhymes)
+    ranked = max(drafts, key=lambda p: (prosody.rhyme_ok(decode.forms.split_lines(p.content)), p.mean_logprob))
+    assert best.content == ranked.content
+
+
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
     with pytest.raises(PoetryError, match="龘"):
         constraints.plan([constraints.PoemRequest(begin="龘")], loaded.vocab)

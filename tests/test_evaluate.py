@@ -36,10 +36,11 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1
     free, wujue = report["samples"]
     for block in (free, wujue):
-        assert {"ended", "form_valid", "consistent_length", "rhyme_rate", "tone_agreement", "copied_lines",
-                "copied_poems", "repetition", "distinct_2"} <= set(block["generated"])
+        assert {"ended", "form_valid", "consistent_length", "rhyme_rate", "heard_rhyme_rate", "pingshui_rhyme_rate",
+                "tone_agreement", "copied_lines", "copied_poems", "repetition", "distinct_2"} <= set(block["generated"])
         assert block["real"]["poems"] > 0
     assert wujue["generated"]["constraints_valid"] == 1.0
+    assert wujue["generated"]["constraints_heard"] == 1.0  # free characters are heard as the masks chose them
     assert wujue["generated"]["form_valid"] == 1.0
     text = evaluate.markdown(report)
     assert "Kneser-Ney" in text and "constraints met" in text
