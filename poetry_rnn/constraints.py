@@ -275,6 +275,14 @@ class _Rows:
         self.lost = {}  # (scheme, need, row, per group) -> _exclusions, the same for every poem of a batch
         self.get(("tok", EOS), "the end of the poem")
 
+    def size(self, vp, index, per_group=False):
+        """Tokens in row ``index`` (or of each group's members in it), cached."""
+        key = (vp.scheme.name, "size", index, per_group)
+        if key not in self.lost:
+            row = self.rows[index]
+            self.lost[key] = (vp.group_members & row).sum(axis=1) if per_group else int(row.sum())
+        return self.lost[key]
+
     def exclusions(self, vp, need, index, per_group=False):
         """_exclusions of row ``index`` (or of each group's members in it), cached."""
         key = (vp.scheme.name, need, index, per_group)
@@ -443,24 +451,29 @@ def _exclusions(vp, need, row):
     return np.array([(g[vp.pair_tokens] & hit).sum(axis=1).max() for g in padded])
 
 
-def _repeat_bound(steps, t, chars):
+def _repeat_bound(steps, t, chars, size):
     """Most tokens of ``chars`` ((V,) or (G, V) bool) the no-repeat mask can exclude at step t.
 
     A token is out once it is used MAX_USES times; the fixed characters'
     uses are known, so the worst case spends the free steps before t first on
-    tokens one use short, then on fresh ones (MAX_USES uses each).
+    tokens one use short, then on fresh ones (MAX_USES uses each). ``size``
+    is ``chars.sum(axis=-1)``.
     """
     if not steps.no_repeat[t]:
         return 0 if chars.ndim == 1 else np.zeros(chars.shape[0], np.int64)
     budget = sum(steps.no_repeat[steps.content_start : t])
-    fixed = np.zeros(chars.shape[-1], np.int64)
+    # available[k]: tokens of chars k uses short (k = 0: already out), from the few fixed tokens
+    available = [0] * (MAX_USES + 1)
+    fresh = size
     for token, uses in steps.fixed.items():
-        fixed[token] = uses
-    done = (chars & (fixed >= MAX_USES)).sum(axis=-1)
-    out = done
-    for need in range(1, MAX_USES + 1):  # tokens `need` uses short, cheapest first
-        available = (chars & (fixed == MAX_USES - need)).sum(axis=-1)
-        take = np.minimum(available, budget // need)
+        if uses:
+            inside = chars[..., token].astype(np.int64)
+            available[max(MAX_USES - uses, 0)] = available[max(MAX_USES - uses, 0)] + inside
+            fresh = fresh - inside
+    available[MAX_USES] = available[MAX_USES] + fresh
+    out = available[0]
+    for need in range(1, MAX_USES + 1):  # cheapest first
+        take = np.minimum(available[need], budget // need)
         out, budget = out + take, budget - take * need
     return out
 
@@ -471,11 +484,11 @@ def _check_free_steps(steps, rows, vp):
     for t, (row_id, is_rhyme) in enumerate(zip(steps.rows, steps.rhyme)):
         if is_rhyme or not (steps.need[t] or steps.no_repeat[t]):
             continue
-        row = rows.rows[row_id]
+        size = rows.size(vp, row_id)
         lost = rows.exclusions(vp, steps.need[t], row_id)
-        if row.sum() <= lost:
+        if size <= lost:
             raise PoetryError(f"too few characters in this vocabulary for step {t + 1} beside the neighbours it must avoid")
-        guaranteed &= bool(row.sum() > lost + _repeat_bound(steps, t, row))
+        guaranteed &= bool(size > lost + _repeat_bound(steps, t, rows.rows[row_id], size))
     return guaranteed
 
 
@@ -517,10 +530,13 @@ def _initial_groups(request, steps, rows, vp):
     free = [start + k for k, slot in enumerate(slots) if slot.rhyme and not slot.fixed]
     strict = out.copy()
     for t in free:
-        usable = vp.group_members & rows.rows[steps.rows[t]]
+        size = rows.size(vp, steps.rows[t], per_group=True)
         need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], per_group=True)
-        out &= usable.sum(axis=1) >= need
-        strict &= usable.sum(axis=1) >= need + _repeat_bound(steps, t, usable)
+        out &= size >= need
+        if strict.any() and steps.no_repeat[t]:
+            strict &= size >= need + _repeat_bound(steps, t, vp.group_members & rows.rows[steps.rows[t]], size)
+        else:
+            strict &= size >= need
     if not out.any():
         raise PoetryError(
             f"no rhyme group has enough usable characters for {len(free) + len(fixed)} rhyming lines"
@@ -541,7 +557,8 @@ def plan(requests, vocab, title_conditioned=False):
     for b, request in enumerate(requests):
         try:
             steps = _poem_steps(request, vocab, rows, title_conditioned)
-            vp = prosody_lib.VocabProsody.build(vocab, scheme_of(request))
+            scheme = scheme_of(request)
+            vp = schemes.get(scheme.name) or prosody_lib.VocabProsody.build(vocab, scheme)
             body_guaranteed = _check_free_steps(steps, rows, vp)
             groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp)
         except PoetryError as error:
