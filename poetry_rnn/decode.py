@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import vocab as vocab_lib
-from poetry_rnn import constraints, forms, prosody
+from poetry_rnn import constraints, forms, prosody, quality
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -220,14 +220,21 @@ class Ranking:
             as it is, not as the network remembers it)
           + rhyme_bonus * (the even lines rhyme, ``prosody.rhyme_ok`` in the
             request's scheme; free poems, whose rhyme no mask enforces)
+          - novelty_weight * (share of the draft's bigrams that poems already
+            chosen in this batch use: ranking alone prefers the model's
+            favourite phrases, and a batch of poems should not all share them)
     """
 
     ngram: object = None
     ngram_weight: float = 0.0
     rhyme_bonus: float = 0.0
+    novelty_weight: float = 0.0
 
-    def score(self, poem):
+    def score(self, poem, seen=frozenset()):
         total = poem.mean_logprob
+        if self.novelty_weight:
+            bigrams = quality.bigrams(poem.content)
+            total -= self.novelty_weight * (sum(b in seen for b in bigrams) / len(bigrams) if bigrams else 0.0)
         if self.ngram is not None and self.ngram_weight:
             total += self.ngram_weight * self.ngram.mean_logprob(poem.content)
         if self.rhyme_bonus and not poem.request.rhyme:
@@ -256,7 +263,14 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
     if best_of == 1:
         return candidates
-    return [max(candidates[i * best_of : (i + 1) * best_of], key=ranking.score) for i in range(len(requests))]
+    chosen, seen = [], set()
+    for i in range(len(requests)):  # in order, so each choice knows the bigrams already chosen
+        best = max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: ranking.score(p, seen))
+        chosen.append(best)
+        if ranking.novelty_weight:
+            seen.update(quality.bigrams(best.content))
+    return chosen
+
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,

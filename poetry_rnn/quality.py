@@ -104,6 +104,11 @@ def _repeats(content):
     return any(n >= 3 for n in counts.values())
 
 
+def bigrams(content):
+    """Neighbouring character pairs within each line of ``content`` (see distinct_2)."""
+    return [text[i : i + 2] for text in line_texts(content) for i in range(len(text) - 1)]
+
+
 def distinct_2(poems):
     """Distinct character bigrams / all character bigrams, over all poems.
 
@@ -113,8 +118,8 @@ def distinct_2(poems):
     the whole collection, so a model that writes the same phrases in every
     poem scores low even when each poem varies.
     """
-    bigrams = [text[i : i + 2] for content in poems for text in line_texts(content) for i in range(len(text) - 1)]
-    return _share(len(set(bigrams)), len(bigrams))
+    pairs = [pair for content in poems for pair in bigrams(content)]
+    return _share(len(set(pairs)), len(pairs))
 
 
 def summarize(poems, index, extra_measures=None):

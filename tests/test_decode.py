@@ -88,6 +88,19 @@ def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
     assert best.content == ranked.content
 
 
+def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
+    from poetry_rnn import quality
+
+    request = constraints.PoemRequest(form="wujue")
+    drafts = decode.generate(loaded.model, loaded.vocab, [request] * 16, seed=6)
+    ranking = decode.Ranking(novelty_weight=1000.0)
+    first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=ranking)
+    assert first.content == max(drafts[:8], key=lambda p: p.mean_logprob).content
+    seen = set(quality.bigrams(first.content))
+    overlap = lambda p: sum(b in seen for b in quality.bigrams(p.content)) / len(quality.bigrams(p.content))  # noqa: E731
+    assert second.content == max(drafts[8:], key=lambda p: (-overlap(p), p.mean_logprob)).content
+
+
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
     with pytest.raises(PoetryError, match="龘"):
         constraints.plan([constraints.PoemRequest(begin="龘")], loaded.vocab)
