@@ -38,6 +38,8 @@ def define_flags(cls, skip=()):
             flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"])
         elif kind is bool:
             flags.DEFINE_bool(field.name, field.default, meta["help"])
+        elif kind is list:
+            flags.DEFINE_list(field.name, list(field.default_factory()), meta["help"])
         elif kind is int:
             flags.DEFINE_integer(field.name, field.default, meta["help"])
         elif kind is float:
