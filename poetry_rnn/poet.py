@@ -52,9 +52,13 @@ class PoemOptions:
 
     def __post_init__(self):
         validate(self)
-        poems = self.num * max(len(self.prefix or self.begin), 1)
-        if poems > MAX_POEMS:
-            raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {poems} (--num x begin characters)")
+        if self.count > MAX_POEMS:
+            raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
+
+    @property
+    def count(self):
+        """Poems this ask writes: --num for each begin character (or prefix)."""
+        return self.num * max(len(self.prefix or self.begin), 1)
 
     def used_poem_options(self):
         """The poem-only options this ask sets (a lyrics model refuses them)."""
@@ -69,6 +73,11 @@ class Ask:
 
     poem: PoemOptions
     sampling: SamplingOptions  # its seed is always set (drawn at random when the caller gave none)
+
+    @property
+    def rows(self):
+        """Decoder rows the ask takes: each poem is drafted best_of times."""
+        return self.poem.count * self.sampling.best_of
 
 
 @dataclasses.dataclass
@@ -204,6 +213,10 @@ class Poet:
         if chunk:
             self._decode(asks, chunk, poems)
         return poems
+
+    def check(self, ask):
+        """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise)."""
+        self._items(ask)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models), checked before decoding."""
