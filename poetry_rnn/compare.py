@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, modeldir, train
+from poetry_rnn import cli, constraints, decode, files, lock, modeldir, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CELLS, INPUTS
 
@@ -150,12 +150,13 @@ def _clear_previous_runs(runs, overwrite):
     folders are removed.
     """
     previous = [run.model_dir for run in runs if os.path.isdir(run.model_dir) and os.listdir(run.model_dir)]
-    if previous and not overwrite:
-        raise PoetryError(f"{previous[0]} holds an earlier run; use --overwrite (or another --out)")
     for folder in previous:
-        if not modeldir.exists(folder):
-            raise PoetryError(f"{folder} is not a model directory; not removing it")
-        shutil.rmtree(folder)
+        with lock.hold(folder):  # a folder that another run is training in is refused, never removed
+            if not overwrite:
+                raise PoetryError(f"{folder} holds an earlier run; use --overwrite (or another --out)")
+            if not modeldir.exists(folder):
+                raise PoetryError(f"{folder} is not a model directory; not removing it")
+            shutil.rmtree(folder)
 
 
 def _record(run, history):
