@@ -24,7 +24,6 @@ flags onto it.
 
 import dataclasses
 import gc
-import json
 import math
 import os
 import shutil
@@ -129,7 +128,7 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
     readme = os.path.join(out, "README.md")
     files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, temperature, command))
     results = os.path.join(out, "results.json")
-    files.write_text(results, json.dumps(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
+    files.write_text(results, files.finite_json(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {readme}, {chart} and {results}")
     return Comparison(runs, table, labels, readme, chart, results)
 
