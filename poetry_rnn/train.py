@@ -373,7 +373,9 @@ def train_loop(run, options, epoch_steps, validate, sample):
 
     previous_handlers = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     try:
-        while int(epoch) < options.epochs:
+        if stopping():  # resumed at --max_steps: not one step more
+            log(f"stopped at step {int(step)} (--max_steps); the latest checkpoint is {run.manager.latest_checkpoint}")
+        while int(epoch) < options.epochs and not stopping():
             e, skip = int(epoch), int(batch_in_epoch)
             batches, results = epoch_steps(e, skip)
 
@@ -418,6 +420,8 @@ def train_loop(run, options, epoch_steps, validate, sample):
                 history.interrupted = interrupted["signal"]
                 if interrupted["signal"]:
                     log(f"\ninterrupted at step {int(step)}; saved {run.manager.latest_checkpoint}")
+                else:
+                    log(f"\nstopped at step {int(step)} (--max_steps); saved {run.manager.latest_checkpoint}")
                 break
             epoch.assign_add(1)
             batch_in_epoch.assign(0)

@@ -298,3 +298,16 @@ def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
         train.fit(data, model_dir, big)  # the probe passes, the next checkpoint does not fit
     assert state(model_dir) == (2, [2])
     assert checkpoint_step(os.path.join(model_dir, "ckpt", "ckpt-2")) == 2
+
+
+def test_max_steps_stops_with_one_line_and_a_resumed_run_trains_no_step_more(data, tmp_path, capsys):
+    model_dir = str(tmp_path / "m")
+    options = train.TrainOptions(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
+    saved = os.path.join(modeldir.checkpoint_dir(model_dir), "ckpt-3")
+    assert train.fit(data, model_dir, options).step == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"stopped at step 3 (--max_steps); saved {saved}"
+    assert train.fit(data, model_dir, options).step == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith(f"resumed from {saved}: step 3,") for line in err)
+    assert err[-1] == f"stopped at step 3 (--max_steps); the latest checkpoint is {saved}"
+    assert state(model_dir) == (3, [3])
