@@ -153,3 +153,15 @@ def test_evaluate_out_clears_what_an_interrupted_run_left(tiny_model_dir, tmp_pa
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out)) == ["report.json", "report.md"]
 
+
+
+def test_prepare_clears_what_an_interrupted_run_left(tmp_path):
+    from poetry_rnn import prepare
+    from test_prepare import QIJUE, entry, write_json
+
+    write_json(tmp_path / "tang", 0, [entry("题", QIJUE)])
+    out = tmp_path / "data" / "poems.txt"
+    out.parent.mkdir()
+    (out.parent / ".poems.txt.k1ll3d.tmp").write_text("half a corpus")  # a kill -9 during the write
+    prepare.prepare_poems(str(tmp_path / "tang"), str(out))
+    assert sorted(os.listdir(out.parent)) == ["poems.txt"]
