@@ -19,6 +19,7 @@ save leaves at most unreferenced pieces (``ckpt-N_temp/``, a partial
 kill real training processes at random moments and check exactly that.
 """
 
+import contextlib
 import glob
 import os
 import random
@@ -53,6 +54,19 @@ def start(command, log):
     """Start a training process of our own (stderr to ``log``); kill only these."""
     handle = open(log, "w")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, cwd=REPO, env=ENV), handle
+
+
+@contextlib.contextmanager
+def running(command, log):
+    """A training process of our own (stderr to ``log``), killed and waited for if it outlives the block."""
+    process, handle = start(command, log)
+    try:
+        yield process
+    finally:
+        handle.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def run_command(command):
@@ -191,15 +205,10 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
 def test_ctrl_c_or_sigterm_saves_says_one_line_and_the_restart_resumes(data, tmp_path, stop):
     model_dir = str(tmp_path / "m")
     command = train_command(data, model_dir, "--epochs", "100", "--checkpoint_every", "5")
-    process, log = start(command, tmp_path / "run.log")
-    try:
+    with running(command, tmp_path / "run.log") as process:
         wait_for(lambda: state(model_dir)[0] > 0, process)
         process.send_signal(stop)
         process.wait(timeout=60)
-    finally:
-        log.close()
-        if process.poll() is None:
-            process.kill()
     stderr = open(tmp_path / "run.log").read()
     # 128 + the signal (130, 143): scripts (`train && write`) must not take it for a finished run.
     assert process.returncode == 128 + stop, stderr

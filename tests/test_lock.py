@@ -9,7 +9,7 @@ import pytest
 from poetry_rnn import lock, train
 from poetry_rnn.errors import PoetryError
 from conftest import synthetic_poems, write_poems
-from test_faults import run_command, start, state, train_command, wait_for
+from test_faults import run_command, running, state, train_command, wait_for
 
 REFUSED = r"{dir} is being trained by another run \(pid {pid}, started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \w*\); " \
           r"wait for it or use another --model_dir"
@@ -46,8 +46,7 @@ def test_only_the_chief_takes_the_lock(tmp_path):
 def test_two_real_trainers_the_second_refused_and_after_kill_9_a_rerun_resumes(data, tmp_path):
     model_dir = str(tmp_path / "m")
     command = train_command(data, model_dir, "--epochs", "1000", "--checkpoint_every", "2")
-    first, log = start(command, tmp_path / "first.log")
-    try:
+    with running(command, tmp_path / "first.log") as first:
         wait_for(lambda: state(model_dir)[0] > 0, first)
         second = run_command(command)
         assert second.returncode == 2, second.stderr
@@ -56,11 +55,6 @@ def test_two_real_trainers_the_second_refused_and_after_kill_9_a_rerun_resumes(d
                             second.stderr.strip().splitlines()[-1]), second.stderr
         first.send_signal(signal.SIGKILL)
         first.wait()
-    finally:
-        log.close()
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     step = state(model_dir)[0]
     rerun = run_command(command + ["--max_steps", str(step + 1)])
     assert rerun.returncode == 0, rerun.stderr
