@@ -1,7 +1,8 @@
 """Generated poems beside real ones: rhyme as read, repeats, 5-gram perplexity, distinct-2, copying.
 
     python benchmarks/poem_quality.py --corpus /work/main/data/poems.txt [--count 1000]
-        [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--tones] [--real_only]
+        [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--novelty_weight 0]
+        [--tones] [--real_only]
 
 For each form (七绝 and 五律 with --rhyme, with --tones also with loose 平仄,
 and free poems) and each sampling setting ``temperature:top_p:best_of`` it decodes
@@ -68,6 +69,7 @@ def main():
     parser.add_argument("--settings", default="0.8:1.0:1", help="temperature:top_p:best_of, comma-separated")
     parser.add_argument("--ngram_weight", type=float, nargs="*", default=[0.0])
     parser.add_argument("--rhyme_bonus", type=float, default=0.0)
+    parser.add_argument("--novelty_weight", type=float, default=0.0)
     parser.add_argument("--scheme", default="xinyun", choices=prosody.SCHEME_NAMES)
     parser.add_argument("--forms", default="qijue,wulv,free")
     parser.add_argument("--real_only", action="store_true", help="only the real-poem figures")
@@ -115,7 +117,7 @@ def main():
         temperature, top_p, best_of = setting.split(":")
         temperature, top_p, best_of = float(temperature), float(top_p), int(best_of)
         for weight in args.ngram_weight if best_of > 1 else [0.0]:
-            ranking = decode.Ranking(lm if weight else None, weight, args.rhyme_bonus)
+            ranking = decode.Ranking(lm if weight else None, weight, args.rhyme_bonus, args.novelty_weight)
             for name in args.forms.split(","):
                 real, rm = real_sets[name]
                 variants = [("", {})] if name == "free" else [("rhyme", {"rhyme": True})]
@@ -130,7 +132,7 @@ def main():
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)
                     line = (f"T={temperature} top_p={top_p} best_of={best_of} ngram_weight={weight}"
-                            f" rhyme_bonus={args.rhyme_bonus} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
+                            f" rhyme_bonus={args.rhyme_bonus} novelty_weight={args.novelty_weight} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
                             f" 5-gram ppl {m['ngram_ppl']:.1f} ({m['ngram_ppl'] / rm['ngram_ppl']:.2f}x real),"
                             f" distinct-2 {m['distinct_2']:.1%} (real {rm['distinct_2']:.1%}),"
                             f" copied lines {m['copied_lines']:.1%}, 3+ repeats {m['repeat3']:.1%} (real {rm['repeat3']:.1%})")

@@ -24,7 +24,6 @@ flags onto it.
 
 import dataclasses
 import gc
-import json
 import math
 import os
 import shutil
@@ -34,7 +33,7 @@ import time
 
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, modeldir, train
+from poetry_rnn import cli, constraints, decode, files, lock, modeldir, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CELLS, INPUTS
 
@@ -129,7 +128,7 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
     readme = os.path.join(out, "README.md")
     files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, temperature, command))
     results = os.path.join(out, "results.json")
-    files.write_text(results, json.dumps(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
+    files.write_text(results, files.finite_json(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {readme}, {chart} and {results}")
     return Comparison(runs, table, labels, readme, chart, results)
 
@@ -150,12 +149,13 @@ def _clear_previous_runs(runs, overwrite):
     folders are removed.
     """
     previous = [run.model_dir for run in runs if os.path.isdir(run.model_dir) and os.listdir(run.model_dir)]
-    if previous and not overwrite:
-        raise PoetryError(f"{previous[0]} holds an earlier run; use --overwrite (or another --out)")
     for folder in previous:
-        if not modeldir.exists(folder):
-            raise PoetryError(f"{folder} is not a model directory; not removing it")
-        shutil.rmtree(folder)
+        with lock.hold(folder):  # a folder that another run is training in is refused, never removed
+            if not overwrite:
+                raise PoetryError(f"{folder} holds an earlier run; use --overwrite (or another --out)")
+            if not modeldir.exists(folder):
+                raise PoetryError(f"{folder} is not a model directory; not removing it")
+            shutil.rmtree(folder)
 
 
 def _record(run, history):

@@ -23,6 +23,7 @@ Without a GPU, LSTM layers run their whole sequences through
 
 import dataclasses
 import json
+import math
 import numbers
 
 import keras
@@ -35,6 +36,11 @@ CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.
 INPUTS = ("embedding", "onehot")
 CONDITIONS = ("none", "title")
 FORMAT_VERSION = 1
+# More than any character RNN needs (the default model has 8.8 M): 4 GB of
+# float32 weights, 16 GB with Adam's moments. A config past it is a typo or a
+# hostile file, refused before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: one per gate (GRU: update, reset, candidate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +70,12 @@ class ModelConfig:
             raise PoetryError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
         if min(self.vocab_size, self.units, self.layers, self.embed_dim) < 1 or not 0 <= self.dropout < 1:
             raise PoetryError(f"invalid model size in {self}")
+        parameters = sum(math.prod(shape) for shape in variable_shapes(self).values())
+        if parameters > MAX_PARAMETERS:
+            raise PoetryError(
+                f"a {self.layers}x{self.units} {self.cell} with a vocabulary of {self.vocab_size} would have "
+                f"{parameters:,} parameters, more than the {MAX_PARAMETERS:,} this package builds"
+            )
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -81,6 +93,28 @@ class ModelConfig:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def variable_shapes(config):
+    """{'lstm_0/lstm_cell/kernel': (256, 2048), ...}: every weight ``PoetryModel(config)`` makes, and its shape.
+
+    Known without building the model, so a config or a weights file can be
+    checked before anything is allocated. Keys are ``variable.path`` less the
+    model's own name (which Keras numbers per process); a test holds this to
+    the real model for every cell and input.
+    """
+    cell_name = {"rnn": "simple_rnn_cell", "lstm": "lstm_cell", "gru": "gru_cell"}[config.cell]
+    width = GATES[config.cell] * config.units
+    shapes = {"embedding/embeddings": (config.vocab_size, config.embed_dim)} if config.input == "embedding" else {}
+    features = config.embed_dim if config.input == "embedding" else config.vocab_size
+    for i in range(config.layers):
+        prefix = f"{config.cell}_{i}/{cell_name}"
+        shapes[f"{prefix}/kernel"] = (features if i == 0 else config.units, width)
+        shapes[f"{prefix}/recurrent_kernel"] = (config.units, width)
+        shapes[f"{prefix}/bias"] = (2, width) if config.cell == "gru" else (width,)  # GRU reset_after: two biases
+    shapes["logits/kernel"] = (config.units, config.vocab_size)
+    shapes["logits/bias"] = (config.vocab_size,)
+    return shapes
 
 
 class PoetryModel(keras.Model):

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import cli, corpus, dataset, loss as loss_lib, modeldir, vocab as vocab_lib
+from poetry_rnn import cli, corpus, dataset, lock, loss as loss_lib, modeldir, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from poetry_rnn.vocab import Vocab
@@ -213,8 +213,18 @@ def poems_text(poems, condition):
 
 
 def fit(data, model_dir, options=None):
-    """Train on a poems.txt file into ``model_dir``, resuming if it holds a run."""
+    """Train on a poems.txt file into ``model_dir``, resuming if it holds a run.
+
+    The run holds ``model_dir``'s lock throughout (``lock.hold``), so a second
+    run on the same folder is refused instead of mixing its checkpoints in.
+    """
     options = options or TrainOptions()
+    check_writable(model_dir)
+    with lock.hold(model_dir, chief=is_chief(make_strategy(options.strategy))):
+        return fit_holding_lock(data, model_dir, options)
+
+
+def fit_holding_lock(data, model_dir, options):
     if options.optimizer not in OPTIMIZERS:
         raise PoetryError(f"unknown optimizer {options.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if not 0 <= options.valid_fraction < 1:
@@ -227,7 +237,6 @@ def fit(data, model_dir, options=None):
         raise PoetryError(f"unknown --lr_schedule {options.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
     if not 0 <= options.final_lr_fraction <= 1:
         raise PoetryError(f"--final_lr_fraction must be in [0, 1], got {options.final_lr_fraction}")
-    check_writable(model_dir)
     if options.corpus == "lyrics":
         return fit_stream(data, model_dir, options)
     poems, stats = corpus.read_poems(data, options.max_len)
@@ -364,7 +373,9 @@ def train_loop(run, options, epoch_steps, validate, sample):
 
     previous_handlers = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     try:
-        while int(epoch) < options.epochs:
+        if stopping():  # resumed at --max_steps: not one step more
+            log(f"stopped at step {int(step)} (--max_steps); the latest checkpoint is {run.manager.latest_checkpoint}")
+        while int(epoch) < options.epochs and not stopping():
             e, skip = int(epoch), int(batch_in_epoch)
             batches, results = epoch_steps(e, skip)
 
@@ -409,6 +420,8 @@ def train_loop(run, options, epoch_steps, validate, sample):
                 history.interrupted = interrupted["signal"]
                 if interrupted["signal"]:
                     log(f"\ninterrupted at step {int(step)}; saved {run.manager.latest_checkpoint}")
+                else:
+                    log(f"\nstopped at step {int(step)} (--max_steps); saved {run.manager.latest_checkpoint}")
                 break
             epoch.assign_add(1)
             batch_in_epoch.assign(0)
