@@ -17,10 +17,10 @@ The decoder contract (``decode.py`` implements it in-graph)::
         allowed = mask_table[step_masks[b, t]]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
-        if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
-            allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
         if rhyme_step[b, t]:
             allowed &= any(group_set[b][:, None] & group_members, axis=0) & ~used[b]
+        if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
+            allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
         v = sample(logits, allowed)            # never empty (checked by plan)
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1

@@ -188,14 +188,14 @@ class Decoder:
             index = tf.stack([rows, tf.gather(pair_tokens, prev)], axis=-1)  # (B, K, 2), padding at column V
             paired = tf.scatter_nd(index, tf.cast(hit, tf.int32), tf.stack([batch, vocab_size + 1]))[:, :-1] > 0
             allowed &= ~paired
-            # No repeats: a character used MAX_USES times already is out, unless
-            # that would leave nothing (only where the plan cannot guarantee it).
-            limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= constraints.MAX_USES))
-            allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
             # Rhyme: a character of a group still open to this poem, not used before.
             rhyme_ok = (tf.matmul(tf.cast(groups, tf.float32), members) > 0) & ~used
             at_rhyme = rhyme_step[:, t]
             allowed &= tf.where(at_rhyme[:, None], rhyme_ok, True)
+            # No repeats: a character used MAX_USES times already is out, unless
+            # that would leave nothing (only where the plan cannot guarantee it).
+            limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= constraints.MAX_USES))
+            allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
 
             filtered = filter_logits(logits, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical

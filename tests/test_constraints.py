@@ -342,12 +342,12 @@ def simulate(p, rng, mode, prefer=()):
                 prev = tokens[-1] if tokens else BOS
                 hit = (p.pair_kinds[prev] & p.context_need[b, t]) > 0
                 allowed[[y for y in p.pair_tokens[prev][hit] if y < v_size]] = False
+            if p.rhyme_step[b, t]:
+                allowed &= (group_set[:, None] & p.group_members).any(axis=0) & ~used
             limited = allowed & (count < MAX_USES)
             if p.no_repeat[b, t]:
                 assert limited.any() or not p.repeat_guaranteed[b], f"poem {b}, step {t}: repeats leave nothing"
                 allowed = limited if limited.any() else allowed
-            if p.rhyme_step[b, t]:
-                allowed &= (group_set[:, None] & p.group_members).any(axis=0) & ~used
             assert allowed.any(), f"poem {b}, step {t}: nothing allowed"
             logits = fixed_logits if mode == "fixed" else rng.normal(size=v_size) * 3
             v = int(np.argmax(np.where(allowed, logits, -np.inf)))
