@@ -196,6 +196,8 @@ def define_flags():
     flags.DEFINE_enum("form", None, list(forms.FORMS), "Also sample this form (with --rhyme/--tones).")
     flags.DEFINE_bool("rhyme", False, "Constrained samples rhyme.")
     flags.DEFINE_enum("tones", "off", list(constraints.TONE_LEVELS), "Constrained samples follow 平仄.")
+    flags.DEFINE_enum("scheme", prosody.DEFAULT_SCHEME, list(constraints.SCHEMES),
+                      "Rhyme book of the constrained samples: xinyun (中华新韵) or pingshui (平水韵).")
     flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.")
     flags.DEFINE_float("temperature", 0.8, "Sampling temperature.")
     flags.DEFINE_float("top_p", 1.0, "Nucleus sampling.")
@@ -208,7 +210,8 @@ def main(argv):
     cli.refuse_arguments(argv)
     if not (FLAGS.data or FLAGS.corpus):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
-    form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones)] if FLAGS.form else []
+    form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones, scheme=FLAGS.scheme)
+                     ] if FLAGS.form else []
     report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
                       FLAGS.ngram_order, FLAGS.temperature, FLAGS.top_p, FLAGS.seed)
     print(write_report(report, FLAGS.out))
