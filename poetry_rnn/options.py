@@ -105,13 +105,28 @@ def defaults(cls):
 
 @dataclasses.dataclass(frozen=True)
 class SamplingOptions:
-    """How each character is drawn from the model's distribution."""
+    """How each character is drawn from the model's distribution, and how drafts are ranked.
 
-    temperature: float = option(0.8, "Sampling temperature; 0 = greedy.", minimum=0)
+    The defaults were measured on 1,000 七绝 with rhyme against the real 七绝
+    of the validation split (``benchmarks/poem_quality.py``): temperature 0.9,
+    top-p 0.9, the best of 8 drafts with a novelty weight of 2 score 176.7
+    under the corpus 5-gram (1.13x the real poems' 157.0; plain sampling at
+    0.8 scores 237.9, 1.52x), copy no line, and keep distinct-2 at 86.9 %
+    (plain sampling 88.4 %, real 92.4 %). Ranking by log-probability alone
+    (novelty 0) drops distinct-2 to 77 %.
+    """
+
+    temperature: float = option(0.9, "Sampling temperature; 0 = greedy.", minimum=0)
     top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0)
-    top_p: float = option(1.0, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
+    top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1)
-    best_of: int = option(1, "Draft this many candidates per poem and keep the best.", minimum=1, maximum=64)
+    best_of: int = option(8, "Draft this many candidates per poem and keep the best (see --novelty_weight).",
+                          minimum=1, maximum=64)
+    novelty_weight: float = option(
+        2.0, "Ranking drafts: minus this times the share of a draft's bigrams already used by the poems chosen "
+        "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0)
+    rhyme_bonus: float = option(
+        0.0, "Ranking drafts of free poems: plus this when the even lines rhyme.", minimum=0)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1)
 

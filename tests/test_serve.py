@@ -71,7 +71,7 @@ def test_health_page_and_docs(client, poet):
     assert page.status_code == 200 and 'id="begin"' in page.text and "/api/poems" in page.text
     schema = client.get("/openapi.json").json()
     body = schema["components"]["schemas"]["PoemsRequest"]["properties"]
-    assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == 0.8
+    assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == 0.9
 
 
 def test_a_full_queue_answers_503(client, monkeypatch):
