@@ -68,7 +68,7 @@ class Decoder:
         # tf.cond, and autograph's conversion cache was seen converting the
         # wrong function (Keras' __init__) in long processes.
         self._decode = tf.function(
-            self._decode_graph,
+            self.decode_graph,
             autograph=False,
             input_signature=[
                 spec([None, None], tf.bool),  # mask_table (M, V)
@@ -104,8 +104,14 @@ class Decoder:
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
-    def _decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
-                      temperature, top_k, top_p, seed, start):
+    def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
+                     temperature, top_k, top_p, seed, start):
+        """The decoding loop as graph ops on tensors: (tokens, logprobs, ended).
+
+        ``decode`` runs it as this decoder's compiled function; a caller that
+        builds its own graph around it (export's SavedModel signature) calls
+        it inside its own ``tf.function``.
+        """
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
         members = tf.cast(group_members, tf.float32)  # (G, V)
