@@ -1,14 +1,22 @@
-from setuptools import find_packages, setup
+from setuptools import setup
+
+# The shipped default model (checkpoints/default in a checkout) travels inside the
+# package as poetry_rnn/default_model, so a wheel or `pip install .` has it too.
+MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "README.md"]
+SCRIPTS = ["prepare", "train", "write", "evaluate", "export", "compare", "serve"]
 
 setup(
     name="poetry_rnn",
-    version="0.1.0",
+    version="0.2.0",
     description="Character-level RNN poets (SimpleRNN, LSTM, GRU) for classical Chinese poetry, in TensorFlow/Keras",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    packages=find_packages(include=["poetry_rnn", "poetry_rnn.*"]),
+    packages=["poetry_rnn", "poetry_rnn.default_model"],
+    package_dir={"poetry_rnn": "poetry_rnn", "poetry_rnn.default_model": "checkpoints/default"},
+    package_data={"poetry_rnn": ["static/*.html", "data/*"], "poetry_rnn.default_model": MODEL_FILES},
     python_requires=">=3.10",
+    # What `write` needs; the rest is in extras, and each command names its extra when it is missing.
     install_requires=[
         "tensorflow>=2.16",  # Keras 3
         "numpy",
@@ -16,7 +24,12 @@ setup(
         "tensorboard",
         "opencc",
         "pypinyin",
-        "matplotlib",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={
+        "plots": ["matplotlib"],  # compare's loss curves, benchmarks' figures
+        "serve": ["fastapi", "uvicorn"],  # python -m poetry_rnn.serve
+        "test": ["pytest", "hypothesis", "httpx", "selenium", "build", "setuptools", "wheel",
+                 "matplotlib", "fastapi", "uvicorn"],
+    },
+    entry_points={"console_scripts": [f"poetry-{name}=poetry_rnn.console:{name}" for name in SCRIPTS]},
 )

@@ -1,38 +1,35 @@
 """poetry_rnn: character-level RNN poets (SimpleRNN, LSTM, GRU) in TensorFlow/Keras.
 
+From Python::
+
+    import poetry_rnn
+    poet = poetry_rnn.load()            # the shipped model, or load("path/to/model_dir")
+    poems = poet.write(begin="日", form="qijue", rhyme=True, num=4, seed=1)
+    print(poems[0].text, poems[0].lines, poems[0].rhyme_group)
+
 One module per stage: ``prepare`` (corpus JSON -> poems.txt), ``train``
 (poems.txt -> model directory), ``write`` (model directory -> poems),
-``evaluate`` and ``export``. See the README for the tour.
+``serve`` (a web page and JSON API), ``evaluate`` and ``export``; ``poet`` is
+the facade all of them share. Importing the package loads no TensorFlow, so
+``prosody``, ``corpus`` and the checks import in a moment; TensorFlow loads
+with the first model (see ``quiet`` for how its start-up notices are kept
+off the terminal).
 """
 
-import os
+from poetry_rnn import quiet
+from poetry_rnn.errors import PoetryError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+__all__ = ["load", "PoetryError", "__version__"]
+
+quiet.install()
 
 
-def _import_tensorflow_quietly():
-    """Import TensorFlow with its start-up chatter kept off stderr.
+def load(model_dir=None):
+    """A :class:`poetry_rnn.poet.Poet` for ``model_dir`` (default: the shipped model).
 
-    TensorFlow's native code prints oneDNN and missing-CUDA notices while it
-    loads and while it first lists devices, before any log level applies; on
-    a CPU machine they are noise around our one-line errors. Set
-    TF_CPP_MIN_LOG_LEVEL=0 (or 1, 2) to see them. Real import errors still raise.
+    TensorFlow is imported here, on first use, not by ``import poetry_rnn``.
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        return
-    # 3: also TensorFlow's run-time notices (e.g. "oneDNN supports DT_BOOL only
-    # on platforms with AVX-512", printed at error level while writing poems).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
+    from poetry_rnn import poet  # deferred on purpose: it imports TensorFlow
 
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-_import_tensorflow_quietly()
+    return poet.load(model_dir)

@@ -1,7 +1,7 @@
 """What every entry point shares: one-line errors, exit codes, list flags.
 
-Entry points (prepare, train, write, evaluate, export, compare) define their
-own absl flags and call ``cli.run(main, list_flags=...)``. This module adds:
+Entry points (prepare, train, write, evaluate, export, compare, serve) define
+their own absl flags and call ``cli.run(main, list_flags=...)``. This module adds:
 
 * ``--debug``: show the traceback instead of one line;
 * PoetryError -> ``error: <message>`` on stderr, exit status 2;
@@ -19,8 +19,17 @@ from poetry_rnn.errors import PoetryError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+HELP_FLAGS = {"--help", "-help", "-h", "--helpshort", "--helpfull", "-?"}
 
 flags.DEFINE_bool("debug", False, "Show full tracebacks instead of one-line errors.")
+
+
+class SpacedListParser(flags.ListParser):
+    """absl's list parser, described as users write lists here: ``--begin 日 红`` (see gather_list_flags)."""
+
+    def __init__(self):
+        super().__init__()
+        self.syntactic_help = "space-separated values (commas work too)"
 
 
 def option_fields(cls, skip=()):
@@ -36,25 +45,31 @@ def define_flags(cls, skip=(), defaults=None):
     """Define one absl flag per :func:`options.option` field of dataclass ``cls``.
 
     Name, default, help and choices come from the field, so an entry point
-    never restates them; ranges are checked when the dataclass is built.
+    never restates them; ranges are checked when the dataclass is built. The
+    flags belong to the calling entry point, so its ``--help`` lists them.
     ``defaults`` gives an entry point its own defaults (compare trains
     smaller models than train); ``skip`` leaves fields to code.
     """
+    caller = sys._getframe(1).f_globals["__name__"]
+    owner = {"module_name": sys.argv[0] if caller == "__main__" else caller}
     defaults = defaults or {}
     for field in option_fields(cls, skip):
         meta = field.metadata
         default = defaults.get(field.name, field.default)
         kind = options_lib.field_kind(field)
         if meta["choices"]:
-            flags.DEFINE_enum(field.name, default, list(meta["choices"]), meta["help"])
+            flags.DEFINE_enum(field.name, default, list(meta["choices"]), meta["help"], **owner)
         elif kind is bool:
-            flags.DEFINE_bool(field.name, default, meta["help"])
+            flags.DEFINE_bool(field.name, default, meta["help"], **owner)
+        elif kind is list:
+            flags.DEFINE(SpacedListParser(), field.name, list(defaults.get(field.name, field.default_factory())),
+                         meta["help"], serializer=flags.CsvListSerializer(","), **owner)
         elif kind is int:
-            flags.DEFINE_integer(field.name, default, meta["help"])
+            flags.DEFINE_integer(field.name, default, meta["help"], **owner)
         elif kind is float:
-            flags.DEFINE_float(field.name, default, meta["help"])
+            flags.DEFINE_float(field.name, default, meta["help"], **owner)
         else:
-            flags.DEFINE_string(field.name, default, meta["help"])
+            flags.DEFINE_string(field.name, default, meta["help"], **owner)
 
 
 def options_from_flags(cls, **overrides):
@@ -127,6 +142,10 @@ def run(main, list_flags=(), bare_values=None):
         except flags.Error as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        except SystemExit:  # absl's --help prints the usage, then exits 1; asking for help is no failure
+            if HELP_FLAGS & set(argv):
+                sys.exit(0)
+            raise
         # absl switches logging to INFO when --verbosity is not given, and TensorFlow
         # then logs a line per checkpoint save; stay at WARNING unless --debug or -v.
         if flags.FLAGS["verbosity"].using_default_value and not flags.FLAGS.debug:

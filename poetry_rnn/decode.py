@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn import vocab as vocab_lib
+from poetry_rnn import constraints, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -37,25 +37,67 @@ class Decoded:
         return int(np.sum(self.tokens[b] != vocab_lib.PAD))
 
 
+# Row keys: each poem's random stream is keyed by (seed, index, copy), not by its
+# place in the batch, so a poem is the same alone, in a batch of others, or in a
+# server's coalesced batch. seed < 2**31, index < 2**20, copy < 2**12 fit one int64.
+MAX_SEED, MAX_INDEX, MAX_COPIES = 2**31, 2**20, 2**12
+
+
+def row_key(seed, index, copy):
+    """The int64 key of poem ``index`` (copy ``copy`` of best_of) under ``seed``; numpy or TF."""
+    return seed * (MAX_INDEX * MAX_COPIES) + index * MAX_COPIES + copy
+
+
+def _splitmix64(x):
+    """SplitMix64's finaliser on uint64 tensors: a fast, well-mixed hash (Steele et al. 2014)."""
+    xor, shift = tf.bitwise.bitwise_xor, tf.bitwise.right_shift
+    x = xor(x, shift(x, tf.constant(30, tf.uint64))) * tf.constant(0xBF58476D1CE4E5B9, tf.uint64)
+    x = xor(x, shift(x, tf.constant(27, tf.uint64))) * tf.constant(0x94D049BB133111EB, tf.uint64)
+    return xor(x, shift(x, tf.constant(31, tf.uint64)))
+
+
+def uniform_noise(keys, step, vocab_size):
+    """Uniform (0, 1) noise of shape (B, V), a function of (key[b], step, v) alone.
+
+    Counter-based (a hash of the three numbers), so rows with different keys
+    need no per-row random op and any batch gives each row the same numbers.
+    """
+    golden = tf.constant(0x9E3779B97F4A7C15, tf.uint64)
+    row = _splitmix64(tf.bitcast(keys, tf.uint64) * golden + tf.cast(step, tf.uint64))  # (B,)
+    x = _splitmix64(row[:, None] + tf.cast(tf.range(vocab_size), tf.uint64)[None, :] * golden)  # (B, V)
+    top24 = tf.bitwise.right_shift(x, tf.constant(40, tf.uint64))
+    return (tf.cast(top24, tf.float32) + 0.5) * (1.0 / 2**24)
+
+
 def filter_logits(logits, allowed, temperature, top_k, top_p):
-    """Masked, temperature-scaled logits with top-k and top-p applied (-inf = excluded)."""
-    scaled = tf.where(allowed, logits / tf.maximum(temperature, 1e-6), NEG_INF)
+    """Masked, temperature-scaled logits with top-k and top-p applied (-inf = excluded).
+
+    ``temperature``, ``top_k`` and ``top_p`` are per row (B,): coalesced
+    requests keep their own settings. top_k 0 and top_p 1 are off.
+    """
+    scaled = tf.where(allowed, logits / tf.maximum(temperature, 1e-6)[:, None], NEG_INF)
 
     def keep_top_k():
-        k = tf.clip_by_value(top_k, 1, tf.shape(scaled)[-1])  # >= 1: XLA compiles this branch even when off
-        kth = tf.math.top_k(scaled, k).values[:, -1:]
-        return tf.where(scaled < kth, NEG_INF, scaled)
+        k_max = tf.clip_by_value(tf.reduce_max(top_k), 1, tf.shape(scaled)[-1])  # >= 1: XLA compiles this branch
+        best = tf.math.top_k(scaled, k_max).values
+        kth = tf.gather(best, tf.clip_by_value(top_k - 1, 0, k_max - 1), batch_dims=1)[:, None]
+        return tf.where((top_k[:, None] > 0) & (scaled < kth), NEG_INF, scaled)
 
-    scaled = tf.cond(top_k > 0, keep_top_k, lambda: scaled)
+    scaled = tf.cond(tf.reduce_any(top_k > 0), keep_top_k, lambda: scaled)
 
     def keep_top_p():
         ordered = tf.sort(scaled, direction="DESCENDING")
         before = tf.math.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
         # The smallest logit still inside the nucleus; the top token always is.
-        threshold = tf.reduce_min(tf.where(before < top_p, ordered, tf.float32.max), axis=-1, keepdims=True)
-        return tf.where(scaled < threshold, NEG_INF, scaled)
+        threshold = tf.reduce_min(tf.where(before < top_p[:, None], ordered, tf.float32.max), axis=-1, keepdims=True)
+        return tf.where((top_p[:, None] < 1.0) & (scaled < threshold), NEG_INF, scaled)
 
-    return tf.cond(top_p < 1.0, keep_top_p, lambda: scaled)
+    return tf.cond(tf.reduce_any(top_p < 1.0), keep_top_p, lambda: scaled)
+
+
+def per_row(value, rows, dtype):
+    """``value`` (a scalar or one per row) as a numpy array of ``rows`` values."""
+    return np.broadcast_to(np.asarray(value, dtype), (rows,)).copy()
 
 
 class Decoder:
@@ -77,17 +119,19 @@ class Decoder:
                 spec([None, None], tf.bool),  # group_members (G, V)
                 spec([None, None], tf.bool),  # initial_groups (B, G)
                 spec([None], tf.int32),  # lengths (B,)
-                spec([], tf.float32),  # temperature (0 = greedy)
-                spec([], tf.int32),  # top_k (0 = off)
-                spec([], tf.float32),  # top_p (1 = off)
-                spec([], tf.int64),  # seed
+                spec([None], tf.float32),  # temperature (B,), 0 = greedy
+                spec([None], tf.int32),  # top_k (B,), 0 = off
+                spec([None], tf.float32),  # top_p (B,), 1 = off
+                spec([None], tf.int64),  # keys (B,): row_key of each poem, seeds its noise
                 spec([None], tf.int32),  # start (B,): first input, BOS (lyrics streams: a prefix character)
             ],
         )
 
-    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, seed=0, start=None):
+    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, keys=0, start=None):
+        """Sample the plan's poems; each sampling setting is a scalar or one value per row."""
+        rows = len(plan.lengths)
         if start is None:
-            start = np.full(len(plan.lengths), vocab_lib.BOS, np.int32)
+            start = np.full(rows, vocab_lib.BOS, np.int32)
         tokens, logprobs, ended = self._decode(
             plan.mask_table,
             plan.step_masks,
@@ -95,23 +139,18 @@ class Decoder:
             plan.group_members,
             plan.initial_groups,
             plan.lengths,
-            tf.constant(temperature, tf.float32),
-            tf.constant(top_k, tf.int32),
-            tf.constant(top_p, tf.float32),
-            tf.constant(seed, tf.int64),
+            per_row(temperature, rows, np.float32),
+            per_row(top_k, rows, np.int32),
+            per_row(top_p, rows, np.float32),
+            per_row(keys, rows, np.int64),
             tf.constant(start, tf.int32),
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
     def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
-                     temperature, top_k, top_p, seed, start):
-        """The decoding loop as graph ops on tensors: (tokens, logprobs, ended).
-
-        ``decode`` runs it as this decoder's compiled function; a caller that
-        builds its own graph around it (export's SavedModel signature) calls
-        it inside its own ``tf.function``.
-        """
+                     temperature, top_k, top_p, keys, start):
+        """The decoding loop as graph ops, for ``decode`` and for graphs that embed it (export)."""
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
         members = tf.cast(group_members, tf.float32)  # (G, V)
@@ -129,9 +168,8 @@ class Decoder:
             filtered = filter_logits(logits, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
             # sample, and greedy decoding is the same argmax without the noise.
-            uniform = tf.random.stateless_uniform(tf.shape(filtered), tf.stack([seed, tf.cast(t, tf.int64)]),
-                                                  minval=1e-20, maxval=1.0)
-            noise = tf.where(temperature > 0, -tf.math.log(-tf.math.log(uniform)), 0.0)
+            uniform = uniform_noise(keys, t, vocab_size)
+            noise = tf.where(temperature[:, None] > 0, -tf.math.log(-tf.math.log(uniform)), 0.0)
             token = tf.argmax(filtered + noise, axis=-1, output_type=tf.int32)
             token = tf.where(done, vocab_lib.PAD, token)
 
@@ -181,31 +219,67 @@ class Poem:
         return float(np.mean(self.logprobs)) if self.logprobs else float("-inf")
 
 
+def sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices):
+    """Per-row sampling settings of ``requests`` expanded ``best_of`` times each.
+
+    Every setting is a scalar or one value per request. Returns the request
+    of each row and a dict of per-row arrays for ``Decoder.decode``. A row's
+    key is ``row_key(seed, index, copy)``: ``index`` is the poem's number in
+    its caller's ask (by default its place in ``requests``).
+    """
+    n = len(requests)
+    copies = per_row(best_of, n, np.int64)
+    seeds = per_row(seed, n, np.int64)
+    index = np.arange(n) if indices is None else per_row(indices, n, np.int64)
+    if np.any(copies < 1) or np.any(copies > MAX_COPIES):
+        raise PoetryError(f"best_of must be in [1, {MAX_COPIES}], got {copies.min()}..{copies.max()}")
+    if np.any(seeds < 0) or np.any(seeds >= MAX_SEED) or np.any(index < 0) or np.any(index >= MAX_INDEX):
+        raise PoetryError(f"seeds must be in [0, {MAX_SEED}) and at most {MAX_INDEX} poems in one ask")
+    owner = np.repeat(np.arange(n), copies)
+    copy = np.concatenate([np.arange(c) for c in copies])
+    rows = {
+        "temperature": per_row(temperature, n, np.float32)[owner],
+        "top_k": per_row(top_k, n, np.int32)[owner],
+        "top_p": per_row(top_p, n, np.float32)[owner],
+        "keys": row_key(seeds[owner], index[owner], copy),
+    }
+    return owner, rows
+
+
+def best_per_request(candidates, owner, n):
+    """The candidate with the highest mean log-probability per character, for each of ``n`` requests."""
+    best = [None] * n
+    for poem, i in zip(candidates, owner):
+        if best[i] is None or poem.mean_logprob > best[i].mean_logprob:
+            best[i] = poem
+    return best
+
+
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-             title_conditioned=False, decoder=None):
+             title_conditioned=False, decoder=None, indices=None):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch and the
     candidate with the highest mean log-probability per character is kept.
+    Sampling settings are scalars or one per request (coalesced asks keep
+    their own); see ``sampling_rows`` for how ``seed`` and ``indices`` key
+    each poem's random numbers.
     """
-    from poetry_rnn import constraints
-
-    expanded = [r for r in requests for _ in range(best_of)]
+    owner, rows = sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices)
+    expanded = [requests[i] for i in owner]
     plan = constraints.plan(expanded, vocab, title_conditioned=title_conditioned)
-    decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed)
+    decoded = (decoder or Decoder(model)).decode(plan, **rows)
     candidates = []
     for b, request in enumerate(expanded):
         steps, start = decoded.steps(b), int(plan.content_start[b])
         tokens = decoded.tokens[b]
         title = vocab.decode(tokens[: max(start - 1, 0)])
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
-    return [
-        max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(requests))
-    ]
+    return best_per_request(candidates, owner, len(requests))
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-                     decoder=None):
+                     decoder=None, indices=None):
     """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
 
     A stream model never saw BOS, so the first prefix character is the first
@@ -216,20 +290,19 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
     is the prefix followed by the new characters, its logprobs those of the
     new characters only.
     """
-    from poetry_rnn import constraints
-
     if length < 1:
         raise PoetryError(f"--length must be at least 1, got {length}")
     for prefix in prefixes:
         missing = [c for c in prefix or " " if c not in vocab]
         if missing:
             raise PoetryError(f"prefix character {missing[0]!r} is not in the model's vocabulary")
-    expanded = [p for p in prefixes for _ in range(best_of)]
+    owner, rows = sampling_rows(prefixes, temperature, top_k, top_p, seed, best_of, indices)
+    expanded = [prefixes[i] for i in owner]
     forced = [max(len(p) - 1, 0) for p in expanded]
     requests = [constraints.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
     plan = constraints.plan(requests, vocab)
     start = np.array([vocab.id(p[:1] or " ") for p in expanded], np.int32)
-    decoded = (decoder or Decoder(model)).decode(plan, temperature, top_k, top_p, seed, start=start)
+    decoded = (decoder or Decoder(model)).decode(plan, start=start, **rows)
     candidates = [
         Poem(
             constraints.PoemRequest(begin=p, max_len=len(p) + length, stop_at_eos=False),
@@ -240,6 +313,4 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
         )
         for b, (p, f) in enumerate(zip(expanded, forced))
     ]
-    return [
-        max(candidates[i * best_of : (i + 1) * best_of], key=lambda p: p.mean_logprob) for i in range(len(prefixes))
-    ]
+    return best_per_request(candidates, owner, len(prefixes))

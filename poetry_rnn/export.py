@@ -132,10 +132,10 @@ class Poet(tf.Module):
             group_members=tf.zeros([1, self.vocab_size], tf.bool),
             initial_groups=tf.zeros([batch, 1], tf.bool),
             lengths=tf.fill([batch], length),
-            temperature=temperature,
-            top_k=tf.constant(0),
-            top_p=tf.constant(1.0),
-            seed=seed,
+            temperature=tf.fill([batch], temperature),
+            top_k=tf.zeros([batch], tf.int32),
+            top_p=tf.ones([batch], tf.float32),
+            keys=decode.row_key(seed, tf.range(batch, dtype=tf.int64), 0),  # poem b of the request, as write keys it
             start=tf.fill([batch], vocab_lib.BOS),
         )
         content = tokens[:, start:]

@@ -34,8 +34,15 @@ CHECKPOINTS = "ckpt"
 LOGS = "logs"
 WEIGHTS = "weights.npz"
 CONFIG_KEYS = {"format_version", "model", "train", "vocab_fingerprint"}
-# The shipped default model: checkpoints/default beside the package in a checkout.
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "default")
+
+def _default_model_dir():
+    """The shipped model: inside the installed package (a wheel, ``pip install .``), else the checkout's."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(package, "default_model")
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(package), "checkpoints", "default")
+
+
+DEFAULT_MODEL_DIR = _default_model_dir()
 
 
 @dataclasses.dataclass

@@ -75,13 +75,15 @@ def check_value(name, value, meta, kind):
         return
     if kind is str and not isinstance(value, str):
         raise PoetryError(f"{flag} must be text, got {value!r}")
+    if kind is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise PoetryError(f"{flag} must be a list of strings, got {value!r}")
 
 
 def field_kind(field):
     """The field's declared type as a class (dataclass annotations may be strings)."""
     kind = field.type
     if isinstance(kind, str):
-        kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, object)
+        kind = {"int": int, "float": float, "bool": bool, "str": str, "list": list}.get(kind, object)
     return kind
 
 
@@ -115,8 +117,9 @@ class SamplingOptions:
     top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0)
     top_p: float = option(1.0, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1)
-    best_of: int = option(1, "Draft this many candidates per poem and keep the best.", minimum=1)
-    seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0)
+    best_of: int = option(1, "Draft this many candidates per poem and keep the best.", minimum=1, maximum=64)
+    seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
+                       maximum=2**31 - 1)
 
     def __post_init__(self):
         validate(self)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, corpus, files, modeldir, train, write
+from poetry_rnn import constraints, corpus, files, modeldir, poet, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import run_module, synthetic_poems, write_poems
@@ -244,22 +244,29 @@ def test_damaged_weights_npz_is_a_one_line_error(model_copy, damage):
 
 
 @pytest.mark.parametrize(
-    "sampling, words",
+    "options, words",
     [
-        (dict(temperature=-0.5), "--temperature must be >= 0"),
-        (dict(top_p=0.0), "--top_p must be in (0, 1]"),
-        (dict(top_p=1.5), "--top_p must be in (0, 1]"),
-        (dict(top_p=-1.0), "--top_p must be in (0, 1]"),
-        (dict(top_k=-1), "--top_k must be >= 0"),
-        (dict(num=0), "--num and --best_of"),
+        (dict(temperature=-0.5), "--temperature must be a finite number >= 0, got -0.5"),
+        (dict(temperature=float("nan")), "--temperature must be a finite number >= 0, got nan"),
+        (dict(temperature=float("inf")), "--temperature must be a finite number >= 0, got inf"),
+        (dict(top_p=0.0), "--top_p must be a finite number in (0, 1], got 0.0"),
+        (dict(top_p=1.5), "--top_p must be a finite number in (0, 1]"),
+        (dict(top_p=float("nan")), "--top_p must be a finite number in (0, 1], got nan"),
+        (dict(top_k=-1), "--top_k must be a whole number >= 0, got -1"),
+        (dict(num=0), "--num must be a whole number in [1, 10000], got 0"),
+        (dict(best_of=0), "--best_of must be a whole number in [1, 64], got 0"),
+        (dict(seed=-1), "--seed must be a whole number in [0, 2147483647], got -1"),
+        (dict(max_len=0), "--max_len must be a whole number in [1, 1000], got 0"),
+        (dict(form="sonnet"), "--form must be one of free, wujue, qijue, wulv, qilv, got 'sonnet'"),
+        (dict(begin=["日"] * 3, num=5000), "at most 10000 poems in one ask, got 15000"),
+        (dict(colour="red"), "unknown option 'colour'"),
     ],
 )
-def test_sampling_settings_out_of_range(sampling, words):
-    settings = dict(temperature=0.8, top_k=0, top_p=1.0, num=1, best_of=1) | sampling
+def test_write_options_out_of_range(options, words):
     with pytest.raises(PoetryError) as error:
-        write.check_sampling(**settings)
+        poet.make_ask(**options)
     assert words in str(error.value)
-    write.check_sampling(temperature=0.0, top_k=0, top_p=1.0, num=1, best_of=1)  # the edges are fine
+    poet.make_ask(temperature=0.0, top_p=1.0, num=1, best_of=1, seed=0)  # the edges are fine
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ def loaded(tiny_model_dir):
 def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
     requests = [constraints.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
     plan = constraints.plan(requests, loaded.vocab)
-    decoded = decode.Decoder(loaded.model).decode(plan, temperature=1.5, seed=3)
+    decoded = decode.Decoder(loaded.model).decode(plan, temperature=1.5, keys=np.arange(32))
     for b in range(len(requests)):
         tokens = decoded.tokens[b][: decoded.steps(b)]
         assert not SPECIAL & set(tokens.tolist())
@@ -46,7 +46,7 @@ def test_top_k_only_samples_among_the_k_most_likely():
     vocab = Vocab.build([CHARS], min_count=1)
     model = PoetryModel(ModelConfig(vocab_size=len(vocab), units=8, embed_dim=4, layers=1))
     plan = constraints.plan([constraints.PoemRequest(max_len=1)] * 200, vocab)
-    decoded = decode.Decoder(model).decode(plan, temperature=5.0, top_k=3, seed=0)
+    decoded = decode.Decoder(model).decode(plan, temperature=5.0, top_k=3, keys=np.arange(200))
     logits, _ = model.step(np.full([1], vocab_lib.BOS, np.int32), model.initial_states(1))
     allowed = plan.mask_table[plan.step_masks[0, 0]]
     ranked = [i for i in np.argsort(-logits.numpy()[0]) if allowed[i]][:3]
@@ -57,16 +57,43 @@ def test_top_k_only_samples_among_the_k_most_likely():
 def test_top_p_keeps_the_nucleus():
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
     allowed = np.ones_like(logits, bool)
-    kept = decode.filter_logits(logits, allowed, 1.0, 0, 0.7).numpy()
-    assert np.isfinite(kept[0, :2]).all() and np.isinf(kept[0, 2:]).all()
-    assert np.isfinite(decode.filter_logits(logits, allowed, 1.0, 0, 1.0).numpy()).all()
+    def kept(top_p):
+        return decode.filter_logits(logits, allowed, np.ones(1, np.float32), np.zeros(1, np.int32),
+                                    np.array([top_p], np.float32)).numpy()
+
+    assert np.isfinite(kept(0.7)[0, :2]).all() and np.isinf(kept(0.7)[0, 2:]).all()
+    assert np.isfinite(kept(1.0)).all()
+
+
+def test_sampling_settings_are_per_row():
+    # Coalesced requests keep their own settings: row 0 top-1, row 1 top-2 of the same logits.
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2, np.float32))
+    kept = decode.filter_logits(logits, np.ones_like(logits, bool), np.ones(2, np.float32),
+                                np.array([1, 2], np.int32), np.ones(2, np.float32)).numpy()
+    assert np.isfinite(kept[0]).tolist() == [True, False, False, False]
+    assert np.isfinite(kept[1]).tolist() == [True, True, False, False]
+
+
+def test_a_poem_is_the_same_alone_or_in_a_batch(loaded):
+    # Its random numbers are keyed by (seed, index, copy), not by its place in the batch.
+    request = constraints.PoemRequest(begin="春", max_len=40)
+    alone = decode.generate(loaded.model, loaded.vocab, [request], seed=9, indices=[3])[0]
+    others = [constraints.PoemRequest(begin="月", max_len=20)] * 5
+    batched = decode.generate(loaded.model, loaded.vocab, others + [request], seed=[1] * 5 + [9],
+                              temperature=[0.5] * 5 + [1.0], indices=[0, 1, 2, 3, 4, 3])[-1]
+    assert alone.content == batched.content
+    assert alone.logprobs == pytest.approx(batched.logprobs, abs=1e-5)
 
 
 def test_best_of_keeps_the_most_likely_candidate(loaded):
     request = constraints.PoemRequest(begin="春", max_len=40)
-    single = decode.generate(loaded.model, loaded.vocab, [request] * 8, seed=5)
     best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8)[0]
-    assert best.mean_logprob == pytest.approx(max(p.mean_logprob for p in single))
+    # The eight drafts, decoded directly with the keys generate gives them.
+    plan = constraints.plan([request] * 8, loaded.vocab)
+    drafts = decode.Decoder(loaded.model).decode(plan, keys=[decode.row_key(5, 0, j) for j in range(8)])
+    means = [drafts.logprobs[b, : drafts.steps(b)].mean() for b in range(8)]
+    assert best.mean_logprob == pytest.approx(max(means), abs=1e-5)
+    assert len({round(m, 4) for m in means}) > 1  # the drafts differ
 
 
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):

@@ -1,0 +1,282 @@
+"""The Python API, and the one path every front end shares: load a model once, write poems.
+
+    import poetry_rnn
+    poet = poetry_rnn.load()                      # the shipped model, or load("path/to/model_dir")
+    poems = poet.write(begin="日", form="qijue", rhyme=True, num=4, seed=1)
+    print(poems[0].text, poems[0].lines, poems[0].rhyme_group)
+
+``write`` (the command line), ``evaluate``'s samples and ``serve`` (the web
+page and JSON API) are thin layers over :class:`Poet`, so an option means the
+same thing in all of them. The options are the fields of :class:`PoemOptions`
+(what to write) and :class:`options.SamplingOptions` (how characters are
+drawn); a bad value raises :class:`PoetryError` with the one-line message the
+command line prints. :meth:`Poet.write_asks` decodes many asks in one
+batched in-graph call (the server coalesces concurrent requests with it);
+each poem's random numbers are keyed by its ask's seed and its number in
+that ask, so a poem is the same whether it was decoded alone or batched.
+"""
+
+import dataclasses
+import math
+import random
+
+from poetry_rnn import constraints, decode, forms, modeldir
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.options import SamplingOptions, option, validate
+
+MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
+CHUNK_ROWS = 512  # rows (poems x best_of) per decoder call: bounds memory, not results
+TONE_STARTS = ("ping", "ze", "random")
+
+
+@dataclasses.dataclass
+class PoemOptions:
+    """What to write: one ask's shape, fixed characters, rhyme and tones."""
+
+    begin: list = option([], "Begin characters: one poem (per --num) for each, e.g. --begin 日 红 山 夜.")
+    num: int = option(1, "Poems per begin character (or in all without --begin).", minimum=1, maximum=MAX_POEMS)
+    form: str = option(forms.FREE, "free, wujue (五绝), qijue (七绝), wulv (五律), qilv (七律).",
+                       choices=forms.FORM_NAMES)
+    rhyme: bool = option(False, "Even lines end in one 中华新韵 rhyme group (needs --form).")
+    first_line_rhymes: bool = option(False, "首句入韵: the first line rhymes too.")
+    tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.",
+                        choices=constraints.TONE_LEVELS)
+    tone_start: str = option("random", "平起 (ping) or 仄起 (ze); random: per poem, among the starts that fit.",
+                             choices=TONE_STARTS)
+    acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
+    template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
+    title: str = option("", "Title to write to (models trained with --condition title).")
+    max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
+    prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
+    length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
+
+    def __post_init__(self):
+        validate(self)
+        if self.count > MAX_POEMS:
+            raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
+
+    @property
+    def count(self):
+        """Poems this ask writes: --num for each begin character (or prefix)."""
+        return self.num * max(len(self.prefix or self.begin), 1)
+
+    def used_poem_options(self):
+        """The poem-only options this ask sets (a lyrics model refuses them)."""
+        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme, "--tones": self.tones != "off",
+                "--acrostic": self.acrostic, "--template": self.template, "--title": self.title}
+        return [name for name, value in used.items() if value]
+
+
+@dataclasses.dataclass(frozen=True)
+class Ask:
+    """One call's worth of poems: what to write, how to sample, and the seed actually used."""
+
+    poem: PoemOptions
+    sampling: SamplingOptions  # its seed is always set (drawn at random when the caller gave none)
+
+    @property
+    def rows(self):
+        """Decoder rows the ask takes: each poem is drafted best_of times."""
+        return self.poem.count * self.sampling.best_of
+
+
+@dataclasses.dataclass
+class Poem:
+    """One written poem, as plain data."""
+
+    text: str  # the content, punctuation included (lyrics: the prefix and its continuation)
+    lines: list  # one entry per sentence, its punctuation kept
+    title: str
+    begin: str
+    form: str
+    rhyme_group: str | None  # e.g. '十一庚' when rhyme was asked for
+    tone_start: str | None  # 'ping' | 'ze' when tones were asked for
+    logprobs: list  # log p of each written token (EOS included) under the model
+    ended: bool  # reached the end of the poem (a free poem may be cut at max_len instead)
+    seed: int  # the ask's seed: the same ask with it writes the same poems
+
+    @property
+    def mean_logprob(self):
+        """Mean log-probability per character; None for a poem with no written tokens."""
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+    def to_dict(self):
+        """JSON-ready: rounded numbers, and never NaN or Infinity (not valid JSON)."""
+        def number(x):
+            return round(x, 4) if x is not None and math.isfinite(x) else None
+
+        out = dataclasses.asdict(self)
+        out["logprobs"] = [number(x) for x in self.logprobs]
+        out["mean_logprob"] = number(self.mean_logprob)
+        return out
+
+
+def split_options(kwargs):
+    """Keyword arguments -> (PoemOptions fields, SamplingOptions fields); unknown names refused."""
+    poem_names = {f.name for f in dataclasses.fields(PoemOptions)}
+    sampling_names = {f.name for f in dataclasses.fields(SamplingOptions)}
+    unknown = sorted(set(kwargs) - poem_names - sampling_names)
+    if unknown:
+        raise PoetryError(f"unknown option {unknown[0]!r}; options are {', '.join(sorted(poem_names | sampling_names))}")
+    return ({k: v for k, v in kwargs.items() if k in poem_names},
+            {k: v for k, v in kwargs.items() if k in sampling_names})
+
+
+def make_ask(poem=None, sampling=None, **kwargs):
+    """An :class:`Ask` from option objects and/or keyword options; a random seed if none is given.
+
+    ``begin`` and ``prefix`` also take one string (``begin="日"``: one begin,
+    possibly of several characters).
+    """
+    for name in ("begin", "prefix"):
+        if isinstance(kwargs.get(name), str):
+            kwargs[name] = [kwargs[name]]
+        elif isinstance(kwargs.get(name), tuple):
+            kwargs[name] = list(kwargs[name])
+    poem_kwargs, sampling_kwargs = split_options(kwargs)
+    poem = dataclasses.replace(poem, **poem_kwargs) if poem else PoemOptions(**poem_kwargs)
+    sampling = dataclasses.replace(sampling, **sampling_kwargs) if sampling else SamplingOptions(**sampling_kwargs)
+    if sampling.seed is None:
+        sampling = dataclasses.replace(sampling, seed=random.SystemRandom().randrange(decode.MAX_SEED))
+    return Ask(poem, sampling)
+
+
+def poem_requests(poem, seed):
+    """One PoemRequest per (begin, copy); 平起/仄起 at random per poem unless given.
+
+    A random start is drawn (by ``seed``) among those the fixed characters
+    fit, so ``--begin 东 --tones`` never fails for a start it could have avoided.
+    """
+    rng = random.Random(seed)
+    requests = []
+    for begin in poem.begin or [""]:
+        request = constraints.PoemRequest(
+            begin=begin, form=poem.form, rhyme=poem.rhyme, first_line_rhymes=poem.first_line_rhymes,
+            tones=poem.tones, acrostic=poem.acrostic, template=poem.template, title=poem.title,
+            max_len=poem.max_len)
+        fitting = constraints.tone_starts_that_fit(request) or ["ping"]
+        starts = [poem.tone_start] if poem.tone_start != "random" else fitting
+        requests += [dataclasses.replace(request, tone_start=rng.choice(starts)) for _ in range(poem.num)]
+    return requests
+
+
+class Poet:
+    """A loaded model and its compiled decoder: write poems many times without reloading."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.decoder = decode.Decoder(loaded.model)
+
+    @property
+    def path(self):
+        return self.loaded.path
+
+    @property
+    def is_lyrics(self):
+        """A stream model (the lyrics lessons): it continues prefixes instead of writing poems."""
+        return self.loaded.train.get("corpus") == "lyrics"
+
+    def write(self, begin=(), *, poem=None, sampling=None, **options):
+        """Poems for one ask, e.g. ``write(begin=["日", "月"], form="qijue", rhyme=True, num=2, seed=1)``.
+
+        ``options`` are :class:`PoemOptions` and :class:`SamplingOptions`
+        fields; ``poem``/``sampling`` may give whole option objects instead.
+        """
+        if begin:
+            options["begin"] = begin
+        return self.write_asks([make_ask(poem, sampling, **options)])[0]
+
+    def write_asks(self, asks):
+        """Poems for many asks in one batched decode (in chunks of at most CHUNK_ROWS rows).
+
+        Returns one list of poems per ask. A bad ask raises PoetryError
+        naming it when there are several.
+        """
+        jobs = []  # (ask number, request or prefix, index in its ask)
+        for a, ask in enumerate(asks):
+            try:
+                items = self._items(ask)
+            except PoetryError as error:
+                if len(asks) == 1:
+                    raise
+                raise PoetryError(f"ask {a + 1}: {error}") from None
+            jobs += [(a, item, i) for i, item in enumerate(items)]
+        poems = [[] for _ in asks]
+        chunk, rows = [], 0
+        for job in jobs:
+            cost = asks[job[0]].sampling.best_of
+            if chunk and rows + cost > CHUNK_ROWS:
+                self._decode(asks, chunk, poems)
+                chunk, rows = [], 0
+            chunk.append(job)
+            rows += cost
+        if chunk:
+            self._decode(asks, chunk, poems)
+        return poems
+
+    def check(self, ask):
+        """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise)."""
+        self._items(ask)
+
+    def _items(self, ask):
+        """An ask's PoemRequests (poem models) or prefixes (lyrics models), checked before decoding."""
+        poem = ask.poem
+        if self.is_lyrics:
+            used = poem.used_poem_options()
+            if used:
+                raise PoetryError(f"{self.path} is a lyrics model; {', '.join(used)} needs a poem model")
+            return [p for p in (poem.prefix or poem.begin or [""]) for _ in range(poem.num)]
+        if poem.prefix:
+            raise PoetryError(f"{self.path} is a poem model; --prefix and --length are for lyrics models (use --begin)")
+        requests = poem_requests(poem, ask.sampling.seed)
+        constraints.plan(requests, self.loaded.vocab, title_conditioned=self._title_conditioned)  # fail before decoding
+        return requests
+
+    @property
+    def _title_conditioned(self):
+        return self.loaded.config.condition == "title"
+
+    def _decode(self, asks, jobs, poems):
+        """Decode one chunk of jobs and append each poem to its ask's list."""
+        settings = {
+            name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
+            for name in ("temperature", "top_k", "top_p", "seed", "best_of")
+        }
+        items, indices = [item for _, item, _ in jobs], [i for _, _, i in jobs]
+        if self.is_lyrics:
+            lengths = {asks[a].poem.length for a, _, _ in jobs}
+            for length in lengths:  # one decode per continuation length
+                picked = [k for k, (a, _, _) in enumerate(jobs) if asks[a].poem.length == length]
+                out = decode.continue_streams(
+                    self.loaded.model, self.loaded.vocab, [items[k] for k in picked], length,
+                    decoder=self.decoder, indices=[indices[k] for k in picked],
+                    **{name: [values[k] for k in picked] for name, values in settings.items()})
+                for k, written in zip(picked, out):
+                    poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
+            return
+        out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
+                              title_conditioned=self._title_conditioned, **settings)
+        for (a, _, _), written in zip(jobs, out):
+            poems[a].append(self._poem(written, asks[a]))
+
+    def _poem(self, written, ask):
+        request = written.request
+        lines = [written.content] if self.is_lyrics else forms.split_lines(written.content)
+        return Poem(
+            text=written.content,
+            lines=lines,
+            title=written.title,
+            begin=request.begin,
+            form=request.form,
+            rhyme_group=constraints.rhyme_group_name(written.content, request.first_line_rhymes)
+            if request.rhyme else None,
+            tone_start=request.tone_start if request.tones != "off" else None,
+            logprobs=list(written.logprobs),
+            ended=written.ended,
+            seed=ask.sampling.seed,
+        )
+
+
+def load(model_dir=None):
+    """A :class:`Poet` for ``model_dir``, or for the shipped default model."""
+    return Poet(modeldir.load(model_dir or modeldir.DEFAULT_MODEL_DIR))

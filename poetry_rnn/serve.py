@@ -1,0 +1,70 @@
+"""Serve poems on a web page and a JSON API: ``python -m poetry_rnn.serve``.
+
+Flags -> ``ServerOptions`` -> ``serve``: load the model once, compile the
+decoder, and run the ``webapp`` application under uvicorn. Needs the
+``[serve]`` extra (FastAPI, uvicorn): ``pip install 'poetry_rnn[serve]'``.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from poetry_rnn import cli, poet as poet_lib
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.options import option, validate
+
+try:
+    import uvicorn
+
+    from poetry_rnn import webapp
+except ImportError as error:  # the [serve] extra is not installed; main says so in one line
+    webapp = None
+    MISSING = error
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """How the server batches and what it refuses."""
+
+    host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+    port: int = option(8000, "Port to listen on.", minimum=1, maximum=65535)
+    max_poems: int = option(16, "Most poems one request may ask for (num x begin characters).", minimum=1,
+                            maximum=poet_lib.MAX_POEMS)
+    max_body_bytes: int = option(16_384, "Largest request body accepted (bytes).", minimum=256)
+    queue_size: int = option(256, "Requests that may wait for the decoder; more get HTTP 503.", minimum=1)
+    window_ms: float = option(5.0, "How long the batcher waits for more requests to coalesce (ms).", minimum=0)
+    max_batch_rows: int = option(256, "Most decoder rows (poems x best_of) coalesced into one decode.", minimum=1)
+    coalesce: bool = option(True, "Coalesce concurrent requests into one decode (--nocoalesce: one at a time).")
+
+    def __post_init__(self):
+        validate(self)
+
+
+
+def serve(model_dir=None, options=None):
+    """Load the model, compile the decoder once, and serve until interrupted."""
+    if webapp is None:
+        raise PoetryError(f"serve needs the serve extra: pip install 'poetry_rnn[serve]' ({MISSING})")
+    options = options or ServerOptions()
+    poet = poet_lib.load(model_dir)
+    poet.write(num=1, seed=0, **({} if poet.is_lyrics else {"form": "qijue"}))  # trace the decoder before the first request
+    print(f"serving {poet.path} on http://{options.host}:{options.port}/ (API docs: /docs)", flush=True)
+    uvicorn.run(webapp.create_app(poet, options), host=options.host, port=options.port, log_level="warning")
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped model).")
+    cli.define_flags(ServerOptions)
+
+
+def main(argv):
+    cli.refuse_arguments(argv)
+    serve(FLAGS.model_dir, cli.options_from_flags(ServerOptions))
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

@@ -1,0 +1,133 @@
+"""The JSON API and page (FastAPI's test client), and the batcher that coalesces requests."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+fastapi = pytest.importorskip("fastapi")  # the [serve] extra
+from fastapi.testclient import TestClient  # noqa: E402
+
+from poetry_rnn import poet as poet_lib, serve, webapp  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def poet(tiny_model_dir):
+    return poet_lib.load(tiny_model_dir)
+
+
+@pytest.fixture
+def client(poet):
+    with TestClient(webapp.create_app(poet, serve.ServerOptions(max_poems=4))) as client:
+        yield client
+
+
+def test_api_writes_the_poems_the_python_api_writes(client, poet):
+    response = client.post("/api/poems", json={"begin": "春", "form": "wujue", "num": 2, "seed": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["seed"] == 3
+    texts = [p["text"] for p in body["poems"]]
+    assert texts == [p.text for p in poet.write(begin="春", form="wujue", num=2, seed=3)]
+    for poem in body["poems"]:
+        assert len(poem["lines"]) == 4 and all(len(line) == 6 for line in poem["lines"]) and poem["text"][0] == "春"
+        assert all(isinstance(x, float) for x in poem["logprobs"])
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"temperature": -1}, 400, "--temperature must be a finite number >= 0, got -1.0"),
+        ({"top_p": 2}, 400, "--top_p must be a finite number in (0, 1], got 2.0"),
+        ({"form": "sonnet"}, 400, "--form must be one of free, wujue, qijue, wulv, qilv, got 'sonnet'"),
+        ({"begin": "龘"}, 400, "begin character '龘' is not in the model's vocabulary"),
+        ({"num": 5}, 400, "at most 4 poems per request, got 5"),
+        ({"begin": ["春", "月"], "num": 3}, 400, "at most 4 poems per request, got 6"),
+        ({"rhyme": True}, 400, "rhyme need a form (wujue, qijue, wulv, qilv)"),
+        ({"num": "many"}, 400, "num: Input should be a valid integer"),
+        ({"colour": "red"}, 200, None),  # unknown JSON fields are ignored, as most JSON APIs do
+    ],
+)
+def test_bad_requests_get_the_command_lines_one_line_message(client, body, status, message):
+    response = client.post("/api/poems", json=body)
+    assert response.status_code == status, response.text
+    if message:
+        assert response.json() == {"error": response.json()["error"]} and message in response.json()["error"]
+
+
+def test_body_that_is_not_json_or_too_large(client):
+    response = client.post("/api/poems", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    response = client.post("/api/poems", content=json.dumps({"template": "?" * 20_000}),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "over 16384 bytes" in response.json()["error"]
+
+
+def test_health_page_and_docs(client, poet):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["model"] == poet.path and health["lyrics"] is False
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="begin"' in page.text and "/api/poems" in page.text
+    schema = client.get("/openapi.json").json()
+    body = schema["components"]["schemas"]["PoemsRequest"]["properties"]
+    assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == 0.8
+
+
+def test_a_full_queue_answers_503(client, monkeypatch):
+    def full(ask):
+        raise asyncio.QueueFull
+
+    monkeypatch.setattr(client.app.state.batcher, "submit", full)
+    response = client.post("/api/poems", json={})
+    assert response.status_code == 503 and "busy" in response.json()["error"]
+
+
+def test_batcher_coalesces_waiting_asks_and_skips_abandoned_ones(poet):
+    options = serve.ServerOptions(window_ms=50, queue_size=3)
+
+    async def scenario():
+        batcher = webapp.Batcher(poet, options)
+        asks = [poet_lib.make_ask(form="wujue", seed=s) for s in range(3)]
+        futures = [batcher.submit(a) for a in asks]
+        with pytest.raises(asyncio.QueueFull):
+            batcher.submit(asks[0])
+        futures[1].cancel()  # its client went away
+        batch = await batcher.gather()
+        return asks, batch
+
+    asks, batch = asyncio.run(scenario())
+    assert [ask for ask, _ in batch] == [asks[0], asks[2]]
+
+
+def test_concurrent_requests_are_decoded_together_and_unchanged(poet):
+    """Eight clients at once through a real uvicorn server: fewer decodes than requests, same poems."""
+    import httpx
+    import uvicorn
+
+    app = webapp.create_app(poet, serve.ServerOptions(window_ms=200))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        results = {}
+
+        def ask(seed):
+            results[seed] = httpx.post(f"{url}/api/poems", json={"form": "qijue", "seed": seed}, timeout=60).json()
+
+        clients = [threading.Thread(target=ask, args=(seed,)) for seed in range(8)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        health = httpx.get(f"{url}/api/health").json()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert health["asks"] == 8 and health["batches"] < 8
+    for seed, body in results.items():
+        assert body["poems"][0]["text"] == poet.write(form="qijue", seed=seed)[0].text
