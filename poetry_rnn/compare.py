@@ -33,18 +33,13 @@ import sys
 import time
 
 import keras
-import matplotlib
+from absl import flags
 
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from absl import flags  # noqa: E402
-
-from poetry_rnn import cli, constraints, decode, files, modeldir, options as options_lib, train  # noqa: E402
-from poetry_rnn.errors import PoetryError  # noqa: E402
-from poetry_rnn.model import CELLS, ModelConfig  # noqa: E402
-from poetry_rnn.options import SamplingOptions  # noqa: E402
-from poetry_rnn.train_options import TrainOptions  # noqa: E402
+from poetry_rnn import cli, constraints, decode, files, modeldir, options as options_lib, train
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import CELLS, ModelConfig
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.train_options import TrainOptions
 
 DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
 LOGS = "logs"  # run folders go under <out>/logs/, which .gitignore keeps out of git
@@ -244,7 +239,14 @@ def plot_losses(runs, path, title="loss per epoch"):
     """Train (solid) and validation (dashed, ln perplexity) loss of every finished run on one chart.
 
     Returns the legend's labels (one per plotted run), read back from the figure.
+    matplotlib is imported here because it is an optional extra (``[plots]``).
     """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
     figure, axes = plt.subplots(figsize=(9, 5.5), dpi=110)
     try:
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
