@@ -1,14 +1,17 @@
+import io
 import json
 import os
+import re
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import modeldir, steps, train
+from poetry_rnn import modeldir, progress as progress_lib, steps, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
-from conftest import synthetic_poems, write_poems
+from conftest import run_module, synthetic_poems, write_poems
 
 TINY = dict(units=24, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True)
 
@@ -130,3 +133,35 @@ def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint
     train.fit(poems_file, str(model_dir), train.TrainOptions.of(epochs=2, learning_rate=0.002, **TINY))
     rates = dict(logged_scalars(model_dir / "logs" / "train", "learning_rate"))
     assert rates[first.step] == pytest.approx(0.01) and rates[first.step + 1] == pytest.approx(0.002)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stdout, live", [(Terminal(), True), (io.StringIO(), False)], ids=["terminal", "file"])
+def test_progress_is_a_live_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch, stdout, live):
+    monkeypatch.setattr(sys, "stdout", stdout)
+    progress = progress_lib.EpochProgress(batches=6, epoch=0, epochs=2, log_every=3)
+    for batch in range(1, 7):
+        progress.update(step=10 + batch, batch=batch, loss=4.5, tokens_per_second=1234.0)
+    text = stdout.getvalue()
+    if live:
+        assert "━" in text and "\r" in text
+    else:
+        assert text.splitlines() == ["step 12: epoch 1/2, batch 2/6, loss 4.5000, 1,234 tokens/s",
+                                     "step 15: epoch 1/2, batch 5/6, loss 4.5000, 1,234 tokens/s"]
+
+
+def test_train_into_a_log_file_writes_plain_lines(tmp_path, poems_file):
+    result = run_module("train", "--data", poems_file, "--model_dir", str(tmp_path / "m"), "--units", "8", "--embed_dim", "4",
+                        "--layers", "1", "--batch_size", "16", "--epochs", "2", "--samples", "0", "--log_every", "4")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr and "━" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert all(re.fullmatch(r"step \d+: epoch [12]/2, batch \d+/13, loss [\d.]+, [\d,]+ tokens/s", line) for line in lines), lines
+    assert [int(line.split()[1][:-1]) for line in lines] == list(range(4, 27, 4))  # 2 epochs of 13 batches
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    assert "LSTM kernel" in result.stderr  # the run says which kernel it used
