@@ -42,6 +42,9 @@ from poetry_rnn.options import SamplingOptions
 from poetry_rnn.train_options import TrainOptions
 
 DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
+INPUTS = options_lib.choices(ModelConfig, "input")
+# compare trains many small models on one budget: its own defaults for TrainOptions' flags.
+COMPARE_DEFAULTS = {"corpus": "lyrics", "epochs": 5, "units": 256, "layers": 1, "embed_dim": 128, "batch_size": 32}
 LOGS = "logs"  # run folders go under <out>/logs/, which .gitignore keeps out of git
 
 
@@ -85,7 +88,7 @@ class Comparison:
     results: str
 
 
-def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("embedding", "onehot"), options=None,
+def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), inputs=INPUTS, options=None,
             prefix=None, samples=3, sample_length=50, sampling=None, overwrite=False, command=None, log=None):
     """Train every (cell, input) with ``options`` (a TrainOptions) and write the report to ``out``.
 
@@ -362,9 +365,6 @@ def _results(runs, data, base):
 
 
 FLAGS = flags.FLAGS
-# compare trains many small models on one budget: its own defaults for TrainOptions' flags.
-COMPARE_DEFAULTS = {"corpus": "lyrics", "epochs": 5, "units": 256, "layers": 1, "embed_dim": 128, "batch_size": 32}
-INPUTS = options_lib.choices(ModelConfig, "input")
 
 
 def define_flags():

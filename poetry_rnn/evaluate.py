@@ -176,11 +176,11 @@ def define_flags():
     flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped checkpoints/default).")
     flags.DEFINE_string("data", None, "A poems.txt-format file to score (default: the corpus's validation split).")
     flags.DEFINE_string("corpus", None, "The training poems.txt: n-gram baseline, novelty and real-poem reference.")
-    flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).")
+    flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).", lower_bound=0)
     flags.DEFINE_enum("form", None, list(forms.FORMS), "Also sample this form (with --rhyme/--tones).")
     flags.DEFINE_bool("rhyme", False, "Constrained samples rhyme.")
     flags.DEFINE_enum("tones", "off", list(constraints.TONE_LEVELS), "Constrained samples follow 平仄.")
-    flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.")
+    flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.", lower_bound=1)
     flags.DEFINE_string("out", "reports/eval", "Folder for report.md and report.json.")
     cli.define_flags(SamplingOptions, defaults={"seed": DEFAULT_SAMPLING.seed})
 

@@ -397,6 +397,8 @@ def test_train_settings_out_of_range_name_the_flag(setting, message):
         ("evaluate", ["--data", "x.txt", "--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
         ("compare", ["--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
         ("compare", ["--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
+        ("evaluate", ["--data", "x.txt", "--samples", "-1"], "--samples=-1: -1 is not greater than or equal to 0"),
+        ("compare", ["--units", "0"], "--units must be a whole number >= 1, got 0"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(tmp_path, module, args, message):
