@@ -397,7 +397,7 @@ def test_train_settings_out_of_range_name_the_flag(setting, message):
         ("evaluate", ["--data", "x.txt", "--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
         ("compare", ["--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
         ("compare", ["--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
-        ("evaluate", ["--data", "x.txt", "--samples", "-1"], "--samples=-1: -1 is not greater than or equal to 0"),
+        ("evaluate", ["--data", "x.txt", "--samples", "-1"], "--samples=-1: -1 is not a non-negative integer"),
         ("compare", ["--units", "0"], "--units must be a whole number >= 1, got 0"),
     ],
 )
