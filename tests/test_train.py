@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import modeldir, progress as progress_lib, steps, train
+from poetry_rnn import fast_lstm, modeldir, progress as progress_lib, steps, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from conftest import run_module, synthetic_poems, write_poems
@@ -164,4 +164,6 @@ def test_train_into_a_log_file_writes_plain_lines(tmp_path, poems_file):
     assert [int(line.split()[1][:-1]) for line in lines] == list(range(4, 27, 4))  # 2 epochs of 13 batches
     epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2
-    assert "LSTM kernel" in result.stderr  # the run says which kernel it used
+    kernel = fast_lstm.default_kernel()  # none was given: the device decides, and the run says which
+    assert f"{kernel} LSTM kernel" in result.stderr
+    assert json.load(open(tmp_path / "m" / "config.json"))["train"]["lstm_kernel"] == kernel
