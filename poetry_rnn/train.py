@@ -61,13 +61,15 @@ class TrainingDiverged(PoetryError):
 
 def fit(data, model_dir, options=None):
     """Train on ``data`` (a poems.txt, or a text stream with ``--corpus lyrics``) into ``model_dir``, resuming if it holds a run."""
-    options = (options or TrainOptions()).resolved()
+    options = options or TrainOptions()
+    # First: a multi-worker strategy must exist before TensorFlow lists devices (as resolved() does).
+    strategy = distribution.make_strategy(options.strategy)
+    options = options.resolved()
     check_writable(model_dir)
     log = make_log(options)
     lesson = (lessons.StreamLesson if options.corpus == "lyrics" else PoemLesson)(data, options, log)
     lesson.use_vocab(resolve_vocab(lesson.vocab, model_dir, options))
     config = options.model_config(len(lesson.vocab))
-    strategy = distribution.make_strategy(options.strategy)
     run = start_run(model_dir, config, lesson.vocab, options, strategy, log, init=lesson.initialize)
     kernel = f", {options.lstm_kernel} LSTM kernel" if config.cell == "lstm" else ""
     log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input{kernel}, "
