@@ -127,11 +127,12 @@ def fill_bare_values(argv, bare_values):
     return out
 
 
-def run(main, list_flags=(), bare_values=None):
-    """Run an absl ``main`` with the shared conventions above.
+def run(main, list_flags=(), bare_values=None, argv=None):
+    """Run an absl ``main`` with the shared conventions above (exits the process, as absl does).
 
     ``bare_values`` maps a flag name to the value it takes when written
-    without one (``--tones`` alone means ``--tones=loose``).
+    without one (``--tones`` alone means ``--tones=loose``); ``argv``
+    defaults to ``sys.argv`` (tests pass their own).
     """
     bare_values = bare_values or {}
 
@@ -166,4 +167,4 @@ def run(main, list_flags=(), bare_values=None):
             print("interrupted", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
 
-    app.run(guarded, flags_parser=parse)
+    app.run(guarded, argv=argv, flags_parser=parse)

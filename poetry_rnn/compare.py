@@ -24,7 +24,6 @@ flags onto it.
 
 import dataclasses
 import gc
-import json
 import math
 import os
 import shutil
@@ -35,14 +34,13 @@ import time
 import keras
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, modeldir, options as options_lib, train
+from poetry_rnn import cli, constraints, decode, files, lock, modeldir, train
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import CELLS, ModelConfig
+from poetry_rnn.model import CELLS, INPUTS, ModelConfig
 from poetry_rnn.options import SamplingOptions
 from poetry_rnn.train_options import TrainOptions
 
 DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
-INPUTS = options_lib.choices(ModelConfig, "input")
 # compare trains many small models on one budget: its own defaults for TrainOptions' flags.
 COMPARE_DEFAULTS = {"corpus": "lyrics", "epochs": 5, "units": 256, "layers": 1, "embed_dim": 128, "batch_size": 32}
 LOGS = "logs"  # run folders go under <out>/logs/, which .gitignore keeps out of git
@@ -143,7 +141,7 @@ def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), in
     readme = os.path.join(out, "README.md")
     files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, sampling.temperature, command))
     results = os.path.join(out, "results.json")
-    files.write_text(results, json.dumps(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
+    files.write_text(results, files.finite_json(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {readme}, {chart} and {results}")
     return Comparison(runs, table, labels, readme, chart, results)
 
@@ -164,12 +162,13 @@ def _clear_previous_runs(runs, overwrite):
     folders are removed.
     """
     previous = [run.model_dir for run in runs if os.path.isdir(run.model_dir) and os.listdir(run.model_dir)]
-    if previous and not overwrite:
-        raise PoetryError(f"{previous[0]} holds an earlier run; use --overwrite (or another --out)")
     for folder in previous:
-        if not modeldir.exists(folder):
-            raise PoetryError(f"{folder} is not a model directory; not removing it")
-        shutil.rmtree(folder)
+        with lock.hold(folder):  # a folder that another run is training in is refused, never removed
+            if not overwrite:
+                raise PoetryError(f"{folder} holds an earlier run; use --overwrite (or another --out)")
+            if not modeldir.exists(folder):
+                raise PoetryError(f"{folder} is not a model directory; not removing it")
+            shutil.rmtree(folder)
 
 
 def _record(run, history):

@@ -18,7 +18,6 @@ figure) to ``--out``.
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -193,11 +192,18 @@ def main(argv):
     form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones)] if FLAGS.form else []
     report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
                       FLAGS.ngram_order, sampling)
-    os.makedirs(FLAGS.out, exist_ok=True)
-    files.write_text(os.path.join(FLAGS.out, "report.json"), json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    print(write_report(report, FLAGS.out))
+
+
+def write_report(report, out):
+    """Write ``report.json`` (strict JSON: a measure with nothing to measure is null) and ``report.md`` to ``out``.
+
+    Returns the Markdown.
+    """
+    files.write_text(os.path.join(out, "report.json"), files.finite_json(report, ensure_ascii=False, indent=2) + "\n")
     text = markdown(report)
-    files.write_text(os.path.join(FLAGS.out, "report.md"), text)
-    print(text)
+    files.write_text(os.path.join(out, "report.md"), text)
+    return text
 
 
 if __name__ == "__main__":

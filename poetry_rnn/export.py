@@ -26,14 +26,13 @@ tones are not part of the signature.
 import os
 import shutil
 import sys
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, forms, modeldir
+from poetry_rnn import cli, constraints, decode, files, forms, modeldir
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 
@@ -148,31 +147,29 @@ def export_compact(model_dir, out):
     """Write config, vocabulary and float16 weights of ``model_dir`` to ``out`` (the shipped form).
 
     The folder is built beside ``out`` and swapped in whole, so an
-    interrupted export never leaves a mix of old and new files.
+    interrupted export never leaves a mix of old and new files; the next
+    export first puts back (or clears away) what an interrupted one left.
     """
+    recovered = files.finish_interrupted_swap(out)
+    if recovered:
+        print(recovered, file=sys.stderr)
     loaded = modeldir.load(model_dir)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".compact-", dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; a shipped model is for everyone
-    try:
+    with files.staging_folder(out) as staging:
         modeldir.save_compact(loaded, staging)
         for name in os.listdir(out) if os.path.isdir(out) else []:
             if name not in os.listdir(staging):  # keep the model card and anything else beside the model
-                shutil.copy2(os.path.join(out, name), staging)
-        old = out.rstrip("/") + ".old"
-        if os.path.exists(out):
-            os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+                source = os.path.join(out, name)
+                (shutil.copytree if os.path.isdir(source) else shutil.copy2)(source, os.path.join(staging, name))
+        files.swap_folder(staging, out)
     return out
 
 
 def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
-    """Write ``model_dir``'s model as a SavedModel with the ``generate`` signature to ``out``."""
+    """Write ``model_dir``'s model as a SavedModel with the ``generate`` signature to ``out``.
+
+    It is written into a staging folder beside ``out`` and renamed into place,
+    so TensorFlow Serving, watching the parent folder, never sees half a version.
+    """
     if os.path.exists(out) and os.listdir(out):
         raise PoetryError(f"{out} already exists and is not empty; TensorFlow Serving wants a new version folder")
     if free_max_len < 1:
@@ -181,7 +178,9 @@ def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
     loaded = modeldir.load(model_dir)
     poet = Poet(loaded.model, loaded.vocab, free_max_len, title_conditioned=loaded.config.condition == "title")
     function = poet.generate.get_concrete_function()
-    tf.saved_model.save(poet, out, signatures={SIGNATURE: function, "serving_default": function})
+    with files.staging_folder(out) as staging:
+        tf.saved_model.save(poet, staging, signatures={SIGNATURE: function, "serving_default": function})
+        os.replace(staging, out)  # onto nothing, or an empty folder
     return out
 
 

@@ -23,6 +23,7 @@ probes for devices itself.
 """
 
 import dataclasses
+import math
 
 import keras
 import tensorflow as tf
@@ -32,7 +33,13 @@ from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import option, validate
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+INPUTS = ("embedding", "onehot")
 FORMAT_VERSION = 1
+# More than any character RNN needs (the default model has 8.8 M): 4 GB of
+# float32 weights, 16 GB with Adam's moments. A config past it is a typo or a
+# hostile file, refused before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: one per gate (GRU: update, reset, candidate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +53,7 @@ class ModelConfig:
     vocab_size: int = option(None, "Tokens the network reads and predicts (set from the data).", minimum=1, flag=False)
     cell: str = option("lstm", "Recurrent cell.", choices=CELLS)
     input: str = option("embedding", "Input features: embedding (dense vectors) or onehot (the d2l lessons).",
-                        choices=("embedding", "onehot"))
+                        choices=INPUTS)
     embed_dim: int = option(256, "Embedding width (embedding input).", minimum=1)
     units: int = option(512, "Hidden units per recurrent layer.", minimum=1)
     layers: int = option(2, "Stacked recurrent layers.", minimum=1)
@@ -55,6 +62,14 @@ class ModelConfig:
 
     def __post_init__(self):
         validate(self)
+        if self.vocab_size is None:
+            return  # TrainOptions' network, before the data decides the vocabulary
+        parameters = sum(math.prod(shape) for shape in variable_shapes(self).values())
+        if parameters > MAX_PARAMETERS:
+            raise PoetryError(
+                f"a {self.layers}x{self.units} {self.cell} with a vocabulary of {self.vocab_size} would have "
+                f"{parameters:,} parameters, more than the {MAX_PARAMETERS:,} this package builds"
+            )
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -71,6 +86,28 @@ class ModelConfig:
             return cls(**data)
         except (TypeError, PoetryError) as error:  # in a file, a field's name is its own, not a flag
             raise PoetryError(f"{source}: {str(error).removeprefix('--')}") from None
+
+
+def variable_shapes(config):
+    """{'lstm_0/lstm_cell/kernel': (256, 2048), ...}: every weight ``PoetryModel(config)`` makes, and its shape.
+
+    Known without building the model, so a config or a weights file can be
+    checked before anything is allocated. Keys are ``variable.path`` less the
+    model's own name (which Keras numbers per process); a test holds this to
+    the real model for every cell and input.
+    """
+    cell_name = {"rnn": "simple_rnn_cell", "lstm": "lstm_cell", "gru": "gru_cell"}[config.cell]
+    width = GATES[config.cell] * config.units
+    shapes = {"embedding/embeddings": (config.vocab_size, config.embed_dim)} if config.input == "embedding" else {}
+    features = config.embed_dim if config.input == "embedding" else config.vocab_size
+    for i in range(config.layers):
+        prefix = f"{config.cell}_{i}/{cell_name}"
+        shapes[f"{prefix}/kernel"] = (features if i == 0 else config.units, width)
+        shapes[f"{prefix}/recurrent_kernel"] = (config.units, width)
+        shapes[f"{prefix}/bias"] = (2, width) if config.cell == "gru" else (width,)  # GRU reset_after: two biases
+    shapes["logits/kernel"] = (config.units, config.vocab_size)
+    shapes["logits/bias"] = (config.vocab_size,)
+    return shapes
 
 
 class PoetryModel(keras.Model):

@@ -19,13 +19,14 @@ import json
 import os
 import re
 import shutil
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import files
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import FORMAT_VERSION, ModelConfig, PoetryModel
+from poetry_rnn.model import FORMAT_VERSION, ModelConfig, PoetryModel, variable_shapes
 from poetry_rnn.vocab import Vocab
 
 CONFIG = "config.json"
@@ -188,18 +189,25 @@ def restore_checkpoint(checkpoint, path):
 
 
 def load(model_dir):
-    """A ready-to-use model from ``model_dir``: config, vocabulary, weights."""
+    """A ready-to-use model from ``model_dir``: config, vocabulary, weights.
+
+    Everything that says how much memory the model takes (config.json's
+    sizes, weights.npz's array headers) is checked before the model is built
+    or any array decompressed.
+    """
     config, train_settings, vocab = read_config(model_dir)
-    model = PoetryModel(config)
     latest = latest_checkpoint(model_dir)
     weights = os.path.join(model_dir, WEIGHTS)
+    if not latest:
+        if not os.path.exists(weights):
+            raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
+        members = check_weights(weights, config)
+    model = PoetryModel(config)
     if latest:
         # The model's weights only: the optimizer's slots stay in the checkpoint, unread.
         restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()
-    elif os.path.exists(weights):
-        load_weights(model, weights)
     else:
-        raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
+        load_weights(model, weights, members)
     bad = [v.path for v in model.weights if not np.all(np.isfinite(v.numpy()))]
     if bad:
         hint = "; use an earlier checkpoint" if latest else ""
@@ -213,20 +221,62 @@ def save_weights(model, path, dtype=np.float16):
         np.savez_compressed(handle, **{v.path: np.asarray(v.numpy(), dtype) for v in model.weights})
 
 
-def load_weights(model, path):
-    """Load weights.npz into ``model`` as float32, checking every variable is there."""
+def array_headers(path):
+    """{member name: (shape, dtype)} of the arrays in an .npz, from their .npy headers alone.
+
+    Only the first bytes of each member are decompressed: a 5 MB file whose
+    member would expand to gigabytes costs nothing to look at.
+    """
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise ValueError(f"{info.filename}: .npy format {version} is not one this package writes")
+                    shape, _, dtype = read_header(member)
+                headers[info.filename.removesuffix(".npy")] = (shape, dtype)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise PoetryError(f"cannot read weights {path}: {error.strerror if isinstance(error, OSError) and error.strerror else error}") from None
+    return headers
+
+
+def check_weights(path, config):
+    """{variable key: .npz member} for ``config``'s model; PoetryError unless every array fits it exactly.
+
+    An array of the wrong shape, a missing or an extra one, or one that is not
+    floating point, is refused from its header, before anything is decompressed.
+    """
+    headers = array_headers(path)
+    expected = variable_shapes(config)
+    members = {}
+    for name, (shape, dtype) in headers.items():
+        key = name.split("/", 1)[-1]
+        if key not in expected or key in members:
+            raise PoetryError(f"weights {path} do not fit this model ({name!r} is none of its variables)")
+        if shape != expected[key] or dtype.kind != "f":
+            raise PoetryError(
+                f"weights {path} do not fit this model (variable {key}: the file holds {dtype} {shape}, "
+                f"{CONFIG} needs {expected[key]})"
+            )
+        members[key] = name
+    missing = sorted(set(expected) - set(members))
+    if missing:
+        raise PoetryError(f"weights {path} do not fit this model (variable {missing[0]} is missing)")
+    return members
+
+
+def load_weights(model, path, members):
+    """Load the checked arrays ``members`` (from :func:`check_weights`) into ``model`` as float32."""
     try:
         with np.load(path) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-    except Exception as error:  # zipfile, pickle and OS errors all mean "damaged"
-        reason = "damaged, or not a weights file" if "pickle" in str(error) else error  # never advise allow_pickle
-        raise PoetryError(f"cannot read weights {path}: {reason}") from None
-    for variable in model.weights:
-        key = variable.path.split("/", 1)[1]
-        match = [name for name in arrays if name.split("/", 1)[-1] == key]
-        if len(match) != 1 or arrays[match[0]].shape != tuple(variable.shape):
-            raise PoetryError(f"weights {path} do not fit this model (variable {key})")
-        variable.assign(arrays[match[0]].astype(variable.dtype))
+            for variable in model.weights:
+                variable.assign(stored[members[variable.path.split("/", 1)[1]]].astype(variable.dtype))
+    except Exception as error:  # zipfile, zlib and OS errors all mean "damaged"
+        raise PoetryError(f"cannot read weights {path}: {error}") from None
 
 
 def save_compact(loaded, out_dir):

@@ -99,11 +99,6 @@ def validate(instance):
             check_value(field.name, value, field.metadata, field_kind(field))
 
 
-def choices(cls, name):
-    """The choices declared for field ``name`` of option dataclass ``cls``."""
-    return next(f.metadata["choices"] for f in dataclasses.fields(cls) if f.name == name)
-
-
 def defaults(cls):
     """``{name: default}`` of a dataclass's fields (for documentation and tests)."""
     return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import (cli, constraints, corpus, dataset, decode, distribution, lessons, loss as loss_lib, modeldir,
+from poetry_rnn import (cli, constraints, corpus, dataset, decode, distribution, lessons, lock, loss as loss_lib, modeldir,
                         progress as progress_lib, steps as steps_lib)
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import PoetryModel
@@ -60,22 +60,27 @@ class TrainingDiverged(PoetryError):
 
 
 def fit(data, model_dir, options=None):
-    """Train on ``data`` (a poems.txt, or a text stream with ``--corpus lyrics``) into ``model_dir``, resuming if it holds a run."""
+    """Train on ``data`` (a poems.txt, or a text stream with ``--corpus lyrics``) into ``model_dir``, resuming if it holds a run.
+
+    The run holds ``model_dir``'s lock throughout (``lock.hold``), so a second
+    run on the same folder is refused instead of mixing its checkpoints in.
+    """
     options = options or TrainOptions()
     # First: a multi-worker strategy must exist before TensorFlow lists devices (as resolved() does).
     strategy = distribution.make_strategy(options.strategy)
     options = options.resolved()
     check_writable(model_dir)
-    log = make_log(options)
-    lesson = (lessons.StreamLesson if options.corpus == "lyrics" else PoemLesson)(data, options, log)
-    lesson.use_vocab(resolve_vocab(lesson.vocab, model_dir, options))
-    config = options.model_config(len(lesson.vocab))
-    run = start_run(model_dir, config, lesson.vocab, options, strategy, log, init=lesson.initialize)
-    kernel = f", {options.lstm_kernel} LSTM kernel" if config.cell == "lstm" else ""
-    log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input{kernel}, "
-        f"{run.history.parameters:,} parameters" + lesson.describe())
-    lesson.build_steps(run, strategy)
-    return train_loop(run, options, lesson)
+    with lock.hold(model_dir, chief=distribution.is_chief(strategy)):
+        log = make_log(options)
+        lesson = (lessons.StreamLesson if options.corpus == "lyrics" else PoemLesson)(data, options, log)
+        lesson.use_vocab(resolve_vocab(lesson.vocab, model_dir, options))
+        config = options.model_config(len(lesson.vocab))
+        run = start_run(model_dir, config, lesson.vocab, options, strategy, log, init=lesson.initialize)
+        kernel = f", {options.lstm_kernel} LSTM kernel" if config.cell == "lstm" else ""
+        log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input{kernel}, "
+            f"{run.history.parameters:,} parameters" + lesson.describe())
+        lesson.build_steps(run, strategy)
+        return train_loop(run, options, lesson)
 
 
 class PoemLesson:
@@ -314,7 +319,9 @@ def train_loop(run, options, lesson):
 
     try:
         with StopSignals() as stop:
-            while int(epoch) < options.epochs:
+            if stopping():  # resumed at --max_steps: not one step more
+                run.log(f"stopped at step {int(step)} (--max_steps); the latest checkpoint is {run.manager.latest_checkpoint}")
+            while int(epoch) < options.epochs and not stopping():
                 e, skip = int(epoch), int(batch_in_epoch)
                 batches, results = lesson.epoch_steps(e, skip)
                 set_learning_rate(run, options, e, batches)
@@ -399,6 +406,8 @@ def stop_early(run, received):
     run.history.interrupted = received
     if received:
         run.log(f"\ninterrupted at step {int(run.step)}; saved {run.manager.latest_checkpoint}")
+    else:
+        run.log(f"\nstopped at step {int(run.step)} (--max_steps); saved {run.manager.latest_checkpoint}")
 
 
 def finish_epoch(run, options, lesson, epoch):

@@ -8,6 +8,7 @@ a few run the real command lines to check the whole path, including that
 
 import errno
 import json
+import math
 import os
 import resource
 import shutil
@@ -17,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, corpus, files, modeldir, poet, train
+from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poet, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import run_module, synthetic_poems, write_poems
@@ -183,6 +184,9 @@ DAMAGE = {
     "config-model-null": (edit_config(lambda c: c.update(model=None)), "'model' must be an object"),
     "config-train-a-string": (edit_config(lambda c: c.update(train="fast")), "'train' must be an object"),
     "config-bad-cell": (edit_config(lambda c: c["model"].update(cell="transformer")), "config.json: cell must be one of rnn, lstm, gru, got 'transformer'"),
+    "config-units-a-billion": (edit_config(lambda c: c["model"].update(units=10**9)),
+                               r"config.json: a 1x1000000000 lstm .* would have [\d,]+ parameters, more than the 1,000,000,000"),
+    "config-units-20000": (edit_config(lambda c: c["model"].update(units=20000)), "would have 1,6[\\d,]+ parameters"),
     "vocab-changed": (lambda d: open(f"{d}/vocab.txt", "a").write("新\n"), "vocab.txt does not match config.json"),
     "vocab-truncated": (lambda d: truncate(f"{d}/vocab.txt", 0.5), "vocabulary file"),
     "vocab-missing": (lambda d: os.unlink(f"{d}/vocab.txt"), "vocabulary file not found"),
@@ -224,7 +228,31 @@ WEIGHT_DAMAGE = {
     "missing-variable": (lambda p: rewrite_npz(p, lambda a: a.pop(sorted(a)[0])), "do not fit this model"),
     "wrong-shape": (lambda p: rewrite_npz(p, lambda a: a.update({k: v[:1] for k, v in a.items()})), "do not fit this model"),
     "foreign-names": (lambda p: (os.unlink(p), np.savez(p, w=np.zeros(3))), "do not fit this model"),
+    "an-extra-array": (lambda p: rewrite_npz(p, lambda a: a.update(extra=np.zeros(3))), "'extra' is none of its variables"),
+    "not-numbers": (lambda p: rewrite_npz(p, lambda a: a.update({k: v.astype(object) for k, v in a.items()})),
+                    "holds object"),
+    "header-promises-6-gb": (lambda p: promise_more(p, (40000, 40000)),
+                             r"embedding/embeddings: the file holds float32 \(40000, 40000\), config.json needs \(\d+, 8\)"),
 }
+
+
+def promise_more(path, shape):
+    """Give the embedding's .npy member a header that promises a ``shape`` float32 array (its data stays short)."""
+    import io
+    import zipfile
+
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    os.unlink(path)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            if name.endswith("embedding/embeddings"):
+                np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                buffer.write(bytes(1024))
+            else:
+                np.lib.format.write_array(buffer, array)
+            archive.writestr(name + ".npy", buffer.getvalue())
 
 
 @pytest.mark.parametrize("damage", list(WEIGHT_DAMAGE))
@@ -237,6 +265,22 @@ def test_damaged_weights_npz_is_a_one_line_error(model_copy, damage):
     with pytest.raises(PoetryError, match=pattern) as error:
         modeldir.load(model_copy)
     assert "\n" not in str(error.value) and "allow_pickle" not in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["config-units-a-billion", "config-units-20000", "header-promises-6-gb", "wrong-shape"])
+def test_sizes_are_checked_before_any_model_is_built(model_copy, monkeypatch, damage):
+    weights_only(model_copy)
+    make, pattern = {**DAMAGE, **WEIGHT_DAMAGE}[damage]
+    make(os.path.join(model_copy, "weights.npz") if damage in WEIGHT_DAMAGE else model_copy)
+
+    def refuse_to_build(config):
+        raise AssertionError(f"a model was built for {config}")
+
+    monkeypatch.setattr(modeldir, "PoetryModel", refuse_to_build)
+    start = time.perf_counter()
+    with pytest.raises(PoetryError, match=pattern):
+        modeldir.load(model_copy)
+    assert time.perf_counter() - start < 1
 
 
 # --------------------------------------------------------------------------
@@ -405,3 +449,17 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, module, args, messag
     result = run_module(module, *args, cwd=str(tmp_path))
     assert_one_line_error(result, message)
     assert os.listdir(tmp_path) == []  # nothing read, nothing written
+
+
+def test_reports_are_strict_json_even_when_a_measure_is_nan(tiny_model_dir, tmp_path):
+    report = evaluate.evaluate(tiny_model_dir, data=write_poems(tmp_path / "poems.txt", synthetic_poems(10)))
+    report["perplexity"]["perplexity"] = math.inf  # a model that gives a real character probability 0
+    report["rhyme_rate"] = [math.nan, 0.5]  # a rate over no poems
+    evaluate.write_report(report, str(tmp_path / "eval"))
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in report.json")
+
+    saved = json.loads((tmp_path / "eval" / "report.json").read_text(), parse_constant=refuse)
+    assert saved["perplexity"]["perplexity"] is None and saved["rhyme_rate"] == [None, 0.5]
+    assert saved["perplexity"]["poems"] == len(corpus.read_poems(tmp_path / "poems.txt")[0])

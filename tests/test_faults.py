@@ -19,6 +19,7 @@ save leaves at most unreferenced pieces (``ckpt-N_temp/``, a partial
 kill real training processes at random moments and check exactly that.
 """
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -54,6 +55,19 @@ def start(command, log):
     """Start a training process of our own (stderr to ``log``); kill only these."""
     handle = open(log, "w")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, cwd=REPO, env=ENV), handle
+
+
+@contextlib.contextmanager
+def running(command, log):
+    """A training process of our own (stderr to ``log``), killed and waited for if it outlives the block."""
+    process, handle = start(command, log)
+    try:
+        yield process
+    finally:
+        handle.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def run_command(command):
@@ -192,15 +206,10 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
 def test_ctrl_c_or_sigterm_saves_says_one_line_and_the_restart_resumes(data, tmp_path, stop):
     model_dir = str(tmp_path / "m")
     command = train_command(data, model_dir, "--epochs", "100", "--checkpoint_every", "5")
-    process, log = start(command, tmp_path / "run.log")
-    try:
+    with running(command, tmp_path / "run.log") as process:
         wait_for(lambda: state(model_dir)[0] > 0, process)
         process.send_signal(stop)
         process.wait(timeout=60)
-    finally:
-        log.close()
-        if process.poll() is None:
-            process.kill()
     stderr = open(tmp_path / "run.log").read()
     # 128 + the signal (130, 143): scripts (`train && write`) must not take it for a finished run.
     assert process.returncode == 128 + stop, stderr
@@ -299,3 +308,16 @@ def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
         train.fit(data, model_dir, big)  # the probe passes, the next checkpoint does not fit
     assert state(model_dir) == (2, [2])
     assert checkpoint_step(os.path.join(model_dir, "ckpt", "ckpt-2")) == 2
+
+
+def test_max_steps_stops_with_one_line_and_a_resumed_run_trains_no_step_more(data, tmp_path, capsys):
+    model_dir = str(tmp_path / "m")
+    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
+    saved = os.path.join(modeldir.checkpoint_dir(model_dir), "ckpt-3")
+    assert train.fit(data, model_dir, options).step == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"stopped at step 3 (--max_steps); saved {saved}"
+    assert train.fit(data, model_dir, options).step == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith(f"resumed from {saved}: step 3,") for line in err)
+    assert err[-1] == f"stopped at step 3 (--max_steps); the latest checkpoint is {saved}"
+    assert state(model_dir) == (3, [3])

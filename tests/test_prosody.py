@@ -10,9 +10,9 @@ import pytest
 from poetry_rnn import prosody
 from poetry_rnn.prosody import PING, RHYME_GROUPS, ZE
 from poetry_rnn.vocab import RESERVED, Vocab
+from conftest import SHARED_CORPUS
 
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
-TANG = os.path.join(SHARED, "corpus", "quan_tang_shi")
+TANG = os.path.join(SHARED_CORPUS, "quan_tang_shi")
 
 
 def group(name):
@@ -204,7 +204,7 @@ def test_vocab_prosody_is_fast_for_a_large_vocabulary():
 KNOWN_UNREADABLE = set("𧹁𪒶𧞔𣙙𦋺𩩉𥫗")
 
 
-@pytest.mark.skipif(not os.path.isdir(TANG), reason="../shared corpus not present")
+@pytest.mark.skipif(not os.path.isdir(TANG), reason=f"no corpus at {SHARED_CORPUS} (set $POETRY_RNN_CORPUS)")
 def test_real_corpus_vocabulary_has_tones():
     import opencc
 

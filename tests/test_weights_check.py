@@ -1,0 +1,30 @@
+"""model.variable_shapes: the sizes a config promises, known before anything is built."""
+
+import math
+import types
+
+import pytest
+
+from poetry_rnn import model as model_lib
+from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import ModelConfig, PoetryModel
+
+
+@pytest.mark.parametrize("cell", sorted(model_lib.CELLS))
+@pytest.mark.parametrize("features", model_lib.INPUTS)
+def test_the_shapes_are_the_built_models_own(cell, features):
+    config = ModelConfig(vocab_size=11, cell=cell, input=features, embed_dim=3, units=5, layers=2)
+    built = {v.path.split("/", 1)[1]: tuple(v.shape) for v in PoetryModel(config).weights}
+    assert model_lib.variable_shapes(config) == built
+
+
+def test_a_config_past_the_parameter_bound_is_refused_and_one_below_is_not():
+    def parameters(units):  # counted on a plain namespace: a ModelConfig past the bound cannot be made
+        fields = vars(ModelConfig(vocab_size=7000)) | {"units": units}
+        return sum(math.prod(s) for s in model_lib.variable_shapes(types.SimpleNamespace(**fields)).values())
+
+    largest = max(u for u in range(7000, 9000, 10) if parameters(u) <= model_lib.MAX_PARAMETERS)
+    assert parameters(largest + 10) > model_lib.MAX_PARAMETERS
+    ModelConfig(vocab_size=7000, units=largest)  # the check itself builds nothing
+    with pytest.raises(PoetryError, match=f"would have {parameters(largest + 10):,} parameters"):
+        ModelConfig(vocab_size=7000, units=largest + 10)
