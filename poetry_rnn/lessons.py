@@ -1,7 +1,11 @@
-"""``train --corpus lyrics``: the d2l char-RNN lessons on one text stream (Jay Chou's lyrics).
+"""What ``train``'s loop trains on: poems from a poems.txt, or the d2l char-RNN lessons on one text stream.
 
-The text (non-empty lines joined with a space; only its first
-``max_chars`` characters if set) is one index stream, and its last
+``PoemLesson``: bucketed batches of poems, the hash-based validation split,
+sample poems for TensorBoard.
+
+``StreamLesson`` (``train --corpus lyrics``, Jay Chou's lyrics): the text
+(non-empty lines joined with a space; only its first ``max_chars``
+characters if set) is one index stream, and its last
 ``stream_valid_fraction`` is held out. ``random`` sampling starts every
 batch from zero states; ``consecutive`` sampling feeds each batch's final
 states to the next with the gradient stopped between them (truncated BPTT),
@@ -11,18 +15,87 @@ sequential loop. Resuming works by epoch: a run stopped inside an epoch
 rebuilds that epoch's batches from (seed, epoch) and goes on at the next
 batch, with zero states (consecutive sampling loses its carry there).
 
-``StreamLesson`` gives ``train``'s loop what ``train.PoemLesson`` gives it
-for poems: the data, the steps, validation and sample text.
+Both give the loop the same things: ``vocab`` (the data's own, until
+``use_vocab`` gives the one a resumed run must keep), ``initialize(model)``,
+``describe()`` for the model's log line, ``build_steps(run, strategy)``,
+``epoch_steps(epoch, skip)``, ``validate()`` and ``sample(epoch)``.
 """
+
+import dataclasses
 
 import numpy as np
 
-from poetry_rnn import corpus, dataset, decode, steps as steps_lib, vocab as vocab_lib
+from poetry_rnn import constraints, corpus, dataset, decode, distribution, loss as loss_lib, steps as steps_lib
+from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.options import SamplingOptions
 from poetry_rnn.vocab import Vocab
 
+SAMPLE_BEGINS = "日红山夜"  # the poems' sample begins
+SAMPLE_MAX_LEN = 80
 SAMPLE_PREFIXES = ("分开", "不分开", "战争中部队", "想要")  # the lessons' prefixes
 SAMPLE_LENGTH = 50  # characters after each prefix, as d2l predicts
+
+
+class PoemLesson:
+    """Poems from a poems.txt: bucketed batches, the hash-based validation split, sample poems."""
+
+    def __init__(self, data, options, log):
+        self.options, self.log = options, log
+        self.poems, stats = corpus.read_poems(data, options.max_len)
+        log(f"{data}: {stats.summary()}")
+        self.vocab = Vocab.build(poems_text(self.poems, options.model.condition), options.min_count)
+
+    def use_vocab(self, vocab):
+        """Split and encode the poems with ``vocab`` (the data's own, or a resumed run's)."""
+        self.vocab, condition = vocab, self.options.model.condition
+        train_poems, valid_poems = dataset.split_train_valid(self.poems, self.options.valid_fraction)
+        self.log(f"vocabulary {len(vocab)} tokens; {len(train_poems)} training and {len(valid_poems)} validation poems")
+        self.train_seqs = dataset.encode_poems(train_poems, vocab, condition)
+        self.valid_seqs = dataset.encode_poems(valid_poems, vocab, condition)
+
+    def initialize(self, model):
+        """Poems start from the layers' own initialisers."""
+
+    def describe(self):
+        return ""
+
+    def build_steps(self, run, strategy):
+        self.train_step, self.eval_step = steps_lib.make_steps(run.model, run.optimizer, strategy, steps_lib.POEMS)
+        self.strategy, self.model, self.chief = strategy, run.model, run.chief
+
+    def epoch_steps(self, epoch, skip):
+        options = self.options
+        batches = dataset.poem_dataset(self.train_seqs, options.batch_size, dataset.shuffle_seed(options.seed, epoch), skip)
+        steps = (self.train_step(batch)[0] for batch in distribution.distribute(self.strategy, batches.dataset))
+        return batches.batches_per_epoch, steps
+
+    def validate(self):
+        if not self.valid_seqs:
+            return float("nan")
+        return loss_lib.perplexity(*steps_lib.poem_totals(self.eval_step, self.strategy, self.valid_seqs, self.options.batch_size))
+
+    def sample(self, epoch):
+        if not (self.options.samples and self.chief):
+            return None
+        return sample_poems(self.model, self.vocab, self.options)
+
+
+def poems_text(poems, condition):
+    for poem in poems:
+        yield poem.content
+        if condition == "title":
+            yield poem.title
+
+
+def sample_poems(model, vocab, options):
+    """A few free poems for TensorBoard, from the same decoder and sampling defaults ``write`` uses."""
+    begins = [c for c in SAMPLE_BEGINS if c in vocab][: options.samples] or [""]
+    requests = [constraints.PoemRequest(begin=b, max_len=SAMPLE_MAX_LEN) for b in begins]
+    sampling = SamplingOptions(seed=options.seed)
+    poems = decode.generate(model, vocab, requests, **dataclasses.asdict(sampling),
+                            title_conditioned=options.model.condition == "title")
+    return "\n\n".join(p.content for p in poems)
 
 
 class StreamLesson:

@@ -9,10 +9,10 @@ CPU and many GPUs.
 
 ``fit(data, model_dir, options)`` is the whole training run as a plain
 function; ``main`` only turns flags into ``TrainOptions``. A *lesson* is what
-the loop trains on: ``PoemLesson`` (poems.txt, here) or
-``lessons.StreamLesson`` (``--corpus lyrics``); both give the loop the same
-four things: the epoch's steps, validation, samples, and the steps' maker
-(``steps``).
+the loop trains on (``lessons.PoemLesson`` for a poems.txt,
+``lessons.StreamLesson`` for ``--corpus lyrics``); both give the loop the same
+things: the data's vocabulary, the steps (``steps``), each epoch's batches,
+validation and sample text.
 """
 
 import dataclasses
@@ -29,16 +29,10 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import (cli, constraints, corpus, dataset, decode, distribution, lessons, lock, loss as loss_lib, modeldir,
-                        progress as progress_lib, steps as steps_lib)
+from poetry_rnn import cli, distribution, lessons, lock, loss as loss_lib, modeldir, progress as progress_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import PoetryModel
-from poetry_rnn.options import SamplingOptions
 from poetry_rnn.train_options import OPTIMIZERS, PRECISION_POLICIES, TrainOptions
-from poetry_rnn.vocab import Vocab
-
-SAMPLE_BEGINS = "日红山夜"
-SAMPLE_MAX_LEN = 80
 
 
 @dataclasses.dataclass
@@ -72,7 +66,7 @@ def fit(data, model_dir, options=None):
     check_writable(model_dir)
     with lock.hold(model_dir, chief=distribution.is_chief(strategy)):
         log = make_log(options)
-        lesson = (lessons.StreamLesson if options.corpus == "lyrics" else PoemLesson)(data, options, log)
+        lesson = (lessons.StreamLesson if options.corpus == "lyrics" else lessons.PoemLesson)(data, options, log)
         lesson.use_vocab(resolve_vocab(lesson.vocab, model_dir, options))
         config = options.model_config(len(lesson.vocab))
         run = start_run(model_dir, config, lesson.vocab, options, strategy, log, init=lesson.initialize)
@@ -81,67 +75,6 @@ def fit(data, model_dir, options=None):
             f"{run.history.parameters:,} parameters" + lesson.describe())
         lesson.build_steps(run, strategy)
         return train_loop(run, options, lesson)
-
-
-class PoemLesson:
-    """Poems from a poems.txt: bucketed batches, the hash-based validation split, sample poems."""
-
-    def __init__(self, data, options, log):
-        self.options, self.log = options, log
-        self.poems, stats = corpus.read_poems(data, options.max_len)
-        log(f"{data}: {stats.summary()}")
-        self.vocab = Vocab.build(poems_text(self.poems, options.model.condition), options.min_count)
-
-    def use_vocab(self, vocab):
-        """Split and encode the poems with ``vocab`` (the data's own, or a resumed run's)."""
-        self.vocab, condition = vocab, self.options.model.condition
-        train_poems, valid_poems = dataset.split_train_valid(self.poems, self.options.valid_fraction)
-        self.log(f"vocabulary {len(vocab)} tokens; {len(train_poems)} training and {len(valid_poems)} validation poems")
-        self.train_seqs = dataset.encode_poems(train_poems, vocab, condition)
-        self.valid_seqs = dataset.encode_poems(valid_poems, vocab, condition)
-
-    def initialize(self, model):
-        """Poems start from the layers' own initialisers."""
-
-    def describe(self):
-        return ""
-
-    def build_steps(self, run, strategy):
-        self.train_step, self.eval_step = steps_lib.make_steps(run.model, run.optimizer, strategy, steps_lib.POEMS)
-        self.strategy, self.model, self.chief = strategy, run.model, run.chief
-
-    def epoch_steps(self, epoch, skip):
-        options = self.options
-        batches = dataset.poem_dataset(self.train_seqs, options.batch_size, dataset.shuffle_seed(options.seed, epoch), skip)
-        steps = (self.train_step(batch)[0] for batch in distribution.distribute(self.strategy, batches.dataset))
-        return batches.batches_per_epoch, steps
-
-    def validate(self):
-        if not self.valid_seqs:
-            return float("nan")
-        return loss_lib.perplexity(*steps_lib.poem_totals(self.eval_step, self.strategy, self.valid_seqs, self.options.batch_size))
-
-    def sample(self, epoch):
-        if not (self.options.samples and self.chief):
-            return None
-        return sample_poems(self.model, self.vocab, self.options)
-
-
-def poems_text(poems, condition):
-    for poem in poems:
-        yield poem.content
-        if condition == "title":
-            yield poem.title
-
-
-def sample_poems(model, vocab, options):
-    """A few free poems for TensorBoard, from the same decoder and sampling defaults ``write`` uses."""
-    begins = [c for c in SAMPLE_BEGINS if c in vocab][: options.samples] or [""]
-    requests = [constraints.PoemRequest(begin=b, max_len=SAMPLE_MAX_LEN) for b in begins]
-    sampling = SamplingOptions(seed=options.seed)
-    poems = decode.generate(model, vocab, requests, **dataclasses.asdict(sampling),
-                            title_conditioned=options.model.condition == "title")
-    return "\n\n".join(p.content for p in poems)
 
 
 def check_writable(model_dir):
