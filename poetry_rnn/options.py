@@ -109,7 +109,7 @@ class SamplingOptions:
     """How each character is drawn from the model's distribution."""
 
     temperature: float = option(0.8, "Sampling temperature; 0 = greedy.", minimum=0)
-    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0)
+    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000)
     top_p: float = option(1.0, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1)
     best_of: int = option(1, "Draft this many candidates per poem and keep the best.", minimum=1, maximum=64)

@@ -296,7 +296,8 @@ def test_sizes_are_checked_before_any_model_is_built(model_copy, monkeypatch, da
         (dict(top_p=0.0), "--top_p must be a finite number in (0, 1], got 0.0"),
         (dict(top_p=1.5), "--top_p must be a finite number in (0, 1]"),
         (dict(top_p=float("nan")), "--top_p must be a finite number in (0, 1], got nan"),
-        (dict(top_k=-1), "--top_k must be a whole number >= 0, got -1"),
+        (dict(top_k=-1), "--top_k must be a whole number in [0, 1000000], got -1"),
+        (dict(top_k=2**31), "--top_k must be a whole number in [0, 1000000], got 2147483648"),  # found by the fuzz test
         (dict(num=0), "--num must be a whole number in [1, 10000], got 0"),
         (dict(best_of=0), "--best_of must be a whole number in [1, 64], got 0"),
         (dict(seed=-1), "--seed must be a whole number in [0, 2147483647], got -1"),
