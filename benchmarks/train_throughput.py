@@ -27,12 +27,12 @@ Variants (``--variants``, comma-separated; default all):
   ``session.run`` per batch; padding every batch to the corpus maximum is
   what kept their shape fixed). It never retraces, so it is a conservative
   reference: a seed step that retraced per batch shape would be slower.
-* ``ours_f32``: ``train.make_steps`` with the bucketed ``dataset.poem_dataset``
+* ``ours_f32``: ``steps.make_steps`` with the bucketed ``dataset.poem_dataset``
   (our default training step, float32, --batch_size).
 * ``ours_bf16``: the same with ``--mixed_precision bf16`` (bf16 matmuls,
   float32 variables and softmax).
 * ``ours_f32_bigbatch`` / ``ours_bf16_bigbatch``: the same at --big_batch_size.
-* ``keraslstm_f32`` / ``keraslstm_bf16``: ours with ``model.fast_lstm = False``
+* ``keraslstm_f32`` / ``keraslstm_bf16``: ours with ``lstm_kernel="keras"``
   (the Keras LSTM layer instead of ``poetry_rnn.fast_lstm``).
 * ``xla_f32`` / ``xla_bf16`` against ``fixed_f32`` / ``fixed_bf16``: our step
   with and without ``jit_compile=True`` on one fixed qijue-shaped batch
@@ -61,7 +61,7 @@ sys.path.insert(0, REPO)
 
 import keras  # noqa: E402
 
-from poetry_rnn import corpus, dataset, loss as loss_lib, train  # noqa: E402
+from poetry_rnn import corpus, dataset, fast_lstm as fast_lstm_lib, loss as loss_lib, steps  # noqa: E402
 from poetry_rnn import vocab as vocab_lib  # noqa: E402
 from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
 from poetry_rnn.vocab import Vocab  # noqa: E402
@@ -152,16 +152,15 @@ class Reference(Runner):
 
 
 class Ours(Runner):
-    """train.make_steps on bucketed batches (or, with ``fixed``, one fixed batch)."""
+    """steps.make_steps on bucketed batches (or, with ``fixed``, one fixed batch)."""
 
     def __init__(self, sequences, config, batch_size, dtype, jit_compile=False, fixed=None, fast_lstm=True, seed=0):
         keras.mixed_precision.set_global_policy(POLICIES[dtype])
         self.dtype = dtype
-        self.model = PoetryModel(config)
-        self.model.fast_lstm = self.model.fast_lstm and fast_lstm
+        self.model = PoetryModel(config, lstm_kernel=fast_lstm_lib.default_kernel() if fast_lstm else "keras")
         self.optimizer = keras.optimizers.Adam(2e-3, global_clipnorm=5.0)
         self.optimizer.build(self.model.trainable_variables)
-        self.train_step, _ = train.make_steps(self.model, self.optimizer, tf.distribute.get_strategy())
+        self.train_step, _ = steps.make_steps(self.model, self.optimizer, tf.distribute.get_strategy())
         if jit_compile:
             self.train_step = tf.function(self.train_step.python_function, jit_compile=True)
         self.flops = flops_per_token(config)
@@ -173,7 +172,7 @@ class Ours(Runner):
         keras.mixed_precision.set_global_policy("float32")
 
     def step(self):
-        _, _, tokens, positions, _ = self.train_step(next(self.batches))
+        (_, _, tokens, positions, _), _ = self.train_step(next(self.batches))
         positions = float(positions)
         return float(tokens), positions, positions * self.flops
 

@@ -32,43 +32,64 @@ class SpacedListParser(flags.ListParser):
         self.syntactic_help = "space-separated values (commas work too)"
 
 
-def define_flags(cls, skip=()):
+def option_fields(cls, skip=()):
+    """The flag-making :func:`options.option` fields of ``cls``, a nested option dataclass's included."""
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(field.type):
+            yield from option_fields(field.type, skip)
+        elif "help" in field.metadata and field.metadata["flag"] and field.name not in skip:
+            yield field
+
+
+def define_flags(cls, skip=(), defaults=None):
     """Define one absl flag per :func:`options.option` field of dataclass ``cls``.
 
     Name, default, help and choices come from the field, so an entry point
     never restates them; ranges are checked when the dataclass is built. The
     flags belong to the calling entry point, so its ``--help`` lists them.
+    ``defaults`` gives an entry point its own defaults (compare trains
+    smaller models than train); ``skip`` leaves fields to code.
     """
     caller = sys._getframe(1).f_globals["__name__"]
     owner = {"module_name": sys.argv[0] if caller == "__main__" else caller}
-    for field in dataclasses.fields(cls):
+    defaults = defaults or {}
+    for field in option_fields(cls, skip):
         meta = field.metadata
-        if "help" not in meta or not meta["flag"] or field.name in skip:
-            continue
+        default = defaults.get(field.name, field.default)
         kind = options_lib.field_kind(field)
         if meta["choices"]:
-            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"], **owner)
+            flags.DEFINE_enum(field.name, default, list(meta["choices"]), meta["help"], **owner)
         elif kind is bool:
-            flags.DEFINE_bool(field.name, field.default, meta["help"], **owner)
+            flags.DEFINE_bool(field.name, default, meta["help"], **owner)
         elif kind is list:
-            flags.DEFINE(SpacedListParser(), field.name, list(field.default_factory()), meta["help"],
-                         serializer=flags.CsvListSerializer(","), **owner)
+            flags.DEFINE(SpacedListParser(), field.name, list(defaults.get(field.name, field.default_factory())),
+                         meta["help"], serializer=flags.CsvListSerializer(","), **owner)
         elif kind is int:
-            flags.DEFINE_integer(field.name, field.default, meta["help"], **owner)
+            flags.DEFINE_integer(field.name, default, meta["help"], **owner)
         elif kind is float:
-            flags.DEFINE_float(field.name, field.default, meta["help"], **owner)
+            flags.DEFINE_float(field.name, default, meta["help"], **owner)
         else:
-            flags.DEFINE_string(field.name, field.default, meta["help"], **owner)
+            flags.DEFINE_string(field.name, default, meta["help"], **owner)
 
 
 def options_from_flags(cls, **overrides):
-    """An instance of ``cls`` from the flags :func:`define_flags` made (PoetryError if a value is out of range)."""
-    values = {
-        f.name: getattr(flags.FLAGS, f.name)
-        for f in dataclasses.fields(cls)
-        if "help" in f.metadata and f.metadata["flag"] and f.name in flags.FLAGS
-    }
+    """An instance of ``cls`` from the flags :func:`define_flags` made (PoetryError if a value is out of range).
+
+    A nested option dataclass (``TrainOptions.model``) is built from its own flags.
+    """
+    values = {}
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(field.type):
+            values[field.name] = options_from_flags(field.type)
+        elif "help" in field.metadata and field.metadata["flag"] and field.name in flags.FLAGS:
+            values[field.name] = getattr(flags.FLAGS, field.name)
     return cls(**{**values, **overrides})
+
+
+def check_choices(name, values, choices):
+    """Each value of list flag ``--name`` must be one of ``choices`` (what an enum flag checks for one value)."""
+    for value in values:
+        options_lib.check_value(name, value, {"choices": tuple(choices), "flag": True}, str)
 
 
 def refuse_arguments(argv):

@@ -31,13 +31,18 @@ import statistics
 import sys
 import time
 
+import keras
 from absl import flags
 
 from poetry_rnn import cli, constraints, decode, files, lock, modeldir, train
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import CELLS, INPUTS
+from poetry_rnn.model import CELLS, INPUTS, ModelConfig
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.train_options import TrainOptions
 
 DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
+# compare trains many small models on one budget: its own defaults for TrainOptions' flags.
+COMPARE_DEFAULTS = {"corpus": "lyrics", "epochs": 5, "units": 256, "layers": 1, "embed_dim": 128, "batch_size": 32}
 LOGS = "logs"  # run folders go under <out>/logs/, which .gitignore keeps out of git
 
 
@@ -81,11 +86,18 @@ class Comparison:
     results: str
 
 
-def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("embedding", "onehot"), options=None,
-            prefix=None, samples=3, sample_length=50, temperature=0.8, overwrite=False, command=None, log=None):
-    """Train every (cell, input) with ``options`` (a TrainOptions) and write the report to ``out``."""
+def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), inputs=INPUTS, options=None,
+            prefix=None, samples=3, sample_length=50, sampling=None, overwrite=False, command=None, log=None):
+    """Train every (cell, input) with ``options`` (a TrainOptions) and write the report to ``out``.
+
+    ``sampling`` (SamplingOptions) draws the sample texts after one greedy;
+    without a seed of its own it takes the training seed.
+    """
     log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
-    base = dataclasses.replace(options or train.TrainOptions(), corpus=corpus, quiet=True)
+    base = dataclasses.replace(options or TrainOptions(), corpus=corpus, quiet=True)
+    sampling = sampling or SamplingOptions()
+    if sampling.seed is None:
+        sampling = dataclasses.replace(sampling, seed=base.seed)
     prefix = DEFAULT_PREFIX.get(corpus, "") if prefix is None else prefix
     grid = [(cell, kind) for cell in cells for kind in inputs]
     if not grid:
@@ -98,7 +110,8 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
         log(f"[{i}/{len(runs)}] {run.name}: training {base.epochs} epoch(s) into {run.model_dir}")
         start = time.perf_counter()
         try:
-            history = train.fit(data, run.model_dir, dataclasses.replace(base, cell=run.cell, input=run.input))
+            network = dataclasses.replace(base.model, cell=run.cell, input=run.input)
+            history = train.fit(data, run.model_dir, dataclasses.replace(base, model=network))
             run.wall_seconds = time.perf_counter() - start
             if history.interrupted:
                 run.error = "interrupted"
@@ -108,7 +121,7 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
                 break
             _record(run, history)
             try:
-                run.samples = _samples(run.model_dir, corpus, prefix, samples, sample_length, temperature, base.seed)
+                run.samples = _samples(run.model_dir, corpus, prefix, samples, sample_length, sampling)
             except Exception as error:  # e.g. a prefix outside this vocabulary: the training itself is fine
                 run.samples = [("no samples", describe(error))]
             log(
@@ -126,7 +139,7 @@ def compare(data, out, corpus="lyrics", cells=("rnn", "lstm", "gru"), inputs=("e
     chart = os.path.join(out, "loss.png")
     labels = plot_losses(runs, chart, title=f"{corpus}: loss per epoch ({base.epochs} epochs, seed {base.seed})")
     readme = os.path.join(out, "README.md")
-    files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, temperature, command))
+    files.write_text(readme, _readme(runs, table, data, corpus, base, prefix, sampling.temperature, command))
     results = os.path.join(out, "results.json")
     files.write_text(results, files.finite_json(_results(runs, data, base), indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {readme}, {chart} and {results}")
@@ -171,27 +184,27 @@ def _record(run, history):
         run.tokens_per_second = statistics.median(history.tokens_per_second)
 
 
-def _samples(model_dir, corpus, prefix, count, length, temperature, seed):
-    """Greedy, then ``count`` sampled texts from ``prefix``, by the trained model as ``write`` loads it."""
+def _samples(model_dir, corpus, prefix, count, length, sampling):
+    """Greedy, then ``count`` texts sampled with ``sampling`` from ``prefix``, by the trained model as ``write`` loads it."""
     loaded = modeldir.load(model_dir)
     decoder = decode.Decoder(loaded.model)
+    greedy = dataclasses.replace(sampling, temperature=0.0, top_k=0, top_p=1.0, best_of=1)
     out = []
-    for label, temp, copies in (("greedy", 0.0, 1), (f"T={temperature:g}", temperature, count)):
+    for label, how, copies in (("greedy", greedy, 1), (f"T={sampling.temperature:g}", sampling, count)):
         if copies < 1:
             continue
+        settings = dataclasses.asdict(how)
         if corpus == "lyrics":
-            texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, temp, seed=seed, decoder=decoder)
+            texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
         else:
             requests = [constraints.PoemRequest(begin=prefix, max_len=length)] * copies
-            texts = decode.generate(loaded.model, loaded.vocab, requests, temp, seed=seed, decoder=decoder,
+            texts = decode.generate(loaded.model, loaded.vocab, requests, **settings, decoder=decoder,
                                     title_conditioned=loaded.config.condition == "title")
         out.extend((label, t.content) for t in texts)
     return out
 
 
 def _release_memory():
-    import keras
-
     keras.backend.clear_session()
     gc.collect()
 
@@ -228,6 +241,7 @@ def plot_losses(runs, path, title="loss per epoch"):
     """Train (solid) and validation (dashed, ln perplexity) loss of every finished run on one chart.
 
     Returns the legend's labels (one per plotted run), read back from the figure.
+    matplotlib is imported here because it is an optional extra (``[plots]``).
     """
     import matplotlib
 
@@ -272,7 +286,8 @@ def _settings(base):
         keys += ["sampling", "num_steps", "max_chars", "stream_valid_fraction", "random_offset", "init"]
     else:
         keys += ["valid_fraction", "max_len"]
-    return {k: getattr(base, k) for k in keys}
+    network = {f.name for f in dataclasses.fields(ModelConfig)}
+    return {k: getattr(base.model if k in network else base, k) for k in keys}
 
 
 def _readme(runs, table, data, corpus, base, prefix, temperature, command):
@@ -352,53 +367,30 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    defaults = train.TrainOptions()
-    flags.DEFINE_enum("corpus", "lyrics", list(train.CORPORA), "lyrics: one text stream; poems: a poems.txt.")
     flags.DEFINE_string("data", None, "Training text (default data/lyrics.txt or data/poems.txt).")
-    flags.DEFINE_list("cells", ["rnn", "lstm", "gru"], "Cells to compare, e.g. --cells rnn lstm gru.")
-    flags.DEFINE_list("inputs", ["embedding", "onehot"], "Inputs to compare, e.g. --inputs embedding onehot.")
+    flags.DEFINE_list("cells", list(CELLS), "Cells to compare, e.g. --cells rnn lstm gru.")
+    flags.DEFINE_list("inputs", list(INPUTS), "Inputs to compare, e.g. --inputs embedding onehot.")
     flags.DEFINE_string("out", None, "Report folder (default reports/compare-<corpus>).")
     flags.DEFINE_bool("overwrite", False, "Replace the run folders of an earlier compare in --out.")
-    flags.DEFINE_integer("epochs", 5, "Epochs per configuration (the same budget for all).")
-    flags.DEFINE_integer("max_steps", 0, "Stop each configuration after this many steps (0 = all epochs).")
-    flags.DEFINE_integer("units", 256, "Hidden units per recurrent layer.")
-    flags.DEFINE_integer("layers", 1, "Stacked recurrent layers.")
-    flags.DEFINE_integer("embed_dim", 128, "Embedding width (embedding input).")
-    flags.DEFINE_integer("batch_size", 32, "Windows (lyrics) or poems per batch.")
-    flags.DEFINE_enum("sampling", defaults.sampling, ["random", "consecutive"], "Lyrics: window sampling.")
-    flags.DEFINE_integer("num_steps", defaults.num_steps, "Lyrics: characters per window.")
-    flags.DEFINE_integer("max_chars", defaults.max_chars, "Lyrics: only the first N characters (0 = all).")
-    flags.DEFINE_float("stream_valid_fraction", defaults.stream_valid_fraction, "Lyrics: the last share held out.")
-    flags.DEFINE_bool("random_offset", defaults.random_offset, "Lyrics: windows start at a random offset each epoch.")
-    flags.DEFINE_enum("init", defaults.init, list(train.INITS), "Lyrics: keras initialisers or normal (the book's).")
-    flags.DEFINE_enum("optimizer", defaults.optimizer, list(train.OPTIMIZERS), "Optimizer.")
-    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Learning rate.")
-    flags.DEFINE_float("clip_norm", defaults.clip_norm, "Global-norm gradient clipping (0 = off).")
-    flags.DEFINE_integer("min_count", defaults.min_count, "Characters seen fewer times become UNK.")
-    flags.DEFINE_integer("seed", defaults.seed, "Seed for every configuration.")
     flags.DEFINE_string("prefix", None, "Samples start from this (default 分开 for lyrics, 日 for poems).")
     flags.DEFINE_integer("samples", 3, "Sampled texts per run (after one greedy).")
     flags.DEFINE_integer("sample_length", 50, "Characters added after the prefix (lyrics) or most characters (poems).")
-    flags.DEFINE_float("temperature", 0.8, "Sampling temperature of the samples.")
+    # --cell and --input are the grid's; --samples above is compare's own; --seed seeds training and samples.
+    cli.define_flags(TrainOptions, skip=("cell", "input", "samples"), defaults=COMPARE_DEFAULTS)
+    cli.define_flags(SamplingOptions, skip=("seed",))
 
 
 def main(argv):
     cli.refuse_arguments(argv)
-    for name, valid in (("cells", CELLS), ("inputs", INPUTS)):
-        unknown = [v for v in FLAGS[name].value if v not in valid]
-        if unknown:
-            raise PoetryError(f"--{name}: unknown {unknown[0]!r}; choose from {', '.join(valid)}")
-    options = train.TrainOptions(
-        epochs=FLAGS.epochs, max_steps=FLAGS.max_steps, units=FLAGS.units, layers=FLAGS.layers, embed_dim=FLAGS.embed_dim,
-        batch_size=FLAGS.batch_size, sampling=FLAGS.sampling, num_steps=FLAGS.num_steps, max_chars=FLAGS.max_chars,
-        stream_valid_fraction=FLAGS.stream_valid_fraction, random_offset=FLAGS.random_offset, init=FLAGS.init, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
-        clip_norm=FLAGS.clip_norm, min_count=FLAGS.min_count, seed=FLAGS.seed, samples=0,
-    )
-    data = FLAGS.data or os.path.join("data", "lyrics.txt" if FLAGS.corpus == "lyrics" else "poems.txt")
-    out = FLAGS.out or os.path.join("reports", f"compare-{FLAGS.corpus}")
+    cli.check_choices("cells", FLAGS.cells, CELLS)
+    cli.check_choices("inputs", FLAGS.inputs, INPUTS)
+    options = cli.options_from_flags(TrainOptions, samples=0)
+    sampling = cli.options_from_flags(SamplingOptions)
+    data = FLAGS.data or os.path.join("data", "lyrics.txt" if options.corpus == "lyrics" else "poems.txt")
+    out = FLAGS.out or os.path.join("reports", f"compare-{options.corpus}")
     command = "python -m poetry_rnn.compare " + " ".join(sys.argv[1:])
-    result = compare(data, out, FLAGS.corpus, FLAGS.cells, FLAGS.inputs, options, FLAGS.prefix, FLAGS.samples,
-                     FLAGS.sample_length, FLAGS.temperature, FLAGS.overwrite, command)
+    result = compare(data, out, options.corpus, FLAGS.cells, FLAGS.inputs, options, FLAGS.prefix, FLAGS.samples,
+                     FLAGS.sample_length, sampling, FLAGS.overwrite, command)
     print(result.table, end="")
     if not any(run.ok for run in result.runs):
         sys.exit(1)

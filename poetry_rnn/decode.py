@@ -334,12 +334,14 @@ def best_per_request(candidates, owner, n, ranking=None):
 
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-             title_conditioned=False, decoder=None, indices=None, ranking=None):
+             title_conditioned=False, decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
-    the candidate with the highest ``ranking`` score is kept (default
-    ``Ranking()``: the mean log-probability per token). Sampling settings are
+    the candidate with the highest ``ranking`` score is kept; without
+    ``ranking`` (which can carry an n-gram second opinion) it is
+    ``Ranking(novelty_weight=..., rhyme_bonus=...)``, the two weights that
+    ``options.SamplingOptions`` carries. Sampling settings are
     scalars or one per request (coalesced asks keep their own); see
     ``sampling_rows`` for how ``seed`` and ``indices`` key each poem's random
     numbers.
@@ -354,6 +356,7 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
         tokens = decoded.tokens[b]
         title = vocab.decode(tokens[: max(start - 1, 0)])
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
+    ranking = ranking or Ranking(novelty_weight=novelty_weight, rhyme_bonus=rhyme_bonus)
     return best_per_request(candidates, owner, len(requests), ranking)
 
 

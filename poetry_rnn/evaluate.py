@@ -17,6 +17,7 @@ Writes ``report.md`` (what the README quotes) and ``report.json`` (every
 figure) to ``--out``.
 """
 
+import dataclasses
 import math
 import os
 import time
@@ -25,25 +26,21 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import cli, constraints, corpus, dataset, decode, files, forms, loss as loss_lib, modeldir, ngram, prosody, quality
+from poetry_rnn import (cli, constraints, corpus, dataset, decode, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram,
+                        prosody, quality, steps)
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.train_options import TrainOptions
+
+DEFAULT_SAMPLING = SamplingOptions(seed=0)  # a report is reproducible unless asked otherwise
 
 
 def sequence_nll(model, sequences, batch_size=128):
-    """(total NLL, predicted tokens) of encoded poems, in bucketed batches."""
-    signature = [tf.TensorSpec([None, None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.int32)]
-
-    @tf.function(input_signature=signature, autograph=False)
-    def batch_nll(inputs, targets, lengths):
-        logits, _ = model(inputs, training=False)
-        _, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)
-        return nll, tokens
-
-    totals = np.zeros(2)
-    for batch in dataset.poem_dataset(sequences, batch_size).dataset:
-        totals += [float(x) for x in batch_nll(*batch)]
-    return totals
+    """(total NLL, predicted tokens) of encoded poems, by training's own evaluation step."""
+    strategy = tf.distribute.get_strategy()
+    model.lstm_kernel = fast_lstm.default_kernel()  # whole sequences: the faster kernel for this machine
+    return steps.poem_totals(steps.make_eval_step(model, strategy), strategy, sequences, batch_size)
 
 
 def perplexity_report(loaded, poems, batch_size=128):
@@ -91,10 +88,10 @@ def _mean(values):
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def sample_report(loaded, request, count, index, temperature, top_p, seed, real_poems):
-    """Quality of ``count`` samples for ``request``, beside real poems of that form."""
-    poems = decode.generate(loaded.model, loaded.vocab, [request] * count, temperature=temperature, top_p=top_p,
-                            seed=seed, title_conditioned=loaded.config.condition == "title")
+def sample_report(loaded, request, count, index, sampling, real_poems):
+    """Quality of ``count`` samples for ``request`` drawn with ``sampling``, beside real poems of that form."""
+    poems = decode.generate(loaded.model, loaded.vocab, [request] * count, **dataclasses.asdict(sampling),
+                            title_conditioned=loaded.config.condition == "title")
     finished = [p.content for p in poems if p.ended]
     extra = prosody_measures(request.first_line_rhymes)
     generated = quality.summarize(finished, index, extra)
@@ -112,14 +109,14 @@ def sample_report(loaded, request, count, index, temperature, top_p, seed, real_
 
 
 def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=(), ngram_order=5,
-             temperature=0.8, top_p=1.0, seed=0):
-    """Every figure for a model, as a dict (see the module docstring)."""
+             sampling=DEFAULT_SAMPLING):
+    """Every figure for a model, as a dict (see the module docstring); ``sampling`` draws the samples."""
     loaded = modeldir.load(model_dir)
     report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
     train_poems = valid_poems = None
     if corpus_path:
         all_poems, _ = corpus.read_poems(corpus_path)
-        train_poems, valid_poems = dataset.split_train_valid(all_poems, loaded.train.get("valid_fraction", 0.02))
+        train_poems, valid_poems = dataset.split_train_valid(all_poems, loaded.train.get("valid_fraction", TrainOptions.valid_fraction))
     scored = corpus.read_poems(data)[0] if data else valid_poems
     if scored:
         report["data"] = data or f"{corpus_path} (validation split)"
@@ -131,9 +128,9 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
         report["samples"] = [
-            sample_report(loaded, r, samples, index, temperature, top_p, seed, valid_poems or []) for r in requests
+            sample_report(loaded, r, samples, index, sampling, valid_poems or []) for r in requests
         ]
-        report["sampling"] = {"temperature": temperature, "top_p": top_p, "seed": seed, "count": samples}
+        report["sampling"] = {**dataclasses.asdict(sampling), "count": samples}
     return report
 
 
@@ -192,28 +189,26 @@ def define_flags():
     flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped checkpoints/default).")
     flags.DEFINE_string("data", None, "A poems.txt-format file to score (default: the corpus's validation split).")
     flags.DEFINE_string("corpus", None, "The training poems.txt: n-gram baseline, novelty and real-poem reference.")
-    flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).")
+    flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).", lower_bound=0)
     flags.DEFINE_enum("form", None, list(forms.FORMS), "Also sample this form (with --rhyme/--tones).")
     flags.DEFINE_bool("rhyme", False, "Constrained samples rhyme.")
     flags.DEFINE_enum("tones", "off", list(constraints.TONE_LEVELS), "Constrained samples follow 平仄.")
     flags.DEFINE_enum("scheme", prosody.DEFAULT_SCHEME, list(constraints.SCHEMES),
                       "Rhyme book of the constrained samples: xinyun (中华新韵) or pingshui (平水韵).")
-    flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.")
-    flags.DEFINE_float("temperature", 0.8, "Sampling temperature.")
-    flags.DEFINE_float("top_p", 1.0, "Nucleus sampling.")
-    flags.DEFINE_integer("seed", 0, "Sampling seed.")
+    flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.", lower_bound=1)
     flags.DEFINE_string("out", "reports/eval", "Folder for report.md and report.json.")
+    cli.define_flags(SamplingOptions, defaults={"seed": DEFAULT_SAMPLING.seed})
 
 
 def main(argv):
-
     cli.refuse_arguments(argv)
+    sampling = cli.options_from_flags(SamplingOptions)
     if not (FLAGS.data or FLAGS.corpus):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
     form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones, scheme=FLAGS.scheme)
                      ] if FLAGS.form else []
     report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
-                      FLAGS.ngram_order, FLAGS.temperature, FLAGS.top_p, FLAGS.seed)
+                      FLAGS.ngram_order, sampling)
     print(write_report(report, FLAGS.out))
 
 

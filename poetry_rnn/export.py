@@ -44,31 +44,13 @@ def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=Fals
     """Each form's steps for a request with no begin, over one shared mask table.
 
     Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
-    content_starts (F,)), the forms in ``forms.FORM_NAMES`` order; step_rows
-    past a form's length point at row 0 (EOS only), as in a DecodePlan.
+    content_starts (F,)), the forms in ``forms.FORM_NAMES`` order: one
+    ``constraints.plan`` for one request per form, whose rows are already
+    distinct and whose steps past a form's length point at row 0 (EOS only).
     """
-    rows, index, plans = [], {}, []
-    for name in forms.FORM_NAMES:
-        request = constraints.PoemRequest(form=name, max_len=free_max_len)
-        plan = constraints.plan([request], vocab, title_conditioned=title_conditioned)
-        remap = []
-        for row in plan.mask_table:
-            key = row.tobytes()
-            if key not in index:
-                index[key] = len(rows)
-                rows.append(row)
-            remap.append(index[key])
-        plans.append((np.asarray(remap, np.int32)[plan.step_masks[0]], int(plan.lengths[0]), int(plan.content_start[0])))
-    assert rows[0].sum() == 1 and rows[0][vocab_lib.EOS]  # every plan's row 0, so padding steps end poems
-    steps = np.zeros((len(plans), max(len(p[0]) for p in plans)), np.int32)  # row 0: EOS only in every plan
-    for f, (row_ids, _, _) in enumerate(plans):
-        steps[f, : len(row_ids)] = row_ids
-    return (
-        np.stack(rows),
-        steps,
-        np.array([p[1] for p in plans], np.int32),
-        np.array([p[2] for p in plans], np.int32),
-    )
+    requests = [constraints.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
+    plan = constraints.plan(requests, vocab, title_conditioned=title_conditioned)
+    return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start
 
 
 class Poet(tf.Module):
@@ -110,8 +92,11 @@ class Poet(tf.Module):
     )
     def generate(self, begin, form, temperature, seed):
         form_id = self.form_ids.lookup(form)
-        checks = [tf.debugging.assert_non_negative(
-            form_id, message=f"unknown form; choose one of {', '.join(forms.FORM_NAMES)}")]
+        checks = [
+            tf.debugging.assert_non_negative(form_id, message=f"unknown form; choose one of {', '.join(forms.FORM_NAMES)}"),
+            tf.debugging.Assert(tf.math.is_finite(temperature) & (temperature >= 0),
+                                ["temperature must be a finite number >= 0, got", temperature]),
+        ]
         with tf.control_dependencies(checks):
             form_id = tf.identity(form_id)
         length, start = self.lengths[form_id], self.content_starts[form_id]

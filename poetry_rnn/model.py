@@ -16,25 +16,24 @@ layer keeps its defaults (tanh / sigmoid activations, no recurrent dropout,
 ``unroll=False``, ``use_bias=True``, GRU ``reset_after=True``) and no mask is
 passed; we pass none (padding is handled by the loss mask, and padding only
 ever follows the real characters), so training gets cuDNN on GPUs unchanged.
-Without a GPU, LSTM layers run their whole sequences through
-``fast_lstm`` instead (same weights, ~1.2x faster training on CPUs; set
-``model.fast_lstm = False`` for the Keras layer).
+With ``lstm_kernel="fused"`` LSTM layers run their whole sequences through
+``fast_lstm`` instead (same weights, ~1.2x faster training on CPUs); the
+caller chooses (``train --lstm_kernel``, default by device), the model never
+probes for devices itself.
 """
 
 import dataclasses
-import json
 import math
-import numbers
 
 import keras
 import tensorflow as tf
 
 from poetry_rnn import fast_lstm as fast_lstm_lib
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.options import option, validate
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 INPUTS = ("embedding", "onehot")
-CONDITIONS = ("none", "title")
 FORMAT_VERSION = 1
 # More than any character RNN needs (the default model has 8.8 M): 4 GB of
 # float32 weights, 16 GB with Adam's moments. A config past it is a typo or a
@@ -45,31 +44,26 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per cell: one per gate 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild the network; saved as JSON in the model dir."""
+    """Everything needed to rebuild the network; saved as JSON in the model dir.
 
-    vocab_size: int
-    cell: str = "lstm"  # rnn | lstm | gru
-    input: str = "embedding"  # embedding (dense vectors) | onehot (the d2l lessons)
-    embed_dim: int = 256  # embedding width; unused with onehot
-    units: int = 512  # hidden units per recurrent layer
-    layers: int = 2  # stacked recurrent layers
-    dropout: float = 0.0  # dropout on each recurrent layer's output, training only
-    condition: str = "none"  # none | title: trained on BOS title SEP content EOS
+    Each field is also a ``train``/``compare`` flag of the same name. In
+    ``TrainOptions`` ``vocab_size`` stays None until the data decides it.
+    """
+
+    vocab_size: int = option(None, "Tokens the network reads and predicts (set from the data).", minimum=1, flag=False)
+    cell: str = option("lstm", "Recurrent cell.", choices=CELLS)
+    input: str = option("embedding", "Input features: embedding (dense vectors) or onehot (the d2l lessons).",
+                        choices=INPUTS)
+    embed_dim: int = option(256, "Embedding width (embedding input).", minimum=1)
+    units: int = option(512, "Hidden units per recurrent layer.", minimum=1)
+    layers: int = option(2, "Stacked recurrent layers.", minimum=1)
+    dropout: float = option(0.0, "Dropout on each recurrent layer's output (training only).", minimum=0, below=1)
+    condition: str = option("none", "title: train on BOS title SEP content EOS.", choices=("none", "title"))
 
     def __post_init__(self):
-        for name in ("vocab_size", "embed_dim", "units", "layers", "dropout"):
-            value, kind = getattr(self, name), numbers.Real if name == "dropout" else numbers.Integral
-            if not isinstance(value, kind) or isinstance(value, bool):
-                what = "a number" if name == "dropout" else "a whole number"
-                raise PoetryError(f"model field {name} must be {what}, not {value!r}")
-        if self.cell not in CELLS:
-            raise PoetryError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.input not in INPUTS:
-            raise PoetryError(f"unknown input {self.input!r}; choose one of {', '.join(INPUTS)}")
-        if self.condition not in CONDITIONS:
-            raise PoetryError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
-        if min(self.vocab_size, self.units, self.layers, self.embed_dim) < 1 or not 0 <= self.dropout < 1:
-            raise PoetryError(f"invalid model size in {self}")
+        validate(self)
+        if self.vocab_size is None:
+            return  # TrainOptions' network, before the data decides the vocabulary
         parameters = sum(math.prod(shape) for shape in variable_shapes(self).values())
         if parameters > MAX_PARAMETERS:
             raise PoetryError(
@@ -86,13 +80,12 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise PoetryError(f"{source}: unknown model fields {', '.join(unknown)}")
+        if data.get("vocab_size") is None:
+            raise PoetryError(f"{source}: no vocab_size")
         try:
             return cls(**data)
-        except (TypeError, PoetryError) as error:
-            raise PoetryError(f"{source}: {error}") from None
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        except (TypeError, PoetryError) as error:  # in a file, a field's name is its own, not a flag
+            raise PoetryError(f"{source}: {str(error).removeprefix('--')}") from None
 
 
 def variable_shapes(config):
@@ -118,9 +111,10 @@ def variable_shapes(config):
 
 
 class PoetryModel(keras.Model):
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, lstm_kernel="keras", **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        self.lstm_kernel = lstm_kernel  # whole sequences: keras layers, or fused (fast_lstm) for LSTM cells
         self.embedding = (
             keras.layers.Embedding(config.vocab_size, config.embed_dim, name="embedding")
             if config.input == "embedding"
@@ -138,8 +132,6 @@ class PoetryModel(keras.Model):
         for i, rnn in enumerate(self.rnns):
             setattr(self, f"rnn_{i}", rnn)
         self.head = keras.layers.Dense(config.vocab_size, name="logits")
-        # Whole-sequence LSTMs through fast_lstm on CPU-only machines (GPUs: cuDNN via Keras; TPUs: Keras).
-        self.fast_lstm = config.cell == "lstm" and not any(tf.config.list_logical_devices(d) for d in ("GPU", "TPU"))
         # Create the variables now, so checkpoints can be restored before any call.
         self(tf.zeros((1, 1), tf.int32))
 
@@ -164,7 +156,7 @@ class PoetryModel(keras.Model):
             states = self.initial_states(tf.shape(ids)[0])
         final = []
         for rnn, dropout, state in zip(self.rnns, self.dropouts, states):
-            if self.fast_lstm and fast_lstm_lib.usable(rnn.cell):
+            if self.lstm_kernel == "fused" and fast_lstm_lib.usable(rnn.cell):
                 x, *state = fast_lstm_lib.run(rnn.cell, x, state)
             else:
                 x, *state = rnn(x, initial_state=list(state), training=training)

@@ -204,13 +204,8 @@ def load(model_dir):
         members = check_weights(weights, config)
     model = PoetryModel(config)
     if latest:
-        # Checkpoints written before model.rnn_<i> existed hold the recurrent
-        # weights only in the optimizer's list of the variables it trains; a
-        # stand-in with the same list (same order: model.trainable_variables)
-        # restores them from such checkpoints too.
-        optimizer = tf.Module()
-        optimizer._trainable_variables = list(model.trainable_variables)
-        restore_checkpoint(tf.train.Checkpoint(model=model, optimizer=optimizer), latest).expect_partial()
+        # The model's weights only: the optimizer's slots stay in the checkpoint, unread.
+        restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()
     else:
         load_weights(model, weights, members)
     bad = [v.path for v in model.weights if not np.all(np.isfinite(v.numpy()))]

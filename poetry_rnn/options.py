@@ -23,15 +23,15 @@ import numbers
 from poetry_rnn.errors import PoetryError
 
 
-def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, flag=True):
+def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True):
     """A dataclass field with its help text and the values it accepts.
 
-    ``minimum``/``maximum`` are inclusive bounds, ``above`` an exclusive lower
-    bound; ``choices`` a tuple of allowed strings; ``flag=False`` keeps the
-    field off the command line (set by code, not by users).
+    ``minimum``/``maximum`` are inclusive bounds, ``above``/``below``
+    exclusive ones; ``choices`` a tuple of allowed strings; ``flag=False``
+    keeps the field off the command line (set by code, not by users).
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "maximum": maximum, "above": above, "flag": flag}
+                "maximum": maximum, "above": above, "below": below, "flag": flag}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -41,19 +41,19 @@ def describe_range(meta, integer):
     """'a finite number >= 0', 'a whole number >= 1', 'a finite number in (0, 1]', ..."""
     kind = "a whole number" if integer else "a finite number"
     low = (">", meta["above"]) if meta["above"] is not None else (">=", meta["minimum"])
-    high = meta["maximum"]
-    if low[1] is not None and high is not None:
-        return f"{kind} in {'(' if low[0] == '>' else '['}{low[1]}, {high}]"
+    high = ("<", meta["below"]) if meta["below"] is not None else ("<=", meta["maximum"])
+    if low[1] is not None and high[1] is not None:
+        return f"{kind} in {'(' if low[0] == '>' else '['}{low[1]}, {high[1]}{')' if high[0] == '<' else ']'}"
     if low[1] is not None:
         return f"{kind} {low[0]} {low[1]}"
-    if high is not None:
-        return f"{kind} <= {high}"
+    if high[1] is not None:
+        return f"{kind} {high[0]} {high[1]}"
     return kind
 
 
 def check_value(name, value, meta, kind):
     """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
-    flag = f"--{name}"
+    flag = f"--{name}" if meta["flag"] else name
     if meta.get("choices") is not None:
         if value not in meta["choices"]:
             raise PoetryError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
@@ -68,7 +68,8 @@ def check_value(name, value, meta, kind):
         finite = ok_type and math.isfinite(value)
         low_ok = finite and (meta["above"] is None or value > meta["above"]) and (
             meta["minimum"] is None or value >= meta["minimum"])
-        high_ok = finite and (meta["maximum"] is None or value <= meta["maximum"])
+        high_ok = finite and (meta["below"] is None or value < meta["below"]) and (
+            meta["maximum"] is None or value <= meta["maximum"])
         if not (low_ok and high_ok):
             raise PoetryError(f"{flag} must be {describe_range(meta, integer)}, got {value!r}")
         return
@@ -117,7 +118,7 @@ class SamplingOptions:
     """
 
     temperature: float = option(0.9, "Sampling temperature; 0 = greedy.", minimum=0)
-    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0)
+    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1)
     best_of: int = option(8, "Draft this many candidates per poem and keep the best (see --novelty_weight).",

@@ -24,26 +24,19 @@ files, so a script never mistakes a partial corpus for a whole one.
 import collections
 import dataclasses
 import functools
-import hashlib
-import http.client
 import json
 import math
 import os
 import re
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
 
 import opencc
 from absl import flags
 
-from poetry_rnn import cli, corpus, files, forms
+from poetry_rnn import cli, corpus, fetch, files, forms, prosody
 from poetry_rnn.errors import PoetryError
 
 DEFAULT_MAX_LEN = corpus.DEFAULT_MAX_LEN
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "poetry_rnn")
 TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
 
 # Cleaning rules, in the order the summary prints them. A rule in CHANGES
@@ -111,8 +104,6 @@ LATIN_DIGIT = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
 # CJK Unified Ideographs (basic block, extensions A to I) and compatibility
 # ideographs; □ ○ ● (unknown characters), ⿰ (a character spelled out by
 # its parts), private-use code points and … (text left out) are not Han.
-HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\U00030000-\U000323af"
-NOT_VERSE = re.compile(f"[^{HAN}{forms.PUNCTUATION}]")
 TITLE_DROPS = re.compile(r"[\s:：﹕]")
 
 FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
@@ -215,7 +206,7 @@ def _drop_rule(content, max_len, forms_only):
         return "unmatched_bracket"
     if LATIN_DIGIT.search(content):
         return "latin_digit"
-    if NOT_VERSE.search(content):
+    if not all(c in forms.PUNCTUATION or prosody.is_han(c) for c in content):  # the one definition of a Han character
         return "non_han"
     if len(content) > max_len:
         return "too_long"
@@ -305,77 +296,6 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_sha256(sha256):
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise PoetryError(f"--sha256 must be 64 hex digits, got {sha256!r}")
-    return sha256.lower() if sha256 else None
-
-
-def _progress(done, total, stream):
-    mb = 1 << 20
-    if total:
-        stream.write(f"\r  {done / mb:,.1f} of {total / mb:,.1f} MB ({100 * done // total}%)")
-    else:
-        stream.write(f"\r  {done / mb:,.1f} MB")
-    stream.flush()
-
-
-def download(url, cache_dir=None, sha256=None, progress=None):
-    """Path of the zip at ``url`` in ``cache_dir``, downloading it only if not cached.
-
-    The bytes go to a temporary file that is renamed into the cache only after
-    the SHA-256 (if given) matches and zipfile has checked every member's CRC,
-    so the cache never holds a half or damaged download and a second run
-    makes no request. The cached name starts with a hash of the URL so two
-    "master.zip" from different repositories do not collide.
-    """
-    sha256 = _check_sha256(sha256)
-    progress = progress or sys.stderr
-    cache_dir = os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR)
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(urllib.parse.urlparse(url).path)) or "download.zip"
-    path = os.path.join(cache_dir, f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}")
-    if os.path.isfile(path) and (sha256 is None or _file_sha256(path) == sha256):
-        return path
-    print(f"downloading {url}", file=progress)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, files.atomic_write(path, "w+b") as handle:
-            total = int(response.headers.get("Content-Length") or 0)
-            digest = hashlib.sha256()
-            done = 0
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                _progress(done, total, progress)
-            print(file=progress)
-            if sha256 and digest.hexdigest() != sha256:
-                raise PoetryError(f"{url}: SHA-256 is {digest.hexdigest()}, expected {sha256}")
-            handle.seek(0)
-            _verify_zip(handle, url)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise PoetryError(f"cannot download {url} into {cache_dir}: {getattr(error, 'reason', error)}") from error
-    return path
-
-
-def _verify_zip(handle, name):
-    """Raise PoetryError unless ``handle`` is a zip whose members all pass their CRC."""
-    try:
-        with zipfile.ZipFile(handle) as archive:
-            bad = archive.testzip()
-    except zipfile.BadZipFile as error:
-        raise PoetryError(f"{name} is not a valid zip: {error}") from error
-    if bad is not None:
-        raise PoetryError(f"{name} is damaged: member {bad} fails its CRC check")
-
-
 def _numbered(names):
     """The names matching poet.tang.N.json, sorted by N (then name): the deterministic order."""
     found = [(int(m.group(1)), name) for name in names if (m := TANG_FILE.search(name))]
@@ -385,7 +305,7 @@ def _numbered(names):
 def _tang_files(source, cache_dir, sha256):
     """Yield (name, raw bytes) of each poet.tang.N.json in ``source``, in order of N."""
     if re.match(r"https?://", source):
-        source = download(source, cache_dir, sha256)
+        source = fetch.download(source, cache_dir, sha256)
         sha256 = None  # download checked it
     elif not os.path.exists(source):
         raise PoetryError(f"source not found: {source}")
@@ -401,8 +321,8 @@ def _tang_files(source, cache_dir, sha256):
             with open(os.path.join(source, name), "rb") as handle:
                 yield name, handle.read()
         return
-    sha256 = _check_sha256(sha256)
-    if sha256 and (actual := _file_sha256(source)) != sha256:
+    sha256 = fetch.check_sha256(sha256)
+    if sha256 and (actual := fetch.file_sha256(source)) != sha256:
         raise PoetryError(f"{source}: SHA-256 is {actual}, expected {sha256}")
     try:
         with zipfile.ZipFile(source) as archive:
@@ -575,7 +495,7 @@ def define_flags():
         "max_len", DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
     )
     flags.DEFINE_bool("forms", False, "Keep only 五绝/七绝/五律/七律-shaped poems.")
-    flags.DEFINE_string("cache_dir", DEFAULT_CACHE_DIR, "Where a --source URL is downloaded to, once.")
+    flags.DEFINE_string("cache_dir", fetch.DEFAULT_CACHE_DIR, "Where a --source URL is downloaded to, once.")
     flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source zip (downloaded or local).")
 
 

@@ -49,7 +49,7 @@ def tiny_model_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny")
     data = write_poems(folder / "poems.txt", synthetic_poems(400))
-    options = train.TrainOptions(units=32, embed_dim=16, layers=2, epochs=3, batch_size=32, samples=0, quiet=True)
+    options = train.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=3, batch_size=32, samples=0, quiet=True)
     train.fit(data, str(folder / "model"), options)
     return str(folder / "model")
 

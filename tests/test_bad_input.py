@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     """A small model dir with two checkpoints (ckpt-2, ckpt-4), and its data."""
     folder = tmp_path_factory.mktemp("bad_input")
     data = write_poems(folder / "poems.txt", synthetic_poems(120))
-    train.fit(data, str(folder / "model"), train.TrainOptions(epochs=1, max_steps=4, checkpoint_every=2, **TINY))
+    train.fit(data, str(folder / "model"), train.TrainOptions.of(epochs=1, max_steps=4, checkpoint_every=2, **TINY))
     return data, str(folder / "model")
 
 
@@ -96,7 +96,7 @@ def test_bad_lines_are_skipped_counted_and_training_goes_on(tmp_path, capsys):
     bad = "no colon here\n题:\n题:春:眠\n题:" + "字" * 300 + "\n\ufeff\n   \n"
     data = tmp_path / "poems.txt"
     data.write_text(bad + good + bad, encoding="utf-8")
-    history = train.fit(str(data), str(tmp_path / "m"), train.TrainOptions(epochs=1, max_steps=1, **{**TINY, "quiet": False}))
+    history = train.fit(str(data), str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_steps=1, **{**TINY, "quiet": False}))
     assert history.step == 1
     summary = capsys.readouterr().err.splitlines()[0]
     assert "kept 40 poems" in summary
@@ -119,7 +119,7 @@ def test_only_punctuation_trains_but_cannot_fill_a_form(tmp_path):
     # reader keeps it, training runs, and a regular form is refused by plan.
     assert corpus.parse_line("题:，。？！")[0].content == "，。？！"
     data = write_poems(tmp_path / "poems.txt", [("题", "，。？！")] * 30)
-    train.fit(data, str(tmp_path / "m"), train.TrainOptions(epochs=1, max_steps=1, **TINY))
+    train.fit(data, str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_steps=1, **TINY))
     loaded = modeldir.load(str(tmp_path / "m"))
     assert set(loaded.vocab.chars) == set("，。？！")
     with pytest.raises(PoetryError, match="no token of the vocabulary can stand at line 1, character 1"):
@@ -134,7 +134,7 @@ def test_another_vocabulary_is_refused_naming_both_and_nothing_changes(trained, 
     before = snapshot(model_copy)
     other = write_poems(tmp_path / "other.txt", [("t", "天地玄黄宇宙洪荒，日月盈昃辰宿列张。")] * 5)
     with pytest.raises(PoetryError) as error:
-        train.fit(other, model_copy, train.TrainOptions(epochs=2, **TINY))
+        train.fit(other, model_copy, train.TrainOptions.of(epochs=2, **TINY))
     saved = Vocab.load(os.path.join(model_copy, "vocab.txt"))
     message = str(error.value)
     assert "different vocabulary" in message and saved.fingerprint in message and f"({len(saved)} tokens" in message
@@ -180,10 +180,10 @@ DAMAGE = {
     "config-unknown-model-field": (edit_config(lambda c: c["model"].update(heads=4)), "unknown model fields heads"),
     "config-newer-version": (edit_config(lambda c: c.update(format_version=99)), "format version 99; .*upgrade"),
     "config-no-version": (edit_config(lambda c: c.pop("format_version")), "no valid format_version"),
-    "config-units-not-int": (edit_config(lambda c: c["model"].update(units=1.5)), "units must be a whole number, not 1.5"),
+    "config-units-not-int": (edit_config(lambda c: c["model"].update(units=1.5)), "config.json: units must be a whole number >= 1, got 1.5"),
     "config-model-null": (edit_config(lambda c: c.update(model=None)), "'model' must be an object"),
     "config-train-a-string": (edit_config(lambda c: c.update(train="fast")), "'train' must be an object"),
-    "config-bad-cell": (edit_config(lambda c: c["model"].update(cell="transformer")), "unknown cell 'transformer'"),
+    "config-bad-cell": (edit_config(lambda c: c["model"].update(cell="transformer")), "config.json: cell must be one of rnn, lstm, gru, got 'transformer'"),
     "config-units-a-billion": (edit_config(lambda c: c["model"].update(units=10**9)),
                                r"config.json: a 1x1000000000 lstm .* would have [\d,]+ parameters, more than the 1,000,000,000"),
     "config-units-20000": (edit_config(lambda c: c["model"].update(units=20000)), "would have 1,6[\\d,]+ parameters"),
@@ -296,7 +296,8 @@ def test_sizes_are_checked_before_any_model_is_built(model_copy, monkeypatch, da
         (dict(top_p=0.0), "--top_p must be a finite number in (0, 1], got 0.0"),
         (dict(top_p=1.5), "--top_p must be a finite number in (0, 1]"),
         (dict(top_p=float("nan")), "--top_p must be a finite number in (0, 1], got nan"),
-        (dict(top_k=-1), "--top_k must be a whole number >= 0, got -1"),
+        (dict(top_k=-1), "--top_k must be a whole number in [0, 1000000], got -1"),
+        (dict(top_k=2**31), "--top_k must be a whole number in [0, 1000000], got 2147483648"),  # found by the fuzz test
         (dict(num=0), "--num must be a whole number in [1, 10000], got 0"),
         (dict(best_of=0), "--best_of must be a whole number in [1, 64], got 0"),
         (dict(seed=-1), "--seed must be a whole number in [0, 2147483647], got -1"),
@@ -405,6 +406,50 @@ def test_train_on_a_bad_file_leaves_the_model_dir_untouched(model_copy, tmp_path
     result = run_module("train", "--data", str(data), "--model_dir", model_copy, "--units", "16", "--embed_dim", "8", "--layers", "1")
     assert_one_line_error(result, "poems.txt:4: not valid UTF-8")
     assert snapshot(model_copy) == before
+
+
+# --------------------------------------------------------------------------
+# Settings checked by meaning, once, where the options are made (issue 15's table)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (dict(checkpoint_every=0), "--checkpoint_every must be a whole number >= 1, got 0"),  # was a ZeroDivisionError
+        (dict(units=0), "--units must be a whole number >= 1, got 0"),  # was a dump of ModelConfig(...)
+        (dict(layers=0), "--layers must be a whole number >= 1, got 0"),
+        (dict(dropout=1.5), "--dropout must be a finite number in [0, 1), got 1.5"),
+        (dict(keep_checkpoints=0), "--keep_checkpoints must be a whole number >= 1, got 0"),  # was a ValueError
+        (dict(clip_norm=float("nan")), "--clip_norm must be a finite number >= 0, got nan"),  # was accepted
+        (dict(learning_rate=float("nan")), "--learning_rate must be a finite number > 0, got nan"),  # failed at step 2
+        (dict(learning_rate=float("inf")), "--learning_rate must be a finite number > 0, got inf"),
+        (dict(valid_fraction=1.0), "--valid_fraction must be a finite number in [0, 1), got 1.0"),
+        (dict(optimizer="adagrad"), "--optimizer must be one of adam, rmsprop, sgd, got 'adagrad'"),
+        (dict(seed=-1), "--seed must be a whole number >= 0, got -1"),
+    ],
+)
+def test_train_settings_out_of_range_name_the_flag(setting, message):
+    with pytest.raises(PoetryError) as error:
+        train.TrainOptions.of(**setting)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        ("train", ["--checkpoint_every", "0"], "--checkpoint_every must be a whole number >= 1, got 0"),
+        ("evaluate", ["--data", "x.txt", "--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
+        ("evaluate", ["--data", "x.txt", "--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
+        ("compare", ["--temperature", "-1"], "--temperature must be a finite number >= 0, got -1.0"),
+        ("compare", ["--temperature", "nan"], "--temperature must be a finite number >= 0, got nan"),
+        ("evaluate", ["--data", "x.txt", "--samples", "-1"], "--samples=-1: -1 is not a non-negative integer"),
+        ("compare", ["--units", "0"], "--units must be a whole number >= 1, got 0"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(tmp_path, module, args, message):
+    result = run_module(module, *args, cwd=str(tmp_path))
+    assert_one_line_error(result, message)
+    assert os.listdir(tmp_path) == []  # nothing read, nothing written
 
 
 def test_reports_are_strict_json_even_when_a_measure_is_nan(tiny_model_dir, tmp_path):

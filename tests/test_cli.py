@@ -1,5 +1,9 @@
 """The entry points as a user runs them: exit codes and one-line errors."""
 
+import re
+
+from poetry_rnn import cli
+from poetry_rnn.train_options import TrainOptions
 from conftest import run_module
 
 
@@ -21,3 +25,26 @@ def test_train_with_a_missing_data_file_is_one_line(tmp_path):
     result = run_module("train", "--data", str(tmp_path / "missing.txt"), "--model_dir", str(tmp_path / "m"))
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and "missing.txt" in result.stderr
+
+
+def flags_in_help(module):
+    """``{flag: default as printed}`` from ``python -m poetry_rnn.<module> --help``."""
+    result = run_module(module, "--help")
+    assert result.returncode == 0, result.stderr
+    blocks = re.split(r"^  --(?:\[no\])?(\w+):", result.stdout, flags=re.M)[1:]
+    return {name: (re.findall(r"\(default: '(.*?)'\)", block) or [""])[0] for name, block in zip(blocks[::2], blocks[1::2])}
+
+
+def test_train_and_compare_take_the_same_flags_from_the_same_fields():
+    fields = [f for f in cli.option_fields(TrainOptions)]
+    train_flags, compare_flags = flags_in_help("train"), flags_in_help("compare")
+    for field in fields:
+        assert field.name in train_flags, field.name
+        assert train_flags[field.name] == ("" if field.default is None else str(field.default).replace("True", "true")
+                                           .replace("False", "false")), field.name
+        if field.name not in ("cell", "input", "samples"):  # compare's grid and its own --samples
+            assert field.name in compare_flags, field.name
+    assert compare_flags["units"] == "256" and compare_flags["corpus"] == "lyrics"  # compare's own budget
+    evaluate_flags = flags_in_help("evaluate")
+    for name in ("temperature", "top_k", "top_p", "best_of"):  # SamplingOptions' fields
+        assert name in compare_flags and name in evaluate_flags, name

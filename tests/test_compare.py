@@ -21,7 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compare")
     data = write_stream(folder / "lyrics.txt")
-    options = train.TrainOptions(epochs=2, units=16, embed_dim=8, layers=1, batch_size=4, num_steps=10, min_count=1,
+    options = train.TrainOptions.of(epochs=2, units=16, embed_dim=8, layers=1, batch_size=4, num_steps=10, min_count=1,
                                  learning_rate=1e-2, samples=0)
     # "nope" is not a cell: that configuration fails, and the two others must not.
     result = compare.compare(data, str(folder / "out"), "lyrics", cells=["rnn", "nope", "gru"], inputs=["onehot"],
@@ -35,7 +35,7 @@ def test_the_table_has_every_configuration_and_the_failure(report):
     assert len(rows) == 3
     by_cell = {row.split("|")[1].strip(): row for row in rows}
     assert by_cell["rnn"].rstrip(" |").endswith("ok") and by_cell["gru"].rstrip(" |").endswith("ok")
-    assert "failed: PoetryError: unknown cell 'nope'" in by_cell["nope"]
+    assert "failed: PoetryError: --cell must be one of rnn, lstm, gru, got 'nope'" in by_cell["nope"]
     ok = [run for run in result.runs if run.ok]
     assert [run.name for run in ok] == ["rnn-onehot", "gru-onehot"]
     for run in ok:
@@ -77,7 +77,7 @@ def test_an_earlier_run_is_not_silently_resumed(report):
 def test_the_command_line_takes_space_separated_lists():
     result = run_module("compare", "--cells", "rnn", "bogus", "--inputs", "onehot")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: --cells: unknown 'bogus'; choose from rnn, lstm, gru"
+    assert result.stderr.strip() == "error: --cells must be one of rnn, lstm, gru, got 'bogus'"
 
 
 def test_errors_are_described_on_one_line():

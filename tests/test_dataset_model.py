@@ -73,7 +73,7 @@ def test_one_step_decoding_matches_full_sequence(cell, features):
 
 
 def test_config_rejects_unknown_cells_and_fields():
-    with pytest.raises(PoetryError, match="unknown cell"):
+    with pytest.raises(PoetryError, match="--cell must be one of rnn, lstm, gru, got .transformer."):
         ModelConfig(vocab_size=10, cell="transformer")
     with pytest.raises(PoetryError, match="unknown model fields heads"):
         ModelConfig.from_dict({"vocab_size": 10, "heads": 4})

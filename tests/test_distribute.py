@@ -121,7 +121,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
     assert sorted(os.listdir(model_dir)) == ["ckpt", "config.json", "logs", "vocab.txt"]
     assert not [name for name in os.listdir(scratch) if name.startswith("poetry_rnn_worker")]
     # Two workers on the global batch of 16 train like one process on it.
-    single = train.fit(data, str(tmp_path / "single"), train.TrainOptions(
+    single = train.fit(data, str(tmp_path / "single"), train.TrainOptions.of(
         units=16, embed_dim=8, layers=1, batch_size=16, epochs=1, samples=0, quiet=True))
     assert abs(single.train_loss[0] - losses[0]) < 2e-3  # the log prints 3 decimals
 
@@ -142,7 +142,7 @@ def _batches():
     return batches
 
 
-def _compare_steps(tf, keras, train, ModelConfig, PoetryModel):
+def _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel):
     config = ModelConfig(vocab_size=30, units=16, embed_dim=8, layers=2)
     keras.utils.set_random_seed(0)
     start = [v.numpy() for v in PoetryModel(config).weights]
@@ -154,15 +154,15 @@ def _compare_steps(tf, keras, train, ModelConfig, PoetryModel):
                 variable.assign(value)
             optimizer = keras.optimizers.Adam(1e-2, global_clipnorm=0.05)
             optimizer.build(model.trainable_variables)
-        step, _ = train.make_steps(model, optimizer, strategy)
+        step, _ = steps.make_steps(model, optimizer, strategy)
         rows = []
         for batch in _batches():
-            for distributed in train.distribute(strategy, tf.data.Dataset.from_tensors(batch)):
-                rows.append([float(v) for v in step(distributed)])
+            for distributed in distribution.distribute(strategy, tf.data.Dataset.from_tensors(batch)):
+                rows.append([float(v) for v in step(distributed)[0]])
         return model, rows
 
     single, single_rows = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    strategy = train.make_strategy("mirrored")
+    strategy = distribution.make_strategy("mirrored")
     mirrored, mirrored_rows = run(strategy)
     return {
         "replicas": strategy.num_replicas_in_sync,
@@ -176,7 +176,7 @@ def _compare_fit(out, tf, train, modeldir):
     data = write_poems(os.path.join(out, "poems.txt"), synthetic_poems(90, seed=2))
     results, weights = {}, {}
     for name in ("single", "mirrored"):
-        options = train.TrainOptions(units=16, embed_dim=8, layers=1, batch_size=7, epochs=2, samples=0, quiet=True,
+        options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=7, epochs=2, samples=0, quiet=True,
                                      valid_fraction=0.1, clip_norm=0.5, strategy="default" if name == "single" else name)
         history = train.fit(data, os.path.join(out, name), options)
         results[name] = {"train_loss": history.train_loss, "valid_perplexity": history.valid_perplexity, "step": history.step}
@@ -192,10 +192,10 @@ def _mirrored_main(out):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
 
-    from poetry_rnn import modeldir, train
+    from poetry_rnn import distribution, modeldir, steps, train
     from poetry_rnn.model import ModelConfig, PoetryModel
 
-    report = {"steps": _compare_steps(tf, keras, train, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, train, modeldir)}
+    report = {"steps": _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, train, modeldir)}
     print(json.dumps(report))
 
 

@@ -35,6 +35,8 @@ report = {
     "unknown_char": error(["春", "龘"], "qijue"),
     "too_long": error(["春花秋月何时了往"], "qijue"),
     "not_han": error(["，"], "wujue"),
+    "nan_temperature": error(["春"], "wujue", float("nan")),
+    "negative_temperature": error(["春"], "wujue", -1.0),
     "poetry_rnn_imported": "poetry_rnn" in sys.modules,
 }
 print(json.dumps(report, ensure_ascii=False))
@@ -91,6 +93,8 @@ def test_bad_requests_fail_with_a_message(served):
     for key in ("unknown_char", "too_long", "not_han"):
         assert served[key] and "begin character(s) not allowed" in served[key], key
     assert "龘" in served["unknown_char"]
+    for key in ("nan_temperature", "negative_temperature"):
+        assert served[key] and "temperature must be a finite number >= 0" in served[key], key
 
 
 def test_export_refuses_an_existing_version_folder(exported, tiny_model_dir):

@@ -19,7 +19,7 @@ def _model(**fields):
 
 
 def _run(model, fast, ids, states, targets, lengths):
-    model.fast_lstm = fast
+    model.lstm_kernel = "fused" if fast else "keras"
     with tf.GradientTape() as tape:
         tape.watch(states)
         logits, final = model(ids, states=states, training=True)
@@ -33,7 +33,7 @@ def _run(model, fast, ids, states, targets, lengths):
 @pytest.mark.parametrize("batch, time", [(5, 9), (1, 1)])
 def test_outputs_states_and_gradients_match_the_keras_layer(batch, time):
     model = _model()
-    assert model.fast_lstm and all(fast_lstm.usable(rnn.cell) for rnn in model.rnns)
+    assert all(fast_lstm.usable(rnn.cell) for rnn in model.rnns)
     rng = np.random.default_rng(0)
     ids = tf.constant(rng.integers(5, 40, (batch, time)), tf.int32)
     lengths = tf.constant(rng.integers(1, time + 1, batch), tf.int32)
@@ -51,6 +51,7 @@ def test_outputs_states_and_gradients_match_the_keras_layer(batch, time):
 def test_an_empty_batch_runs():
     # A replica's share of a small global batch may be empty (MirroredStrategy).
     model = _model()
+    model.lstm_kernel = "fused"
     logits, final = model(tf.zeros((0, 4), tf.int32), training=True)
     assert logits.shape == (0, 4, 40) and final[1][1].shape == (0, 12)
 
@@ -64,7 +65,7 @@ def test_traced_training_step_matches_under_bf16():
 
         @tf.function
         def loss_of(fast):
-            model.fast_lstm = fast
+            model.lstm_kernel = "fused" if fast else "keras"
             logits, _ = model(ids, training=True)
             return tf.reduce_mean(loss_lib.masked_poem_loss(ids, logits, lengths)[0])
 
@@ -73,8 +74,15 @@ def test_traced_training_step_matches_under_bf16():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_the_kernel_is_chosen_by_the_caller_and_defaults_by_device():
+    assert PoetryModel(ModelConfig(vocab_size=20, units=4, embed_dim=3, layers=1)).lstm_kernel == "keras"
+    on_accelerator = any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
+    assert fast_lstm.default_kernel() == ("keras" if on_accelerator else "fused")
+
+
 def test_other_cells_and_special_settings_keep_the_keras_layer():
-    assert not PoetryModel(ModelConfig(vocab_size=20, units=4, embed_dim=3, layers=1, cell="gru")).fast_lstm
+    gru = PoetryModel(ModelConfig(vocab_size=20, units=4, embed_dim=3, layers=1, cell="gru"), lstm_kernel="fused")
+    assert not fast_lstm.usable(gru.rnns[0].cell)
     cell = keras.layers.LSTMCell(4, recurrent_dropout=0.1)
     cell.build((None, 3))
     assert not fast_lstm.usable(cell)

@@ -20,6 +20,7 @@ kill real training processes at random moments and check exactly that.
 """
 
 import contextlib
+import dataclasses
 import glob
 import os
 import random
@@ -33,7 +34,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import constraints, corpus, dataset, modeldir, train
+from poetry_rnn import constraints, corpus, dataset, modeldir, steps, train
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import REPO, run_module, synthetic_poems, write_poems
@@ -226,8 +227,8 @@ def test_ctrl_c_or_sigterm_saves_says_one_line_and_the_restart_resumes(data, tmp
 
 def test_nan_loss_on_the_command_line_is_one_line_and_keeps_the_checkpoint(data, tmp_path):
     model_dir = str(tmp_path / "m")
-    options = train.TrainOptions(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True)
-    train.fit(data, model_dir, train.TrainOptions(**{**options.__dict__, "max_steps": 2}))
+    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True)
+    train.fit(data, model_dir, dataclasses.replace(options, max_steps=2))
     folder = modeldir.checkpoint_dir(model_dir)
     before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(folder, "*"))}
     result = run_module(
@@ -249,25 +250,25 @@ def test_nan_loss_on_the_command_line_is_one_line_and_keeps_the_checkpoint(data,
 def test_a_non_finite_gradient_stops_before_it_is_saved(data, tmp_path, monkeypatch):
     """Inf gradients with a finite loss still poison the weights: stop at that step."""
     model_dir = str(tmp_path / "m")
-    real = train.make_steps
+    real = steps.make_steps
 
-    def steps_with_an_inf_norm_at_step_3(model, optimizer, strategy):
-        train_step, eval_step = real(model, optimizer, strategy)
+    def steps_with_an_inf_norm_at_step_3(model, optimizer, strategy, objective):
+        train_step, eval_step = real(model, optimizer, strategy, objective)
         calls = {"n": 0}
 
         def poisoned(batch):
-            out = train_step(batch)
+            metrics, final = train_step(batch)
             calls["n"] += 1
             if calls["n"] == 3:
                 for v in model.trainable_variables:
                     v.assign(tf.fill(v.shape, np.nan))
-                return (*out[:4], tf.constant(np.inf))
-            return out
+                return (*metrics[:4], tf.constant(np.inf)), final
+            return metrics, final
 
         return poisoned, eval_step
 
-    monkeypatch.setattr(train, "make_steps", steps_with_an_inf_norm_at_step_3)
-    options = train.TrainOptions(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True, checkpoint_every=1)
+    monkeypatch.setattr(steps, "make_steps", steps_with_an_inf_norm_at_step_3)
+    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True, checkpoint_every=1)
     with pytest.raises(train.TrainingDiverged, match=r"gradient norm became inf at step 3; kept the last good checkpoint \(.*ckpt-2\)"):
         train.fit(data, model_dir, options)
     assert state(model_dir)[0] == 2
@@ -284,23 +285,23 @@ def test_unwritable_model_dir_fails_before_training(data, tmp_path):
     # Tests may run as root, for whom chmod does not stop writes: a parent that
     # is a regular file fails for everyone.
     with pytest.raises(PoetryError, match="cannot write to model directory .*a-file/m: Not a directory"):
-        train.fit(data, str(blocker / "m"), train.TrainOptions(units=16, embed_dim=8, layers=1, quiet=True))
+        train.fit(data, str(blocker / "m"), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
     with pytest.raises(PoetryError, match="cannot write to model directory .*a-file: File exists"):
-        train.fit(data, str(blocker), train.TrainOptions(units=16, embed_dim=8, layers=1, quiet=True))
+        train.fit(data, str(blocker), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
     if os.geteuid() != 0:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         with pytest.raises(PoetryError, match="Permission denied"):
-            train.fit(data, str(locked), train.TrainOptions(units=16, embed_dim=8, layers=1, quiet=True))
+            train.fit(data, str(locked), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
 
 
 def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
     model_dir = str(tmp_path / "m")
-    big = train.TrainOptions(units=256, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True, checkpoint_every=2)
+    big = train.TrainOptions.of(units=256, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True, checkpoint_every=2)
     with FileSizeLimit(512 * 1024), pytest.raises(PoetryError, match="cannot write to model directory .*: File too large"):
         train.fit(data, model_dir, big)  # the 1 MB probe fails: nothing trained, no probe left behind
     assert os.listdir(model_dir) == []
-    train.fit(data, model_dir, train.TrainOptions(**{**big.__dict__, "max_steps": 2}))
+    train.fit(data, model_dir, dataclasses.replace(big, max_steps=2))
     assert os.path.getsize(glob.glob(f"{model_dir}/ckpt/ckpt-2.data-*")[0]) > 2 * 2**20  # bigger than the limit below
     full = r"cannot save a checkpoint at step 4 .*: File too large; the latest checkpoint is still .*ckpt-2$"
     with FileSizeLimit(3 * 2**19), pytest.raises(PoetryError, match=full):
@@ -311,7 +312,7 @@ def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
 
 def test_max_steps_stops_with_one_line_and_a_resumed_run_trains_no_step_more(data, tmp_path, capsys):
     model_dir = str(tmp_path / "m")
-    options = train.TrainOptions(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
+    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
     saved = os.path.join(modeldir.checkpoint_dir(model_dir), "ckpt-3")
     assert train.fit(data, model_dir, options).step == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"stopped at step 3 (--max_steps); saved {saved}"

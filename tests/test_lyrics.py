@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import dataset, decode, modeldir, train
+from poetry_rnn import dataset, decode, lessons, modeldir, steps, train
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
@@ -96,7 +96,7 @@ def test_without_a_random_offset_the_windows_stay_put_as_in_the_book():
 
 def test_the_books_initialisation():
     model = tiny_model()
-    train.initialize(model, "normal", seed=0)
+    lessons.initialize(model, "normal", seed=0)
     for variable in model.weights:
         value = variable.numpy()
         if variable.path.endswith("bias"):
@@ -125,12 +125,12 @@ def test_consecutive_batches_carry_the_final_state_and_random_ones_start_from_ze
     model = tiny_model()
     optimizer = tf.keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
-    train_step, _ = train.make_stream_steps(model, optimizer)
+    train_step, _ = steps.make_steps(model, optimizer, tf.distribute.get_strategy(), steps.STREAMS)
     stream = np.random.default_rng(0).integers(5, 13, 600).astype(np.int32)
     zeros = model.initial_states(4)
     for sampling in dataset.SAMPLINGS:
         batches = dataset.stream_epoch(stream, 4, 8, sampling, seed=0, epoch=0)
-        records = list(train.run_stream_batches(train_step, batches, sampling, zeros))
+        records = list(lessons.run_stream_batches(train_step, batches, sampling, zeros))
         assert len(records) == len(batches) > 2
         for (_, _, final), (_, initial, _) in zip(records, records[1:]):
             expected = final if sampling == "consecutive" else zeros
@@ -148,7 +148,8 @@ def test_no_gradient_flows_back_into_the_previous_batch():
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(start)
         _, carried = model(x1, start, training=True)  # batch 1, on the tape
-        second, _, _, _ = train.stream_forward(model, x2, y2, carried, training=True)
+        per_window, _, _, _, _ = steps.measure_stream(model, (x2, y2, carried), training=True)
+        second = tf.reduce_mean(per_window)
         # The control: batch 2 without the stop; the tape does see the path back.
         logits, _ = model(x2, carried, training=True)
         leaky = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y2, logits))
@@ -159,7 +160,7 @@ def test_no_gradient_flows_back_into_the_previous_batch():
     # gives from a constant state: batch 1's use of the variables adds nothing.
     constant = tf.nest.map_structure(lambda s: tf.constant(s.numpy()), carried)
     with tf.GradientTape() as alone:
-        alone_loss, _, _, _ = train.stream_forward(model, x2, y2, constant, training=True)
+        alone_loss = tf.reduce_mean(steps.measure_stream(model, (x2, y2, constant), training=True)[0])
     chained = tape.gradient(second, model.trainable_variables)
     leaked = tape.gradient(leaky, model.trainable_variables)
     for a, b in zip(chained, alone.gradient(alone_loss, model.trainable_variables)):
@@ -173,7 +174,7 @@ def test_no_gradient_flows_back_into_the_previous_batch():
 @pytest.mark.parametrize("sampling", dataset.SAMPLINGS)
 def test_a_tiny_stream_trains_and_its_loss_falls(tmp_path, sampling):
     data = write_stream(tmp_path / "lyrics.txt")
-    options = train.TrainOptions(epochs=10, optimizer="adam", learning_rate=2e-2, sampling=sampling, **TINY)
+    options = train.TrainOptions.of(epochs=10, optimizer="adam", learning_rate=2e-2, sampling=sampling, **TINY)
     history = train.fit(data, str(tmp_path / "m"), options)
     assert len(history.train_loss) == 10
     assert history.train_loss[-1] < 0.6 * history.train_loss[0]
@@ -187,7 +188,7 @@ def test_a_tiny_stream_trains_and_its_loss_falls(tmp_path, sampling):
 def test_max_chars_keeps_the_first_characters(tmp_path):
     data = tmp_path / "lyrics.txt"
     data.write_text("春花秋月何时了\n" * 30 + "往事知多少\n" * 30, encoding="utf-8")
-    train.fit(str(data), str(tmp_path / "m"), train.TrainOptions(epochs=1, max_chars=200, **TINY))
+    train.fit(str(data), str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_chars=200, **TINY))
     loaded = modeldir.load(str(tmp_path / "m"))
     assert "春" in loaded.vocab and "往" not in loaded.vocab
     assert loaded.train["max_chars"] == 200
@@ -195,7 +196,7 @@ def test_max_chars_keeps_the_first_characters(tmp_path):
 
 def test_stream_runs_resume_by_epoch_and_inside_one(tmp_path):
     data = write_stream(tmp_path / "lyrics.txt")
-    options = train.TrainOptions(epochs=1, sampling="consecutive", **TINY)
+    options = train.TrainOptions.of(epochs=1, sampling="consecutive", **TINY)
     whole = train.fit(data, str(tmp_path / "ref"), options)
     first = train.fit(data, str(tmp_path / "m"), dataclasses.replace(options, max_steps=3))
     assert first.step == 3
@@ -210,15 +211,15 @@ def test_stream_runs_resume_by_epoch_and_inside_one(tmp_path):
     [
         (dict(strategy="mirrored"), "one device"),
         (dict(condition="title"), "titles"),
-        (dict(sampling="sideways"), "unknown sampling"),
+        (dict(sampling="sideways"), "--sampling must be one of random, consecutive, got .sideways."),
         (dict(num_steps=400), "too short"),
-        (dict(init="glorot"), "unknown --init"),
+        (dict(init="glorot"), "--init must be one of keras, normal, got .glorot."),
     ],
 )
 def test_bad_stream_options_are_one_clear_error(tmp_path, change, message):
     data = write_stream(tmp_path / "lyrics.txt")
     with pytest.raises(PoetryError, match=message):
-        train.fit(data, str(tmp_path / "m"), train.TrainOptions(epochs=1, **{**TINY, **change}))
+        train.fit(data, str(tmp_path / "m"), train.TrainOptions.of(epochs=1, **{**TINY, **change}))
 
 
 # --- writing ----------------------------------------------------------------------
@@ -228,7 +229,7 @@ def test_bad_stream_options_are_one_clear_error(tmp_path, change, message):
 def lyrics_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lyrics")
     data = write_stream(folder / "lyrics.txt")
-    train.fit(data, str(folder / "m"), train.TrainOptions(epochs=4, learning_rate=2e-2, **TINY))
+    train.fit(data, str(folder / "m"), train.TrainOptions.of(epochs=4, learning_rate=2e-2, **TINY))
     return str(folder / "m")
 
 

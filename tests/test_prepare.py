@@ -17,7 +17,7 @@ import zipfile
 import pytest
 from conftest import SHARED_CORPUS, run_module
 
-from poetry_rnn import files, forms, prepare
+from poetry_rnn import fetch, files, forms, prepare, prosody
 from poetry_rnn.errors import PoetryError
 
 CORPUS = pathlib.Path(SHARED_CORPUS)
@@ -67,6 +67,13 @@ def test_editorial_notes_are_removed_with_their_text(note):
     poem = clean(["東風來萬里" + note + "，", "無雲過山時。"])
     assert poem.content == "东风来万里，无云过山时。"
     assert "notes" in poem.changes
+
+
+def test_han_means_what_prosody_means_so_the_ideographic_zero_is_kept():
+    # One definition of a Han character (prosody.is_han): 〇 (U+3007) is one, ○ (U+25CB, a circle) is not.
+    assert prosody.is_han("〇") and not prosody.is_han("○")
+    assert clean(["東風〇萬里，", "無雲過山時。"]).dropped is None
+    assert clean(["東風○萬里，", "無雲過山時。"]).dropped == "non_han"
 
 
 def test_a_note_spanning_paragraphs_is_removed():
@@ -379,7 +386,7 @@ def test_a_url_is_downloaded_once_into_the_cache(corpus, tmp_path, serve):
     server = serve(body)
     cache, progress = tmp_path / "cache", io.StringIO()
     sha = hashlib.sha256(body).hexdigest()
-    path = prepare.download(server.url, cache, sha256=sha, progress=progress)
+    path = fetch.download(server.url, cache, sha256=sha, progress=progress)
     assert pathlib.Path(path).read_bytes() == body
     assert pathlib.Path(path).parent == cache and path.endswith("-master.zip")
     assert "downloading" in progress.getvalue() and "(100%)" in progress.getvalue()
@@ -402,7 +409,7 @@ def test_a_bad_download_is_an_error_and_leaves_nothing_in_the_cache(tmp_path, se
     server = serve(body)
     cache = tmp_path / "cache"
     with pytest.raises(PoetryError, match=message):
-        prepare.download(server.url, cache, sha256=sha256, progress=io.StringIO())
+        fetch.download(server.url, cache, sha256=sha256, progress=io.StringIO())
     assert list(cache.iterdir()) == []
 
 
@@ -411,7 +418,7 @@ def test_an_unreachable_url_is_a_one_line_error(tmp_path, serve):
     url = server.url
     server.close()
     with pytest.raises(PoetryError, match="cannot download") as error:
-        prepare.download(url, tmp_path / "cache", progress=io.StringIO())
+        fetch.download(url, tmp_path / "cache", progress=io.StringIO())
     assert "\n" not in str(error.value)
 
 
