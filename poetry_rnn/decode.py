@@ -361,7 +361,7 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-                     decoder=None, indices=None):
+                     decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0):
     """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
 
     A stream model never saw BOS, so the first prefix character is the first
@@ -370,7 +370,7 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
     ``length`` characters are sampled (EOS is never allowed: a stream has no
     end). Returns one ``Poem`` per prefix (best of ``best_of``): its content
     is the prefix followed by the new characters, its logprobs those of the
-    new characters only.
+    new characters only. Drafts are ranked as ``generate`` ranks them.
     """
     if length < 1:
         raise PoetryError(f"--length must be at least 1, got {length}")
@@ -395,4 +395,4 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
         )
         for b, (p, f) in enumerate(zip(expanded, forced))
     ]
-    return best_per_request(candidates, owner, len(prefixes))
+    return best_per_request(candidates, owner, len(prefixes), Ranking(novelty_weight=novelty_weight, rhyme_bonus=rhyme_bonus))

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from poetry_rnn import compare, train  # noqa: E402
 from poetry_rnn.errors import PoetryError  # noqa: E402
+from poetry_rnn.options import SamplingOptions  # noqa: E402
 from conftest import run_module  # noqa: E402
 from test_lyrics import write_stream  # noqa: E402
 
@@ -64,7 +65,8 @@ def test_runs_leave_tensorboard_logs_and_samples_from_the_same_prefix(report):
             continue
         assert run.model_dir.startswith(os.path.join(os.path.dirname(result.readme), "logs"))
         assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(run.model_dir, "logs", "train")))
-        assert [label for label, _ in run.samples] == ["greedy", "T=0.8", "T=0.8"]
+        sampled = f"T={SamplingOptions().temperature:g}"
+        assert [label for label, _ in run.samples] == ["greedy", sampled, sampled]
         assert all(text.startswith("春花") and len(text) == 2 + 12 for _, text in run.samples)
 
 
