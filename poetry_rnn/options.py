@@ -114,7 +114,8 @@ class SamplingOptions:
     under the corpus 5-gram (1.13x the real poems' 157.0; plain sampling at
     0.8 scores 237.9, 1.52x), copy no line, and keep distinct-2 at 86.9 %
     (plain sampling 88.4 %, real 92.4 %). Ranking by log-probability alone
-    (novelty 0) drops distinct-2 to 77 %.
+    (novelty 0) drops distinct-2 to 77 %. 五律: 184.2, 1.25x the real 147.0,
+    distinct-2 84.8 % (real 91.6 %).
     """
 
     temperature: float = option(0.9, "Sampling temperature; 0 = greedy.", minimum=0)
@@ -127,7 +128,8 @@ class SamplingOptions:
         2.0, "Ranking drafts: minus this times the share of a draft's bigrams already used by the poems chosen "
         "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0)
     rhyme_bonus: float = option(
-        0.0, "Ranking drafts of free poems: plus this when the even lines rhyme.", minimum=0)
+        1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "
+        "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1)
 
