@@ -15,7 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from conftest import synthetic_poems, write_poems  # noqa: E402
-from poetry_rnn import constraints, decode, modeldir, train  # noqa: E402
+from poetry_rnn import constraints, decode, modeldir, trainer  # noqa: E402
 
 TINY = dict(units=16, embed_dim=8, layers=2, batch_size=32, epochs=3, samples=0, quiet=True, seed=7, learning_rate=1e-2)
 RUNS = {
@@ -28,7 +28,7 @@ RUNS = {
 
 
 def main():
-    make = getattr(train.TrainOptions, "of", train.TrainOptions)
+    make = getattr(trainer.TrainOptions, "of", trainer.TrainOptions)
     with tempfile.TemporaryDirectory() as folder:
         data = {"poems": write_poems(os.path.join(folder, "poems.txt"), synthetic_poems(150)),
                 "lyrics": os.path.join(folder, "lyrics.txt")}
@@ -36,7 +36,7 @@ def main():
             handle.write("\n".join(content for _, content in synthetic_poems(60, seed=3)))
         for name, settings in RUNS.items():
             model_dir = os.path.join(folder, name)
-            history = train.fit(data[settings["corpus"]], model_dir, make(**{**TINY, **settings}))
+            history = trainer.fit(data[settings["corpus"]], model_dir, make(**{**TINY, **settings}))
             print(name, "steps", history.step)
             print("  train_loss", [repr(x) for x in history.train_loss])
             print("  valid_ppl ", [repr(x) for x in history.valid_perplexity])

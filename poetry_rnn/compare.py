@@ -3,7 +3,7 @@
     python -m poetry_rnn.compare --corpus lyrics --cells rnn lstm gru --inputs embedding onehot \
         --epochs 10 --out reports/compare-lyrics
 
-Every (cell, input) pair is trained by ``train.fit`` with the same options,
+Every (cell, input) pair is trained by ``trainer.fit`` with the same options,
 data and seed, one after the other, each into ``<out>/logs/<cell>-<input>/``
 (a full model dir: config, vocabulary, checkpoints and TensorBoard logs, so
 ``tensorboard --logdir <out>`` shows all the runs together, and
@@ -34,7 +34,7 @@ import time
 import keras
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, lock, modeldir, train
+from poetry_rnn import cli, constraints, decode, files, lock, modeldir, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CELLS, INPUTS, ModelConfig
 from poetry_rnn.options import SamplingOptions
@@ -61,7 +61,7 @@ class RunResult:
     best_valid_epoch: int = 0
     tokens_per_second: float = math.nan  # median over epochs
     wall_seconds: float = math.nan  # the whole fit: data, tracing, training, validation
-    history: object = None  # train.History
+    history: object = None  # trainer.History
     samples: list = dataclasses.field(default_factory=list)  # (label, text)
     error: str = ""
 
@@ -111,7 +111,7 @@ def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), in
         start = time.perf_counter()
         try:
             network = dataclasses.replace(base.model, cell=run.cell, input=run.input)
-            history = train.fit(data, run.model_dir, dataclasses.replace(base, model=network))
+            history = trainer.fit(data, run.model_dir, dataclasses.replace(base, model=network))
             run.wall_seconds = time.perf_counter() - start
             if history.interrupted:
                 run.error = "interrupted"

@@ -273,7 +273,8 @@ def sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices):
     owner = np.repeat(np.arange(n), copies)
     copy = np.concatenate([np.arange(c) for c in copies])
     rows = {
-        "temperature": per_row(temperature, n, np.float32)[owner],
+        # Beyond float32's range a temperature is as good as infinite: every allowed character equally likely.
+        "temperature": per_row(np.minimum(np.asarray(temperature, np.float64), 1e30), n, np.float32)[owner],
         "top_k": per_row(top_k, n, np.int32)[owner],
         "top_p": per_row(top_p, n, np.float32)[owner],
         "keys": row_key(seeds[owner], index[owner], copy),

@@ -45,12 +45,12 @@ def poems_file(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A small LSTM trained for a few epochs on synthetic poems (shared, read-only)."""
-    from poetry_rnn import train
+    from poetry_rnn import trainer
 
     folder = tmp_path_factory.mktemp("tiny")
     data = write_poems(folder / "poems.txt", synthetic_poems(400))
-    options = train.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=3, batch_size=32, samples=0, quiet=True)
-    train.fit(data, str(folder / "model"), options)
+    options = trainer.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=3, batch_size=32, samples=0, quiet=True)
+    trainer.fit(data, str(folder / "model"), options)
     return str(folder / "model")
 
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poet, train
+from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poet, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import run_module, synthetic_poems, write_poems
@@ -51,7 +51,7 @@ def trained(tmp_path_factory):
     """A small model dir with two checkpoints (ckpt-2, ckpt-4), and its data."""
     folder = tmp_path_factory.mktemp("bad_input")
     data = write_poems(folder / "poems.txt", synthetic_poems(120))
-    train.fit(data, str(folder / "model"), train.TrainOptions.of(epochs=1, max_steps=4, checkpoint_every=2, **TINY))
+    trainer.fit(data, str(folder / "model"), trainer.TrainOptions.of(epochs=1, max_steps=4, checkpoint_every=2, **TINY))
     return data, str(folder / "model")
 
 
@@ -96,7 +96,7 @@ def test_bad_lines_are_skipped_counted_and_training_goes_on(tmp_path, capsys):
     bad = "no colon here\n题:\n题:春:眠\n题:" + "字" * 300 + "\n\ufeff\n   \n"
     data = tmp_path / "poems.txt"
     data.write_text(bad + good + bad, encoding="utf-8")
-    history = train.fit(str(data), str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_steps=1, **{**TINY, "quiet": False}))
+    history = trainer.fit(str(data), str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, max_steps=1, **{**TINY, "quiet": False}))
     assert history.step == 1
     summary = capsys.readouterr().err.splitlines()[0]
     assert "kept 40 poems" in summary
@@ -119,7 +119,7 @@ def test_only_punctuation_trains_but_cannot_fill_a_form(tmp_path):
     # reader keeps it, training runs, and a regular form is refused by plan.
     assert corpus.parse_line("题:，。？！")[0].content == "，。？！"
     data = write_poems(tmp_path / "poems.txt", [("题", "，。？！")] * 30)
-    train.fit(data, str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_steps=1, **TINY))
+    trainer.fit(data, str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, max_steps=1, **TINY))
     loaded = modeldir.load(str(tmp_path / "m"))
     assert set(loaded.vocab.chars) == set("，。？！")
     with pytest.raises(PoetryError, match="no token of the vocabulary can stand at line 1, character 1"):
@@ -134,7 +134,7 @@ def test_another_vocabulary_is_refused_naming_both_and_nothing_changes(trained, 
     before = snapshot(model_copy)
     other = write_poems(tmp_path / "other.txt", [("t", "天地玄黄宇宙洪荒，日月盈昃辰宿列张。")] * 5)
     with pytest.raises(PoetryError) as error:
-        train.fit(other, model_copy, train.TrainOptions.of(epochs=2, **TINY))
+        trainer.fit(other, model_copy, trainer.TrainOptions.of(epochs=2, **TINY))
     saved = Vocab.load(os.path.join(model_copy, "vocab.txt"))
     message = str(error.value)
     assert "different vocabulary" in message and saved.fingerprint in message and f"({len(saved)} tokens" in message
@@ -430,7 +430,7 @@ def test_train_on_a_bad_file_leaves_the_model_dir_untouched(model_copy, tmp_path
 )
 def test_train_settings_out_of_range_name_the_flag(setting, message):
     with pytest.raises(PoetryError) as error:
-        train.TrainOptions.of(**setting)
+        trainer.TrainOptions.of(**setting)
     assert str(error.value) == message
 
 

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.image  # noqa: E402
 import pytest  # noqa: E402
 
-from poetry_rnn import compare, train  # noqa: E402
+from poetry_rnn import compare, trainer  # noqa: E402
 from poetry_rnn.errors import PoetryError  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 from conftest import run_module  # noqa: E402
@@ -22,7 +22,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compare")
     data = write_stream(folder / "lyrics.txt")
-    options = train.TrainOptions.of(epochs=2, units=16, embed_dim=8, layers=1, batch_size=4, num_steps=10, min_count=1,
+    options = trainer.TrainOptions.of(epochs=2, units=16, embed_dim=8, layers=1, batch_size=4, num_steps=10, min_count=1,
                                  learning_rate=1e-2, samples=0)
     # "nope" is not a cell: that configuration fails, and the two others must not.
     result = compare.compare(data, str(folder / "out"), "lyrics", cells=["rnn", "nope", "gru"], inputs=["onehot"],

@@ -86,7 +86,7 @@ TRAIN_ARGS = ["--units", "16", "--embed_dim", "8", "--layers", "1", "--batch_siz
 
 
 def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
-    from poetry_rnn import modeldir, train
+    from poetry_rnn import modeldir, trainer
 
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(150, seed=4))
     model_dir, scratch = tmp_path / "model", tmp_path / "tmp"
@@ -121,7 +121,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
     assert sorted(os.listdir(model_dir)) == ["ckpt", "config.json", "logs", "vocab.txt"]
     assert not [name for name in os.listdir(scratch) if name.startswith("poetry_rnn_worker")]
     # Two workers on the global batch of 16 train like one process on it.
-    single = train.fit(data, str(tmp_path / "single"), train.TrainOptions.of(
+    single = trainer.fit(data, str(tmp_path / "single"), trainer.TrainOptions.of(
         units=16, embed_dim=8, layers=1, batch_size=16, epochs=1, samples=0, quiet=True))
     assert abs(single.train_loss[0] - losses[0]) < 2e-3  # the log prints 3 decimals
 
@@ -172,13 +172,13 @@ def _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel):
     }
 
 
-def _compare_fit(out, tf, train, modeldir):
+def _compare_fit(out, tf, trainer, modeldir):
     data = write_poems(os.path.join(out, "poems.txt"), synthetic_poems(90, seed=2))
     results, weights = {}, {}
     for name in ("single", "mirrored"):
-        options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=7, epochs=2, samples=0, quiet=True,
+        options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=7, epochs=2, samples=0, quiet=True,
                                      valid_fraction=0.1, clip_norm=0.5, strategy="default" if name == "single" else name)
-        history = train.fit(data, os.path.join(out, name), options)
+        history = trainer.fit(data, os.path.join(out, name), options)
         results[name] = {"train_loss": history.train_loss, "valid_perplexity": history.valid_perplexity, "step": history.step}
         weights[name] = [v.numpy() for v in modeldir.load(os.path.join(out, name)).model.weights]
     results["max_weight_diff"] = max(float(np.max(np.abs(a - b))) for a, b in zip(weights["single"], weights["mirrored"]))
@@ -192,10 +192,10 @@ def _mirrored_main(out):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
 
-    from poetry_rnn import distribution, modeldir, steps, train
+    from poetry_rnn import distribution, modeldir, steps, trainer
     from poetry_rnn.model import ModelConfig, PoetryModel
 
-    report = {"steps": _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, train, modeldir)}
+    report = {"steps": _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, trainer, modeldir)}
     print(json.dumps(report))
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import constraints, corpus, dataset, modeldir, steps, train
+from poetry_rnn import constraints, corpus, dataset, modeldir, steps, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import REPO, run_module, synthetic_poems, write_poems
@@ -135,7 +135,7 @@ def debris(model_dir):
 def batches_per_epoch(data, batch_size=8):
     poems, _ = corpus.read_poems(data)
     vocab = Vocab.build(p.content for p in poems)
-    train_poems, _ = dataset.split_train_valid(poems, train.TrainOptions().valid_fraction)
+    train_poems, _ = dataset.split_train_valid(poems, trainer.TrainOptions().valid_fraction)
     return dataset.poem_dataset(dataset.encode_poems(train_poems, vocab), batch_size).batches_per_epoch
 
 
@@ -227,8 +227,8 @@ def test_ctrl_c_or_sigterm_saves_says_one_line_and_the_restart_resumes(data, tmp
 
 def test_nan_loss_on_the_command_line_is_one_line_and_keeps_the_checkpoint(data, tmp_path):
     model_dir = str(tmp_path / "m")
-    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True)
-    train.fit(data, model_dir, dataclasses.replace(options, max_steps=2))
+    options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True)
+    trainer.fit(data, model_dir, dataclasses.replace(options, max_steps=2))
     folder = modeldir.checkpoint_dir(model_dir)
     before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(folder, "*"))}
     result = run_module(
@@ -268,9 +268,9 @@ def test_a_non_finite_gradient_stops_before_it_is_saved(data, tmp_path, monkeypa
         return poisoned, eval_step
 
     monkeypatch.setattr(steps, "make_steps", steps_with_an_inf_norm_at_step_3)
-    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True, checkpoint_every=1)
-    with pytest.raises(train.TrainingDiverged, match=r"gradient norm became inf at step 3; kept the last good checkpoint \(.*ckpt-2\)"):
-        train.fit(data, model_dir, options)
+    options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True, checkpoint_every=1)
+    with pytest.raises(trainer.TrainingDiverged, match=r"gradient norm became inf at step 3; kept the last good checkpoint \(.*ckpt-2\)"):
+        trainer.fit(data, model_dir, options)
     assert state(model_dir)[0] == 2
     assert all(np.isfinite(v.numpy()).all() for v in modeldir.load(model_dir).model.weights)
 
@@ -285,38 +285,38 @@ def test_unwritable_model_dir_fails_before_training(data, tmp_path):
     # Tests may run as root, for whom chmod does not stop writes: a parent that
     # is a regular file fails for everyone.
     with pytest.raises(PoetryError, match="cannot write to model directory .*a-file/m: Not a directory"):
-        train.fit(data, str(blocker / "m"), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
+        trainer.fit(data, str(blocker / "m"), trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
     with pytest.raises(PoetryError, match="cannot write to model directory .*a-file: File exists"):
-        train.fit(data, str(blocker), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
+        trainer.fit(data, str(blocker), trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
     if os.geteuid() != 0:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         with pytest.raises(PoetryError, match="Permission denied"):
-            train.fit(data, str(locked), train.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
+            trainer.fit(data, str(locked), trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, quiet=True))
 
 
 def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
     model_dir = str(tmp_path / "m")
-    big = train.TrainOptions.of(units=256, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True, checkpoint_every=2)
+    big = trainer.TrainOptions.of(units=256, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True, checkpoint_every=2)
     with FileSizeLimit(512 * 1024), pytest.raises(PoetryError, match="cannot write to model directory .*: File too large"):
-        train.fit(data, model_dir, big)  # the 1 MB probe fails: nothing trained, no probe left behind
+        trainer.fit(data, model_dir, big)  # the 1 MB probe fails: nothing trained, no probe left behind
     assert os.listdir(model_dir) == []
-    train.fit(data, model_dir, dataclasses.replace(big, max_steps=2))
+    trainer.fit(data, model_dir, dataclasses.replace(big, max_steps=2))
     assert os.path.getsize(glob.glob(f"{model_dir}/ckpt/ckpt-2.data-*")[0]) > 2 * 2**20  # bigger than the limit below
     full = r"cannot save a checkpoint at step 4 .*: File too large; the latest checkpoint is still .*ckpt-2$"
     with FileSizeLimit(3 * 2**19), pytest.raises(PoetryError, match=full):
-        train.fit(data, model_dir, big)  # the probe passes, the next checkpoint does not fit
+        trainer.fit(data, model_dir, big)  # the probe passes, the next checkpoint does not fit
     assert state(model_dir) == (2, [2])
     assert checkpoint_step(os.path.join(model_dir, "ckpt", "ckpt-2")) == 2
 
 
 def test_max_steps_stops_with_one_line_and_a_resumed_run_trains_no_step_more(data, tmp_path, capsys):
     model_dir = str(tmp_path / "m")
-    options = train.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
+    options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
     saved = os.path.join(modeldir.checkpoint_dir(model_dir), "ckpt-3")
-    assert train.fit(data, model_dir, options).step == 3
+    assert trainer.fit(data, model_dir, options).step == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"stopped at step 3 (--max_steps); saved {saved}"
-    assert train.fit(data, model_dir, options).step == 3
+    assert trainer.fit(data, model_dir, options).step == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert any(line.startswith(f"resumed from {saved}: step 3,") for line in err)
     assert err[-1] == f"stopped at step 3 (--max_steps); the latest checkpoint is {saved}"

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from poetry_rnn import lock, train
+from poetry_rnn import lock, trainer
 from poetry_rnn.errors import PoetryError
 from conftest import synthetic_poems, write_poems
 from test_faults import run_command, running, state, train_command, wait_for
@@ -24,7 +24,7 @@ def test_a_second_run_on_a_held_folder_is_refused_at_once(data, tmp_path):
     model_dir = str(tmp_path / "m")
     with lock.hold(model_dir):
         with pytest.raises(PoetryError, match=REFUSED.format(dir=re.escape(model_dir), pid=os.getpid())):
-            train.fit(data, model_dir, train.TrainOptions.of(units=8, embed_dim=4, layers=1, samples=0, quiet=True))
+            trainer.fit(data, model_dir, trainer.TrainOptions.of(units=8, embed_dim=4, layers=1, samples=0, quiet=True))
     assert os.listdir(model_dir) == []  # the refused run wrote nothing; the holder's train.pid went with it
 
 
@@ -69,7 +69,7 @@ def test_compare_never_removes_or_resumes_a_folder_in_training(tmp_path):
 
     data = write_stream(tmp_path / "lyrics.txt")
     out = str(tmp_path / "out")
-    options = train.TrainOptions.of(epochs=1, units=8, embed_dim=4, layers=1, batch_size=4, num_steps=10, min_count=1, samples=0)
+    options = trainer.TrainOptions.of(epochs=1, units=8, embed_dim=4, layers=1, batch_size=4, num_steps=10, min_count=1, samples=0)
     compare.compare(data, out, "lyrics", cells=["rnn"], inputs=["onehot"], options=options, samples=0, log=lambda *a: None)
     held = os.path.join(out, compare.LOGS, "rnn-onehot")
     before = sorted(os.listdir(held))

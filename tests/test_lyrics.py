@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import dataset, decode, lessons, modeldir, steps, train
+from poetry_rnn import dataset, decode, lessons, modeldir, steps, trainer
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
@@ -174,8 +174,8 @@ def test_no_gradient_flows_back_into_the_previous_batch():
 @pytest.mark.parametrize("sampling", dataset.SAMPLINGS)
 def test_a_tiny_stream_trains_and_its_loss_falls(tmp_path, sampling):
     data = write_stream(tmp_path / "lyrics.txt")
-    options = train.TrainOptions.of(epochs=10, optimizer="adam", learning_rate=2e-2, sampling=sampling, **TINY)
-    history = train.fit(data, str(tmp_path / "m"), options)
+    options = trainer.TrainOptions.of(epochs=10, optimizer="adam", learning_rate=2e-2, sampling=sampling, **TINY)
+    history = trainer.fit(data, str(tmp_path / "m"), options)
     assert len(history.train_loss) == 10
     assert history.train_loss[-1] < 0.6 * history.train_loss[0]
     assert np.isclose(np.log(history.train_perplexity[-1]), history.train_loss[-1], rtol=1e-4)  # token mean
@@ -188,7 +188,7 @@ def test_a_tiny_stream_trains_and_its_loss_falls(tmp_path, sampling):
 def test_max_chars_keeps_the_first_characters(tmp_path):
     data = tmp_path / "lyrics.txt"
     data.write_text("春花秋月何时了\n" * 30 + "往事知多少\n" * 30, encoding="utf-8")
-    train.fit(str(data), str(tmp_path / "m"), train.TrainOptions.of(epochs=1, max_chars=200, **TINY))
+    trainer.fit(str(data), str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, max_chars=200, **TINY))
     loaded = modeldir.load(str(tmp_path / "m"))
     assert "春" in loaded.vocab and "往" not in loaded.vocab
     assert loaded.train["max_chars"] == 200
@@ -196,13 +196,13 @@ def test_max_chars_keeps_the_first_characters(tmp_path):
 
 def test_stream_runs_resume_by_epoch_and_inside_one(tmp_path):
     data = write_stream(tmp_path / "lyrics.txt")
-    options = train.TrainOptions.of(epochs=1, sampling="consecutive", **TINY)
-    whole = train.fit(data, str(tmp_path / "ref"), options)
-    first = train.fit(data, str(tmp_path / "m"), dataclasses.replace(options, max_steps=3))
+    options = trainer.TrainOptions.of(epochs=1, sampling="consecutive", **TINY)
+    whole = trainer.fit(data, str(tmp_path / "ref"), options)
+    first = trainer.fit(data, str(tmp_path / "m"), dataclasses.replace(options, max_steps=3))
     assert first.step == 3
-    resumed = train.fit(data, str(tmp_path / "m"), options)
+    resumed = trainer.fit(data, str(tmp_path / "m"), options)
     assert resumed.step == whole.step
-    again = train.fit(data, str(tmp_path / "m"), dataclasses.replace(options, epochs=2))
+    again = trainer.fit(data, str(tmp_path / "m"), dataclasses.replace(options, epochs=2))
     assert again.step == 2 * whole.step and len(again.train_loss) == 1
 
 
@@ -219,7 +219,7 @@ def test_stream_runs_resume_by_epoch_and_inside_one(tmp_path):
 def test_bad_stream_options_are_one_clear_error(tmp_path, change, message):
     data = write_stream(tmp_path / "lyrics.txt")
     with pytest.raises(PoetryError, match=message):
-        train.fit(data, str(tmp_path / "m"), train.TrainOptions.of(epochs=1, **{**TINY, **change}))
+        trainer.fit(data, str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, **{**TINY, **change}))
 
 
 # --- writing ----------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_bad_stream_options_are_one_clear_error(tmp_path, change, message):
 def lyrics_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lyrics")
     data = write_stream(folder / "lyrics.txt")
-    train.fit(data, str(folder / "m"), train.TrainOptions.of(epochs=4, learning_rate=2e-2, **TINY))
+    trainer.fit(data, str(folder / "m"), trainer.TrainOptions.of(epochs=4, learning_rate=2e-2, **TINY))
     return str(folder / "m")
 
 

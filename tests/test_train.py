@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import fast_lstm, modeldir, progress as progress_lib, steps, train
+from poetry_rnn import fast_lstm, modeldir, progress as progress_lib, steps, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from conftest import run_module, synthetic_poems, write_poems
@@ -19,7 +19,7 @@ TINY = dict(units=24, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=Tru
 def test_loss_falls_and_the_model_dir_is_complete(tmp_path):
     # Twelve poems repeated: learnable, unlike random characters.
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(12) * 20)
-    history = train.fit(data, str(tmp_path / "m"), train.TrainOptions.of(epochs=12, learning_rate=2e-2, valid_fraction=0, **TINY))
+    history = trainer.fit(data, str(tmp_path / "m"), trainer.TrainOptions.of(epochs=12, learning_rate=2e-2, valid_fraction=0, **TINY))
     assert history.train_loss[-1] < 0.7 * history.train_loss[0]
     assert all(0 <= p < 0.15 for p in history.padding_fraction)
     config = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -29,18 +29,18 @@ def test_loss_falls_and_the_model_dir_is_complete(tmp_path):
 
 def test_rerunning_resumes_from_the_saved_step(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
-    first = train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, **TINY))
-    second = train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=2, **TINY))
+    first = trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, **TINY))
+    second = trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=2, **TINY))
     assert second.step == 2 * first.step  # one more epoch, not a fresh start
     assert len(second.train_loss) == 1
 
 
 def test_resume_inside_an_epoch_continues_its_batches(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
-    stopped = train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, max_steps=5, **TINY))
+    stopped = trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=5, **TINY))
     assert stopped.step == 5
-    whole = train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, **TINY))
-    reference = train.fit(poems_file, str(tmp_path / "ref"), train.TrainOptions.of(epochs=1, **TINY))
+    whole = trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, **TINY))
+    reference = trainer.fit(poems_file, str(tmp_path / "ref"), trainer.TrainOptions.of(epochs=1, **TINY))
     assert whole.step == reference.step
 
 
@@ -57,38 +57,38 @@ def test_train_step_traces_once_for_all_batch_shapes():
 
 def test_a_different_vocabulary_is_refused(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
-    train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, max_steps=1, **TINY))
+    trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=1, **TINY))
     other = write_poems(tmp_path / "other.txt", [("t", "天地玄黄宇宙洪荒，日月盈昃辰宿列张。")] * 5)
     with pytest.raises(PoetryError, match="different vocabulary.*fingerprint.*use a new --model_dir"):
-        train.fit(other, model_dir, train.TrainOptions.of(epochs=1, min_count=1, **TINY))
+        trainer.fit(other, model_dir, trainer.TrainOptions.of(epochs=1, min_count=1, **TINY))
 
 
 def test_a_different_model_shape_is_refused(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
-    train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, max_steps=1, **TINY))
+    trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=1, **TINY))
     with pytest.raises(PoetryError, match="units=48 \\(saved 24\\)"):
-        train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, **{**TINY, "units": 48}))
+        trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, **{**TINY, "units": 48}))
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
-    train.fit(poems_file, model_dir, train.TrainOptions.of(epochs=1, max_steps=2, **TINY))
+    trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=2, **TINY))
     good = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
-    absurd = train.TrainOptions.of(epochs=50, optimizer="sgd", learning_rate=1e38, clip_norm=0, checkpoint_every=1, **TINY)
-    with pytest.raises(train.TrainingDiverged, match=r"became (nan|inf) at step \d+"):
-        train.fit(poems_file, model_dir, absurd)
+    absurd = trainer.TrainOptions.of(epochs=50, optimizer="sgd", learning_rate=1e38, clip_norm=0, checkpoint_every=1, **TINY)
+    with pytest.raises(trainer.TrainingDiverged, match=r"became (nan|inf) at step \d+"):
+        trainer.fit(poems_file, model_dir, absurd)
     latest = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
     loaded = modeldir.load(model_dir)
     assert all(np.all(np.isfinite(v.numpy())) for v in loaded.model.weights), (good, latest)
 
 
 def test_cosine_schedule_anneals_from_the_learning_rate_to_its_final_share():
-    options = train.TrainOptions.of(learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.1)
-    rates = [train.learning_rate_at(options, p) for p in np.linspace(0, 1, 11)]
+    options = trainer.TrainOptions.of(learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.1)
+    rates = [trainer.learning_rate_at(options, p) for p in np.linspace(0, 1, 11)]
     assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
     assert rates[5] == pytest.approx(0.0055)  # halfway down at half the run
     assert all(a > b for a, b in zip(rates, rates[1:]))
-    assert train.learning_rate_at(train.TrainOptions.of(learning_rate=0.01), 0.7) == 0.01
+    assert trainer.learning_rate_at(trainer.TrainOptions.of(learning_rate=0.01), 0.7) == 0.01
 
 
 def logged_scalars(folder, tag):
@@ -102,35 +102,35 @@ def logged_scalars(folder, tag):
 
 def test_training_follows_the_cosine_schedule(tmp_path, poems_file):
     model_dir = tmp_path / "m"
-    options = train.TrainOptions.of(epochs=2, learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.0, **TINY)
-    history = train.fit(poems_file, str(model_dir), options)
+    options = trainer.TrainOptions.of(epochs=2, learning_rate=0.01, lr_schedule="cosine", final_lr_fraction=0.0, **TINY)
+    history = trainer.fit(poems_file, str(model_dir), options)
     rates = logged_scalars(model_dir / "logs" / "train", "learning_rate")
     assert len(rates) == history.step
     assert rates[0][1] == pytest.approx(0.01)
     # Step s (1-based) ran at progress (s - 1) / steps: halfway, half the rate.
     assert rates[history.step // 2][1] == pytest.approx(0.005, rel=1e-5)
-    assert rates[-1][1] == pytest.approx(train.learning_rate_at(options, (history.step - 1) / history.step), rel=1e-5)
+    assert rates[-1][1] == pytest.approx(trainer.learning_rate_at(options, (history.step - 1) / history.step), rel=1e-5)
 
 
 def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(tmp_path, poems_file):
     source = str(tmp_path / "source")
-    train.fit(poems_file, source, train.TrainOptions.of(epochs=1, **TINY))
+    trainer.fit(poems_file, source, trainer.TrainOptions.of(epochs=1, **TINY))
     other_data = write_poems(tmp_path / "other.txt", synthetic_poems(50, seed=7))
     # SGD at a vanishing rate: one step leaves the weights where they started.
-    options = train.TrainOptions.of(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12, init_from=source, **TINY)
-    train.fit(other_data, str(tmp_path / "tuned"), options)
+    options = trainer.TrainOptions.of(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12, init_from=source, **TINY)
+    trainer.fit(other_data, str(tmp_path / "tuned"), options)
     before, after = modeldir.load(source), modeldir.load(str(tmp_path / "tuned"))
     assert after.vocab == before.vocab
     for a, b in zip(before.model.weights, after.model.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     with pytest.raises(PoetryError, match=f"{source} holds a different model: units=48 \\(saved 24\\)"):
-        train.fit(other_data, str(tmp_path / "wider"), train.TrainOptions.of(epochs=1, init_from=source, **{**TINY, "units": 48}))
+        trainer.fit(other_data, str(tmp_path / "wider"), trainer.TrainOptions.of(epochs=1, init_from=source, **{**TINY, "units": 48}))
 
 
 def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint(tmp_path, poems_file):
     model_dir = tmp_path / "m"
-    first = train.fit(poems_file, str(model_dir), train.TrainOptions.of(epochs=1, learning_rate=0.01, **TINY))
-    train.fit(poems_file, str(model_dir), train.TrainOptions.of(epochs=2, learning_rate=0.002, **TINY))
+    first = trainer.fit(poems_file, str(model_dir), trainer.TrainOptions.of(epochs=1, learning_rate=0.01, **TINY))
+    trainer.fit(poems_file, str(model_dir), trainer.TrainOptions.of(epochs=2, learning_rate=0.002, **TINY))
     rates = dict(logged_scalars(model_dir / "logs" / "train", "learning_rate"))
     assert rates[first.step] == pytest.approx(0.01) and rates[first.step + 1] == pytest.approx(0.002)
 

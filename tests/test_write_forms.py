@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir, train
+from poetry_rnn import constraints, decode, modeldir, trainer
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -38,7 +38,7 @@ def test_acrostic_and_template_from_the_command_line(tiny_model_dir, tmp_path):
 def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny_model_dir, tmp_path):
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(200))
     model_dir = str(tmp_path / "titled")
-    train.fit(data, model_dir, train.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
+    trainer.fit(data, model_dir, trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
     loaded = modeldir.load(model_dir)
     poem = decode.generate(loaded.model, loaded.vocab, [constraints.PoemRequest(title="题1", form="wujue")],
                            seed=0, title_conditioned=True)[0]
