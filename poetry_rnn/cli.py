@@ -127,17 +127,32 @@ def fill_bare_values(argv, bare_values):
     return out
 
 
-def run(main, list_flags=(), bare_values=None, argv=None):
+def expand_spellings(argv, spellings):
+    """Rewrite ``--flag word`` as the flags ``spellings[flag][word]`` stands for (``--rhyme loose``)."""
+    out, i = [], 0
+    while i < len(argv):
+        words = spellings.get(argv[i])
+        if words and i + 1 < len(argv) and argv[i + 1] in words:
+            out += words[argv[i + 1]]
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def run(main, list_flags=(), bare_values=None, argv=None, spellings=None):
     """Run an absl ``main`` with the shared conventions above (exits the process, as absl does).
 
     ``bare_values`` maps a flag name to the value it takes when written
     without one (``--tones`` alone means ``--tones=loose``); ``argv``
-    defaults to ``sys.argv`` (tests pass their own).
+    defaults to ``sys.argv`` (tests pass their own); ``spellings`` maps
+    ``--flag`` to ``{word: [flags]}`` (see expand_spellings).
     """
     bare_values = bare_values or {}
 
     def parse(argv):
-        argv = fill_bare_values(gather_list_flags(argv, set(list_flags)), bare_values)
+        argv = fill_bare_values(gather_list_flags(expand_spellings(argv, spellings or {}), set(list_flags)), bare_values)
         try:
             parsed = flags.FLAGS(argv)
         except flags.Error as error:

@@ -316,26 +316,41 @@ class Ranking:
         return total
 
 
-def best_per_request(candidates, owner, n, ranking=None):
-    """The candidate with the highest ``ranking`` score (default: mean log-probability), for each of ``n`` requests.
+def rankings_for(n, ranking, novelty_weight, rhyme_bonus):
+    """One Ranking per request: ``ranking`` for all, else from the two weights (scalars or one per request)."""
+    if ranking is not None:
+        return [ranking] * n
+    return [Ranking(novelty_weight=float(w), rhyme_bonus=float(b))
+            for w, b in zip(per_row(novelty_weight, n, np.float64), per_row(rhyme_bonus, n, np.float64))]
+
+
+def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None):
+    """The candidate with the highest score under its request's ranking (default: mean log-probability).
 
     Requests are ranked in order, so a novelty term knows the bigrams of the
-    poems already chosen.
+    poems already chosen in the same group (``groups[i]``: by default one
+    group for all). ``seen`` maps a group to those bigrams; pass the same
+    dict to later calls to continue a group (the facade does, per ask, so a
+    poem does not depend on what else was decoded beside it).
     """
-    ranking = ranking or Ranking()
+    rankings = rankings or [Ranking()] * n
+    groups = [0] * n if groups is None else groups
+    seen = {} if seen is None else seen
     drafts = [[] for _ in range(n)]
     for poem, i in zip(candidates, owner):
         drafts[i].append(poem)
-    best, seen = [], set()
-    for options in drafts:
-        best.append(options[0] if len(options) == 1 else max(options, key=lambda p: ranking.score(p, seen)))
+    best = []
+    for options, group, ranking in zip(drafts, groups, rankings):
+        used = seen.setdefault(group, set())
+        best.append(options[0] if len(options) == 1 else max(options, key=lambda p: ranking.score(p, used)))
         if ranking.novelty_weight:
-            seen.update(quality.bigrams(best[-1].content))
+            used.update(quality.bigrams(best[-1].content))
     return best
 
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-             title_conditioned=False, decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None):
+             title_conditioned=False, decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
+             groups=None, seen=None):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
@@ -357,12 +372,12 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
         tokens = decoded.tokens[b]
         title = vocab.decode(tokens[: max(start - 1, 0)])
         candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
-    ranking = ranking or Ranking(novelty_weight=novelty_weight, rhyme_bonus=rhyme_bonus)
-    return best_per_request(candidates, owner, len(requests), ranking)
+    rankings = rankings_for(len(requests), ranking, novelty_weight, rhyme_bonus)
+    return best_per_request(candidates, owner, len(requests), rankings, groups, seen)
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-                     decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0):
+                     decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, groups=None, seen=None):
     """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
 
     A stream model never saw BOS, so the first prefix character is the first
@@ -396,4 +411,5 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
         )
         for b, (p, f) in enumerate(zip(expanded, forced))
     ]
-    return best_per_request(candidates, owner, len(prefixes), Ranking(novelty_weight=novelty_weight, rhyme_bonus=rhyme_bonus))
+    rankings = rankings_for(len(prefixes), None, novelty_weight, rhyme_bonus)
+    return best_per_request(candidates, owner, len(prefixes), rankings, groups, seen)

@@ -37,8 +37,14 @@ class PoemOptions:
     num: int = option(1, "Poems per begin character (or in all without --begin).", minimum=1, maximum=MAX_POEMS)
     form: str = option(forms.FREE, "free, wujue (五绝), qijue (七绝), wulv (五律), qilv (七律).",
                        choices=forms.FORM_NAMES)
-    rhyme: bool = option(False, "Even lines end in one 中华新韵 rhyme group (needs --form).")
+    rhyme: bool = option(False, "Even lines end in one rhyme group of --scheme (needs --form); --rhyme loose: "
+                         "平水韵's 邻韵 may be mixed.")
+    rhyme_loose: bool = option(False, "平水韵: neighbouring groups (邻韵: 东冬, 支微齐, ...) may be mixed (needs --rhyme).")
     first_line_rhymes: bool = option(False, "首句入韵: the first line rhymes too.")
+    scheme: str = option(constraints.prosody_lib.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a "
+                         "reader today hears the line) or pingshui (平水韵, the Tang rhyme book; 入声 is 仄).",
+                         choices=constraints.SCHEMES)
+    allow_repeats: bool = option(False, "Regular forms: lift the limit of two uses per character.")
     tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.",
                         choices=constraints.TONE_LEVELS)
     tone_start: str = option("random", "平起 (ping) or 仄起 (ze); random: per poem, among the starts that fit.",
@@ -62,7 +68,8 @@ class PoemOptions:
 
     def used_poem_options(self):
         """The poem-only options this ask sets (a lyrics model refuses them)."""
-        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme, "--tones": self.tones != "off",
+        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme or self.rhyme_loose,
+                "--tones": self.tones != "off",
                 "--acrostic": self.acrostic, "--template": self.template, "--title": self.title}
         return [name for name, value in used.items() if value]
 
@@ -151,7 +158,8 @@ def poem_requests(poem, seed):
     requests = []
     for begin in poem.begin or [""]:
         request = constraints.PoemRequest(
-            begin=begin, form=poem.form, rhyme=poem.rhyme, first_line_rhymes=poem.first_line_rhymes,
+            begin=begin, form=poem.form, rhyme=poem.rhyme, rhyme_loose=poem.rhyme_loose,
+            first_line_rhymes=poem.first_line_rhymes, scheme=poem.scheme, allow_repeats=poem.allow_repeats,
             tones=poem.tones, acrostic=poem.acrostic, template=poem.template, title=poem.title,
             max_len=poem.max_len)
         fitting = constraints.tone_starts_that_fit(request) or ["ping"]
@@ -202,16 +210,17 @@ class Poet:
                 raise PoetryError(f"ask {a + 1}: {error}") from None
             jobs += [(a, item, i) for i, item in enumerate(items)]
         poems = [[] for _ in asks]
+        seen = {}  # per ask: bigrams of its poems chosen so far (the novelty term of the ranking)
         chunk, rows = [], 0
         for job in jobs:
             cost = asks[job[0]].sampling.best_of
             if chunk and rows + cost > CHUNK_ROWS:
-                self._decode(asks, chunk, poems)
+                self._decode(asks, chunk, poems, seen)
                 chunk, rows = [], 0
             chunk.append(job)
             rows += cost
         if chunk:
-            self._decode(asks, chunk, poems)
+            self._decode(asks, chunk, poems, seen)
         return poems
 
     def check(self, ask):
@@ -236,26 +245,27 @@ class Poet:
     def _title_conditioned(self):
         return self.loaded.config.condition == "title"
 
-    def _decode(self, asks, jobs, poems):
-        """Decode one chunk of jobs and append each poem to its ask's list."""
+    def _decode(self, asks, jobs, poems, seen):
+        """Decode one chunk of jobs and append each poem to its ask's list (``seen``: see write_asks)."""
         settings = {
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
-            for name in ("temperature", "top_k", "top_p", "seed", "best_of")
+            for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus")
         }
-        items, indices = [item for _, item, _ in jobs], [i for _, _, i in jobs]
+        items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}
             for length in lengths:  # one decode per continuation length
                 picked = [k for k, (a, _, _) in enumerate(jobs) if asks[a].poem.length == length]
                 out = decode.continue_streams(
                     self.loaded.model, self.loaded.vocab, [items[k] for k in picked], length,
-                    decoder=self.decoder, indices=[indices[k] for k in picked],
+                    decoder=self.decoder, indices=[indices[k] for k in picked], groups=[groups[k] for k in picked],
+                    seen=seen,
                     **{name: [values[k] for k in picked] for name, values in settings.items()})
                 for k, written in zip(picked, out):
                     poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              title_conditioned=self._title_conditioned, **settings)
+                              groups=groups, seen=seen, title_conditioned=self._title_conditioned, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 
@@ -268,7 +278,8 @@ class Poet:
             title=written.title,
             begin=request.begin,
             form=request.form,
-            rhyme_group=constraints.rhyme_group_name(written.content, request.first_line_rhymes)
+            rhyme_group=constraints.rhyme_group_name(written.content, request.first_line_rhymes,
+                                                     constraints.scheme_of(request))
             if request.rhyme else None,
             tone_start=request.tone_start if request.tones != "off" else None,
             logprobs=list(written.logprobs),

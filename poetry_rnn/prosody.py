@@ -196,6 +196,8 @@ def get_scheme(scheme=DEFAULT_SCHEME, loose=False):
     """
     if isinstance(scheme, RhymeScheme):
         return scheme
+    if isinstance(scheme, str) and scheme.endswith("+loose"):  # a loose scheme's own name, e.g. in a mask key
+        scheme, loose = scheme[: -len("+loose")], True
     if scheme == "xinyun":
         return ZHONGHUA_XINYUN
     if scheme == "pingshui":

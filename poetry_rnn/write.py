@@ -15,6 +15,9 @@ from poetry_rnn import cli, files, poet as poet_lib
 from poetry_rnn.options import SamplingOptions
 
 FLAGS = flags.FLAGS
+# --begin 日 红 (lists), --tones alone (= loose), --rhyme loose (= --rhyme --rhyme_loose).
+CLI_CONVENTIONS = dict(list_flags=("begin", "prefix"), bare_values={"tones": "loose"},
+                       spellings={"--rhyme": {"loose": ["--rhyme", "--rhyme_loose"]}})
 
 
 def define_flags():
@@ -59,4 +62,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, list_flags=("begin", "prefix"), bare_values={"tones": "loose"})
+    cli.run(main, **CLI_CONVENTIONS)

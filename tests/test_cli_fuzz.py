@@ -34,6 +34,9 @@ FLAG_VALUES = {
     "acrostic": TEXT,
     "template": TEXT,
     "format": st.sampled_from(["text", "jsonl"]),
+    "scheme": st.sampled_from(["xinyun", "pingshui", "guangyun"]),
+    "rhyme": st.sampled_from(["true", "false", "loose"]),
+    "allow_repeats": st.sampled_from(["true", "false"]),
 }
 
 
@@ -49,7 +52,7 @@ def run_write(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            cli.run(write.main, list_flags=("begin", "prefix"), bare_values={"tones": "loose"}, argv=["write", *argv])
+            cli.run(write.main, argv=["write", *argv], **write.CLI_CONVENTIONS)
         except SystemExit as stop:
             status = stop.code or 0
         else:
