@@ -26,11 +26,15 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import (cli, constraints, corpus, dataset, decode, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram,
-                        prosody, quality, steps)
+from poetry_rnn import (cli, constraints, corpus, dataset, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram,
+                        poet as poet_lib, prosody, quality, steps)
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions
+
+# The request fields a sample report passes to the facade (the rest stay at their defaults).
+SAMPLE_FIELDS = ("form", "rhyme", "rhyme_loose", "first_line_rhymes", "scheme", "allow_repeats", "tones", "tone_start",
+                 "max_len")
 from poetry_rnn.train_options import TrainOptions
 
 DEFAULT_SAMPLING = SamplingOptions(seed=0)  # a report is reproducible unless asked otherwise
@@ -88,17 +92,20 @@ def _mean(values):
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def sample_report(loaded, request, count, index, sampling, real_poems):
-    """Quality of ``count`` samples for ``request`` drawn with ``sampling``, beside real poems of that form."""
-    poems = decode.generate(loaded.model, loaded.vocab, [request] * count, **dataclasses.asdict(sampling),
-                            title_conditioned=loaded.config.condition == "title")
-    finished = [p.content for p in poems if p.ended]
+def sample_report(poet, request, count, index, sampling, real_poems):
+    """Quality of ``count`` samples for ``request`` drawn with ``sampling``, beside real poems of that form.
+
+    The samples come through the facade (``poet.Poet``), as ``write`` and the server write them.
+    """
+    shape = {name: getattr(request, name) for name in SAMPLE_FIELDS}
+    written = poet.write(poem=poet_lib.PoemOptions(num=count, **shape), sampling=sampling)
+    finished = [p.text for p in written if p.ended]
     extra = prosody_measures(request.first_line_rhymes)
     generated = quality.summarize(finished, index, extra)
-    generated["ended"] = len(finished) / len(poems)
+    generated["ended"] = len(finished) / len(written)
     if request.form != forms.FREE:
-        generated["constraints_valid"] = _mean([not constraints.check_poem(p.content, request) for p in poems])
-        generated["constraints_heard"] = _mean([constraints.heard_ok(p.content, request) for p in poems])
+        generated["constraints_valid"] = _mean([not constraints.check_poem(p.text, request) for p in written])
+        generated["constraints_heard"] = _mean([constraints.heard_ok(p.text, request) for p in written])
     real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
     return {
         "request": {k: v for k, v in vars(request).items() if v not in ("", False)},
@@ -128,7 +135,7 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
         report["samples"] = [
-            sample_report(loaded, r, samples, index, sampling, valid_poems or []) for r in requests
+            sample_report(poet_lib.Poet(loaded), r, samples, index, sampling, valid_poems or []) for r in requests
         ]
         report["sampling"] = {**dataclasses.asdict(sampling), "count": samples}
     return report
