@@ -86,6 +86,15 @@ class Comparison:
     results: str
 
 
+def require_matplotlib():
+    """matplotlib (the ``[plots]`` extra), or a one-line PoetryError saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PoetryError("compare draws its loss curves with matplotlib: pip install 'poetry_rnn[plots]'") from None
+    return matplotlib
+
+
 def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), inputs=INPUTS, options=None,
             prefix=None, samples=3, sample_length=50, sampling=None, overwrite=False, command=None, log=None):
     """Train every (cell, input) with ``options`` (a TrainOptions) and write the report to ``out``.
@@ -94,6 +103,7 @@ def compare(data, out, corpus=COMPARE_DEFAULTS["corpus"], cells=tuple(CELLS), in
     without a seed of its own it takes the training seed.
     """
     log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+    require_matplotlib()  # before hours of training, not after
     base = dataclasses.replace(options or TrainOptions(), corpus=corpus, quiet=True)
     sampling = sampling or SamplingOptions()
     if sampling.seed is None:
@@ -243,8 +253,7 @@ def plot_losses(runs, path, title="loss per epoch"):
     Returns the legend's labels (one per plotted run), read back from the figure.
     matplotlib is imported here because it is an optional extra (``[plots]``).
     """
-    import matplotlib
-
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker

@@ -20,6 +20,7 @@ figure) to ``--out``.
 import dataclasses
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -117,7 +118,13 @@ def sample_report(poet, request, count, index, sampling, real_poems):
 
 def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=(), ngram_order=5,
              sampling=DEFAULT_SAMPLING):
-    """Every figure for a model, as a dict (see the module docstring); ``sampling`` draws the samples."""
+    """Every figure for a model, as a dict (see the module docstring); ``sampling`` draws the samples.
+
+    Each long stage says on stderr that it has started (the 5-gram alone takes tens of seconds).
+    """
+    def progress(message):
+        print(message, file=sys.stderr, flush=True)
+
     loaded = modeldir.load(model_dir)
     report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
     train_poems = valid_poems = None
@@ -127,13 +134,16 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
     scored = corpus.read_poems(data)[0] if data else valid_poems
     if scored:
         report["data"] = data or f"{corpus_path} (validation split)"
+        progress(f"perplexity of the model on {len(scored):,} poems ...")
         report["perplexity"] = perplexity_report(loaded, scored)
         if train_poems:
+            progress(f"fitting the {ngram_order}-gram baseline on {len(train_poems):,} poems ...")
             report["ngram"] = ngram_report(train_poems, scored, loaded.vocab, ngram_order)
             report["ratio_to_ngram"] = report["perplexity"]["perplexity"] / report["ngram"]["perplexity"]
     if samples:
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
+        progress(f"writing {samples} poems for each of {len(requests)} modes (best of {sampling.best_of}) ...")
         report["samples"] = [
             sample_report(poet_lib.Poet(loaded), r, samples, index, sampling, valid_poems or []) for r in requests
         ]
