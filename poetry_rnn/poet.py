@@ -224,11 +224,17 @@ class Poet:
         return poems
 
     def check(self, ask):
-        """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise)."""
-        self._items(ask)
+        """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise).
+
+        The server calls it before queueing, so one impossible ask never fails a coalesced batch;
+        ``write_asks`` itself leaves the planning to the decode call, which plans anyway.
+        """
+        items = self._items(ask)
+        if not self.is_lyrics:
+            constraints.plan(items, self.loaded.vocab, title_conditioned=self._title_conditioned)
 
     def _items(self, ask):
-        """An ask's PoemRequests (poem models) or prefixes (lyrics models), checked before decoding."""
+        """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
         poem = ask.poem
         if self.is_lyrics:
             used = poem.used_poem_options()
@@ -237,9 +243,7 @@ class Poet:
             return [p for p in (poem.prefix or poem.begin or [""]) for _ in range(poem.num)]
         if poem.prefix:
             raise PoetryError(f"{self.path} is a poem model; --prefix and --length are for lyrics models (use --begin)")
-        requests = poem_requests(poem, ask.sampling.seed)
-        constraints.plan(requests, self.loaded.vocab, title_conditioned=self._title_conditioned)  # fail before decoding
-        return requests
+        return poem_requests(poem, ask.sampling.seed)
 
     @property
     def _title_conditioned(self):
