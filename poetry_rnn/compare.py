@@ -209,7 +209,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         else:
             requests = [constraints.PoemRequest(begin=prefix, max_len=length)] * copies
             texts = decode.generate(loaded.model, loaded.vocab, requests, **settings, decoder=decoder,
-                                    title_conditioned=loaded.config.condition == "title")
+                                    condition=loaded.config.condition)
         out.extend((label, t.content) for t in texts)
     return out
 

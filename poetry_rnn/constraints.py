@@ -36,7 +36,7 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import forms, prosody as prosody_lib
+from poetry_rnn import forms, prosody as prosody_lib, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
 
@@ -63,7 +63,8 @@ class PoemRequest:
     first_line_rhymes: bool = False  # 首句入韵 (rhyme and tone pattern)
     tones: str = "off"               # off | loose | strict
     tone_start: str = "ping"         # 平起 | 仄起: tone of the first line's 2nd character
-    title: str = ""                  # title-conditioned models: BOS title SEP content EOS
+    title: str = ""                  # conditioned models: the title in the prompt (vocab.prompt_fields)
+    keywords: str = ""               # keywords-conditioned models: characters the poem is about
     max_len: int = 200               # free mode: most content characters
     stop_at_eos: bool = True         # free mode: False = never end early (lyrics streams), exactly max_len
 
@@ -82,7 +83,7 @@ class DecodePlan:
                     step of poem b; all False for poems without rhyme
     lengths:        int32 (B,), steps of poem b including the final EOS step
     content_start:  int32 (B,), step where the content begins (after title
-                    and SEP for title-conditioned models, else 0)
+                    for conditioned models, else 0)
     context_need:   int32 (B, T), pair kinds to mask after the previous token:
                     CHANGES_FIRST when the previous step's tone or rhyme is
                     enforced, CHANGES_SECOND when this step's is (free xinyun
@@ -374,7 +375,7 @@ class _Steps:
     slots: list = None
 
 
-def _poem_steps(request, vocab, rows, title_conditioned):
+def _poem_steps(request, vocab, rows, condition):
     """The :class:`_Steps` of one request."""
     r = request
     resolved = _resolve(r)
@@ -386,12 +387,16 @@ def _poem_steps(request, vocab, rows, title_conditioned):
         out.need.append(need)
         out.no_repeat.append(no_repeat)
 
-    if r.title and not title_conditioned:
-        raise PoetryError("a title needs a title-conditioned model; this model was trained without --condition title")
-    for c in r.title:
-        add(("tok", _token(vocab, c, "title")), "the title")
-    if title_conditioned:
-        add(("tok", SEP), "the end of the title")
+    if r.title and condition == "none":
+        raise PoetryError("a title needs a model trained with --condition title or keywords; this one was trained "
+                          "without")
+    if r.keywords and condition != "keywords":
+        raise PoetryError(f"keywords need a model trained with --condition keywords; this one was trained with "
+                          f"--condition {condition}")
+    for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
+        for c in text:
+            add(("tok", _token(vocab, c, what)), f"the {what}")
+        add(("tok", SEP), f"the end of the {what}")
     out.content_start = len(out.rows)
 
     if resolved.form is None and not resolved.template:  # free mode
@@ -545,7 +550,7 @@ def _initial_groups(request, steps, rows, vp):
     return (strict, True) if strict.any() else (out, False)
 
 
-def plan(requests, vocab, title_conditioned=False):
+def plan(requests, vocab, condition="none"):
     """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible."""
     if isinstance(requests, PoemRequest):
         requests = [requests]
@@ -556,7 +561,7 @@ def plan(requests, vocab, title_conditioned=False):
     poems, schemes = [], {}
     for b, request in enumerate(requests):
         try:
-            steps = _poem_steps(request, vocab, rows, title_conditioned)
+            steps = _poem_steps(request, vocab, rows, condition)
             scheme = scheme_of(request)
             vp = schemes.get(scheme.name) or prosody_lib.VocabProsody.build(vocab, scheme)
             body_guaranteed = _check_free_steps(steps, rows, vp)

@@ -1,7 +1,7 @@
 """tf.data pipelines: bucketed poems, and the lyrics lessons' two stream samplers.
 
-Poems are encoded as BOS + content + EOS (BOS + title + SEP + content + EOS
-for title-conditioned models), shuffled, grouped with poems of similar length
+Poems are encoded as BOS + content + EOS (a conditioned model's prompt
+between BOS and the content), shuffled, grouped with poems of similar length
 (``bucket_by_sequence_length``) and padded only within a batch, so the model
 spends its time on characters rather than padding. Each element is
 ``(inputs, targets, lengths)`` with ``targets`` the inputs shifted by one.
@@ -18,16 +18,63 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn import vocab as vocab_lib
+from poetry_rnn.prosody import is_han
 
 
-def encode_poems(poems, vocab, condition="none"):
-    """One int32 array per poem: BOS [title SEP] content EOS."""
-    head = [vocab_lib.BOS]
+KEYWORDS_MOST = 3  # keywords drawn per poem and epoch: 0..3, uniformly
+TITLE_SHOWN = 0.5  # keywords condition: share of poems shown with their title in an epoch
+
+
+def draw_prompt(poem, rng):
+    """(title, keywords) a keywords-conditioned model is shown with ``poem`` this epoch.
+
+    The rule: the title half the time (when the poem has one), and 0 to
+    KEYWORDS_MOST distinct Han characters of the poem itself, uniformly, in a
+    random order. So a quarter of poems come with no keywords (and an eighth
+    with no prompt at all: the model still writes freely), keywords come in
+    any order a user might type them, and each is in the poem it primes.
+    """
+    title = poem.title if poem.title and rng.random() < TITLE_SHOWN else ""
+    chars = sorted({c for c in poem.content if is_han(c)})
+    count = min(int(rng.integers(KEYWORDS_MOST + 1)), len(chars))
+    keywords = "".join(rng.choice(chars, size=count, replace=False)) if count else ""
+    return title, keywords
+
+
+def encode_poems(poems, vocab, condition="none", rng=None):
+    """One int32 array per poem: BOS, the prompt (``vocab.prompt_fields``), content, EOS.
+
+    A title model's prompt is the poem's title. A keywords model's prompt is
+    drawn by ``draw_prompt`` with ``rng`` (a training epoch's own), or left
+    empty without one (evaluation: the poem as a model writes it unprompted).
+    """
     sequences = []
     for poem in poems:
-        title = vocab.encode(poem.title) + [vocab_lib.SEP] if condition == "title" else []
-        sequences.append(np.array(head + title + vocab.encode(poem.content) + [vocab_lib.EOS], np.int32))
+        if condition == "keywords":
+            title, keywords = draw_prompt(poem, rng) if rng is not None else ("", "")
+        else:
+            title, keywords = poem.title, ""
+        prompt = [i for text, _ in vocab_lib.prompt_fields(condition, title, keywords)
+                  for i in vocab.encode(text) + [vocab_lib.SEP]]
+        sequences.append(np.array([vocab_lib.BOS] + prompt + vocab.encode(poem.content) + [vocab_lib.EOS], np.int32))
     return sequences
+
+
+def prompt_positions(targets):
+    """True where a target is part of the prompt (at or before the row's last SEP): given, never scored.
+
+    The loss and perplexity count only the content and EOS, so a conditioned
+    model's figures compare with an unconditioned one's and with the n-gram's.
+    """
+    is_sep = tf.cast(tf.equal(targets, vocab_lib.SEP), tf.int32)
+    return tf.cumsum(is_sep, axis=1, reverse=True) > 0
+
+
+def content_hash(poem, salt=b""):
+    return zlib.crc32(salt + poem.content.encode("utf-8")) % 10_000
+
+
+TEST_SALT = b"test:"  # the second hash that cuts the held-out poems in two
 
 
 def split_train_valid(poems, valid_fraction):
@@ -39,8 +86,23 @@ def split_train_valid(poems, valid_fraction):
     cut = int(round(valid_fraction * 10_000))
     train, valid = [], []
     for poem in poems:
-        (valid if zlib.crc32(poem.content.encode("utf-8")) % 10_000 < cut else train).append(poem)
+        (valid if content_hash(poem) < cut else train).append(poem)
     return train, valid
+
+
+def split_held_out(held_out):
+    """(validation, test): the held-out poems cut in two by a second, salted hash.
+
+    Training reports and chooses by the validation half only; the test half
+    is for final reports, so a recipe tuned to one split is caught by the
+    other. Both stay out of training (every model of this package held out
+    the same poems), and a model trained before this split existed has never
+    seen either half.
+    """
+    valid, test = [], []
+    for poem in held_out:
+        (test if content_hash(poem, TEST_SALT) % 2 else valid).append(poem)
+    return valid, test
 
 
 def bucket_boundaries(lengths, buckets=24):

@@ -349,7 +349,7 @@ def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None
 
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-             title_conditioned=False, decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
+             condition="none", decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
              groups=None, seen=None):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
@@ -364,14 +364,13 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     """
     owner, rows = sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices)
     expanded = [requests[i] for i in owner]
-    plan = constraints.plan(expanded, vocab, title_conditioned=title_conditioned)
+    plan = constraints.plan(expanded, vocab, condition=condition)
     decoded = (decoder or Decoder(model)).decode(plan, **rows)
     candidates = []
     for b, request in enumerate(expanded):
         steps, start = decoded.steps(b), int(plan.content_start[b])
-        tokens = decoded.tokens[b]
-        title = vocab.decode(tokens[: max(start - 1, 0)])
-        candidates.append(Poem(request, title, vocab.decode(tokens[start:]), decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
+        content = vocab.decode(decoded.tokens[b][start:])
+        candidates.append(Poem(request, request.title, content, decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
     rankings = rankings_for(len(requests), ranking, novelty_weight, rhyme_bonus)
     return best_per_request(candidates, owner, len(requests), rankings, groups, seen)
 

@@ -56,13 +56,28 @@ def perplexity_report(loaded, poems, batch_size=128):
     return {"poems": len(poems), "tokens": int(tokens), "unknown": unknown, "perplexity": loss_lib.perplexity(nll, tokens)}
 
 
-def ngram_report(train_poems, poems, vocab, order=5):
-    """The Kneser-Ney yardstick on the same vocabulary, split and file as the model."""
+def fit_ngram(train_poems, vocab, order=5):
+    """The Kneser-Ney yardstick on the model's training split and vocabulary, and its fitting time."""
     started = time.perf_counter()
     model = ngram.KneserNey(order=order, vocab=vocab.chars).fit(p.content for p in train_poems)
+    return model, round(time.perf_counter() - started, 1)
+
+
+def ngram_report(fitted, poems):
+    """The fitted n-gram's perplexity on ``poems`` (content and EOS, as the RNN is scored)."""
+    model, seconds = fitted
     score = model.score(p.content for p in poems)
-    return {"order": order, "tokens": score.tokens, "unknown": score.unknown, "perplexity": score.perplexity,
-            "fit_seconds": round(time.perf_counter() - started, 1)}
+    return {"order": model.order, "tokens": score.tokens, "unknown": score.unknown, "perplexity": score.perplexity,
+            "fit_seconds": seconds}
+
+
+def split_report(loaded, poems, fitted=None):
+    """Perplexity of the model on ``poems``, and beside it the n-gram's and their ratio."""
+    out = {"perplexity": perplexity_report(loaded, poems)}
+    if fitted:
+        out["ngram"] = ngram_report(fitted, poems)
+        out["ratio_to_ngram"] = out["perplexity"]["perplexity"] / out["ngram"]["perplexity"]
+    return out
 
 
 def prosody_measures(first_line_rhymes=False):
@@ -127,19 +142,24 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
 
     loaded = modeldir.load(model_dir)
     report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
-    train_poems = valid_poems = None
+    train_poems = valid_poems = test_poems = None
     if corpus_path:
         all_poems, _ = corpus.read_poems(corpus_path)
-        train_poems, valid_poems = dataset.split_train_valid(all_poems, loaded.train.get("valid_fraction", TrainOptions.valid_fraction))
+        fraction = loaded.train.get("valid_fraction", TrainOptions.valid_fraction)
+        train_poems, held_out = dataset.split_train_valid(all_poems, fraction)
+        valid_poems, test_poems = dataset.split_held_out(held_out)
     scored = corpus.read_poems(data)[0] if data else valid_poems
     if scored:
-        report["data"] = data or f"{corpus_path} (validation split)"
-        progress(f"perplexity of the model on {len(scored):,} poems ...")
-        report["perplexity"] = perplexity_report(loaded, scored)
+        fitted = None
         if train_poems:
             progress(f"fitting the {ngram_order}-gram baseline on {len(train_poems):,} poems ...")
-            report["ngram"] = ngram_report(train_poems, scored, loaded.vocab, ngram_order)
-            report["ratio_to_ngram"] = report["perplexity"]["perplexity"] / report["ngram"]["perplexity"]
+            fitted = fit_ngram(train_poems, loaded.vocab, ngram_order)
+        report["data"] = data or f"{corpus_path} (validation split)"
+        progress(f"perplexity of the model on {len(scored):,} poems ...")
+        report.update(split_report(loaded, scored, fitted))
+        if not data and test_poems:
+            progress(f"... and on the {len(test_poems):,} test poems ...")
+            report["test"] = {"data": f"{corpus_path} (test split)", **split_report(loaded, test_poems, fitted)}
     if samples:
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
@@ -173,14 +193,9 @@ def markdown(report):
     out = [f"# Evaluation of `{report['model_dir']}`", ""]
     m = report["model"]
     out.append(f"Model: {m['layers']}×{m['units']} {m['cell']}, {m['input']} input, vocabulary {m['vocab_size']}.")
-    if "perplexity" in report:
-        p = report["perplexity"]
-        out += ["", f"## Perplexity on {report['data']}", "", "| model | perplexity | tokens | unknown |", "|---|---|---|---|",
-                f"| RNN | {p['perplexity']:.2f} | {p['tokens']} | {p['unknown']} |"]
-        if "ngram" in report:
-            n = report["ngram"]
-            out.append(f"| {n['order']}-gram Kneser-Ney | {n['perplexity']:.2f} | {n['tokens']} | {n['unknown']} |")
-            out += ["", f"RNN / n-gram perplexity: **{report['ratio_to_ngram']:.3f}**"]
+    for split in [report, report.get("test")]:
+        if split and "perplexity" in split:
+            out += perplexity_table(split)
     for block in report.get("samples", []):
         name = ", ".join(f"{k}={v}" for k, v in block["request"].items() if k != "max_len") or "free"
         out += ["", f"## Samples: {name} ({report['sampling']['count']} poems, temperature {report['sampling']['temperature']})", "",
@@ -191,6 +206,18 @@ def markdown(report):
                 out.append(f"| {label} | {_fmt(block['generated'][key])} | {_fmt(real)} |")
         out += ["", "Examples:", ""] + [f"    {e}" for e in block["examples"]]
     return "\n".join(out) + "\n"
+
+
+def perplexity_table(split):
+    """Markdown lines: the RNN's and the n-gram's perplexity on one split, and their ratio."""
+    p = split["perplexity"]
+    out = ["", f"## Perplexity on {split['data']}", "", "| model | perplexity | tokens | unknown |", "|---|---|---|---|",
+           f"| RNN | {p['perplexity']:.2f} | {p['tokens']} | {p['unknown']} |"]
+    if "ngram" in split:
+        n = split["ngram"]
+        out.append(f"| {n['order']}-gram Kneser-Ney | {n['perplexity']:.2f} | {n['tokens']} | {n['unknown']} |")
+        out += ["", f"RNN / n-gram perplexity: **{split['ratio_to_ngram']:.3f}**"]
+    return out
 
 
 def _fmt(value):

@@ -40,7 +40,7 @@ SIGNATURE = "generate"
 DEFAULT_FREE_MAX_LEN = 120
 
 
-def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=False):
+def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
     """Each form's steps for a request with no begin, over one shared mask table.
 
     Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
@@ -49,18 +49,18 @@ def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=Fals
     distinct and whose steps past a form's length point at row 0 (EOS only).
     """
     requests = [constraints.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
-    plan = constraints.plan(requests, vocab, title_conditioned=title_conditioned)
+    plan = constraints.plan(requests, vocab, condition=condition)
     return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start
 
 
 class Poet(tf.Module):
     """The serving module: model, lookup tables, per-form masks and the ``generate`` function."""
 
-    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, title_conditioned=False):
+    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
         super().__init__(name="poet")
         self.model = model
         self.decoder = decode.Decoder(model)
-        mask_table, step_rows, lengths, starts = form_tables(vocab, free_max_len, title_conditioned)
+        mask_table, step_rows, lengths, starts = form_tables(vocab, free_max_len, condition)
         self.vocab_size = len(vocab)
         self.mask_table = tf.constant(mask_table)
         self.step_rows = tf.constant(step_rows)
@@ -176,7 +176,7 @@ def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
         raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
     keras.mixed_precision.set_global_policy("float32")  # serve in float32, whatever the model trained in
     loaded = modeldir.load(model_dir)
-    poet = Poet(loaded.model, loaded.vocab, free_max_len, title_conditioned=loaded.config.condition == "title")
+    poet = Poet(loaded.model, loaded.vocab, free_max_len, condition=loaded.config.condition)
     function = poet.generate.get_concrete_function()
     with files.staging_folder(out) as staging:
         tf.saved_model.save(poet, staging, signatures={SIGNATURE: function, "serving_default": function})

@@ -49,9 +49,11 @@ class PoemLesson:
     def use_vocab(self, vocab):
         """Split and encode the poems with ``vocab`` (the data's own, or a resumed run's)."""
         self.vocab, condition = vocab, self.options.model.condition
-        train_poems, valid_poems = dataset.split_train_valid(self.poems, self.options.valid_fraction)
-        self.log(f"vocabulary {len(vocab)} tokens; {len(train_poems)} training and {len(valid_poems)} validation poems")
-        self.train_seqs = dataset.encode_poems(train_poems, vocab, condition)
+        self.train_poems, held_out = dataset.split_train_valid(self.poems, self.options.valid_fraction)
+        valid_poems, test_poems = dataset.split_held_out(held_out)
+        self.log(f"vocabulary {len(vocab)} tokens; {len(self.train_poems)} training, {len(valid_poems)} validation "
+                 f"and {len(test_poems)} test poems (held out, for evaluate)")
+        self.train_seqs = dataset.encode_poems(self.train_poems, vocab, condition)
         self.valid_seqs = dataset.encode_poems(valid_poems, vocab, condition)
 
     def initialize(self, model):
@@ -64,9 +66,17 @@ class PoemLesson:
         self.train_step, self.eval_step = steps_lib.make_steps(run.model, run.optimizer, strategy, steps_lib.POEMS)
         self.strategy, self.model, self.chief = strategy, run.model, run.chief
 
+    def epoch_sequences(self, epoch):
+        """The training poems as this epoch shows them: a keywords model gets fresh prompts each epoch."""
+        if self.options.model.condition != "keywords":
+            return self.train_seqs
+        rng = np.random.default_rng([self.options.seed, epoch])  # a resumed epoch draws the same prompts
+        return dataset.encode_poems(self.train_poems, self.vocab, "keywords", rng)
+
     def epoch_steps(self, epoch, skip):
         options = self.options
-        batches = dataset.poem_dataset(self.train_seqs, options.batch_size, dataset.shuffle_seed(options.seed, epoch), skip)
+        sequences = self.epoch_sequences(epoch)
+        batches = dataset.poem_dataset(sequences, options.batch_size, dataset.shuffle_seed(options.seed, epoch), skip)
         steps = (self.train_step(batch)[0] for batch in distribution.distribute(self.strategy, batches.dataset))
         return batches.batches_per_epoch, steps
 
@@ -84,7 +94,7 @@ class PoemLesson:
 def poems_text(poems, condition):
     for poem in poems:
         yield poem.content
-        if condition == "title":
+        if condition != "none":
             yield poem.title
 
 
@@ -93,8 +103,7 @@ def sample_poems(model, vocab, options):
     begins = [c for c in SAMPLE_BEGINS if c in vocab][: options.samples] or [""]
     requests = [constraints.PoemRequest(begin=b, max_len=SAMPLE_MAX_LEN) for b in begins]
     sampling = SamplingOptions(seed=options.seed)
-    poems = decode.generate(model, vocab, requests, **dataclasses.asdict(sampling),
-                            title_conditioned=options.model.condition == "title")
+    poems = decode.generate(model, vocab, requests, **dataclasses.asdict(sampling), condition=options.model.condition)
     return "\n\n".join(p.content for p in poems)
 
 

@@ -16,17 +16,21 @@ def token_nll(targets, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
 
 
-def masked_poem_loss(targets, logits, lengths):
+def masked_poem_loss(targets, logits, lengths, scored=None):
     """Per-poem mean NLL over the first ``lengths`` positions, shape (batch,).
 
-    Padded positions are multiplied by zero, so they get no gradient.
+    Padded positions, and those where ``scored`` (bool, like ``targets``) is
+    False (a conditioned model's prompt), are multiplied by zero, so they
+    get no gradient and no share of the perplexity.
     Returns (per_poem_loss, total_nll, total_tokens); callers average the first
     over the (global) batch and sum the others for perplexity.
     """
     nll = token_nll(targets, logits)
     mask = tf.sequence_mask(lengths, tf.shape(targets)[1], dtype=nll.dtype)
+    if scored is not None:
+        mask *= tf.cast(scored, nll.dtype)
     summed = tf.reduce_sum(nll * mask, axis=1)
-    tokens = tf.cast(lengths, nll.dtype)
+    tokens = tf.reduce_sum(mask, axis=1)
     return summed / tf.maximum(tokens, 1.0), tf.reduce_sum(summed), tf.reduce_sum(tokens)
 
 

@@ -34,6 +34,7 @@ from poetry_rnn.options import option, validate
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 INPUTS = ("embedding", "onehot")
+CONDITIONS = ("none", "title", "keywords")  # what a poem is primed with: vocab.prompt_fields
 FORMAT_VERSION = 1
 # More than any character RNN needs (the default model has 8.8 M): 4 GB of
 # float32 weights, 16 GB with Adam's moments. A config past it is a typo or a
@@ -58,7 +59,9 @@ class ModelConfig:
     units: int = option(512, "Hidden units per recurrent layer.", minimum=1)
     layers: int = option(2, "Stacked recurrent layers.", minimum=1)
     dropout: float = option(0.0, "Dropout on each recurrent layer's output (training only).", minimum=0, below=1)
-    condition: str = option("none", "title: train on BOS title SEP content EOS.", choices=("none", "title"))
+    condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
+                            "(BOS title SEP keywords SEP content EOS: its title half the time and 0-3 of its own "
+                            "characters, drawn anew each epoch).", choices=CONDITIONS)
 
     def __post_init__(self):
         validate(self)

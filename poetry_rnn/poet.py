@@ -20,10 +20,11 @@ import dataclasses
 import math
 import random
 
-from poetry_rnn import constraints, decode, forms, modeldir
+from poetry_rnn import constraints, decode, forms, modeldir, prosody
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions, option, validate
 
+MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute
 MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
 CHUNK_ROWS = 512  # rows (poems x best_of) per decoder call: bounds memory, not results
 TONE_STARTS = ("ping", "ze", "random")
@@ -51,15 +52,31 @@ class PoemOptions:
                              choices=TONE_STARTS)
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
     template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
-    title: str = option("", "Title to write to (models trained with --condition title).")
+    title: str = option("", "Title to write to (models trained with --condition title or keywords; the default "
+                        "model is), e.g. 春望.")
+    keywords: list = option([], "Characters to write about (models trained with --condition keywords; the default "
+                            "model is), e.g. --keywords 江 月 夜. Each is a prompt, not a promise: see "
+                            "docs/results.md for how often they appear.")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
 
     def __post_init__(self):
         validate(self)
+        if not all(isinstance(k, str) for k in self.keywords):
+            raise PoetryError(f"--keywords must be characters, got {self.keywords!r}")
+        wrong = [c for c in self.keyword_text if not prosody.is_han(c)]
+        if wrong:
+            raise PoetryError(f"--keywords takes Han characters, got {wrong[0]!r}")
+        if len(self.keyword_text) > MAX_KEYWORDS:
+            raise PoetryError(f"at most {MAX_KEYWORDS} --keywords characters, got {len(self.keyword_text)}")
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
+
+    @property
+    def keyword_text(self):
+        """The keywords as one string of distinct characters, in the order given (江月 and 江 月 alike)."""
+        return "".join(dict.fromkeys("".join(self.keywords)))
 
     @property
     def count(self):
@@ -70,7 +87,8 @@ class PoemOptions:
         """The poem-only options this ask sets (a lyrics model refuses them)."""
         used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme or self.rhyme_loose,
                 "--tones": self.tones != "off",
-                "--acrostic": self.acrostic, "--template": self.template, "--title": self.title}
+                "--acrostic": self.acrostic, "--template": self.template, "--title": self.title,
+                "--keywords": self.keywords}
         return [name for name, value in used.items() if value]
 
 
@@ -132,10 +150,10 @@ def split_options(kwargs):
 def make_ask(poem=None, sampling=None, **kwargs):
     """An :class:`Ask` from option objects and/or keyword options; a random seed if none is given.
 
-    ``begin`` and ``prefix`` also take one string (``begin="日"``: one begin,
-    possibly of several characters).
+    ``begin``, ``prefix`` and ``keywords`` also take one string (``begin="日"``:
+    one begin, possibly of several characters; ``keywords="江月"``: two keywords).
     """
-    for name in ("begin", "prefix"):
+    for name in ("begin", "prefix", "keywords"):
         if isinstance(kwargs.get(name), str):
             kwargs[name] = [kwargs[name]]
         elif isinstance(kwargs.get(name), tuple):
@@ -161,7 +179,7 @@ def poem_requests(poem, seed):
             begin=begin, form=poem.form, rhyme=poem.rhyme, rhyme_loose=poem.rhyme_loose,
             first_line_rhymes=poem.first_line_rhymes, scheme=poem.scheme, allow_repeats=poem.allow_repeats,
             tones=poem.tones, acrostic=poem.acrostic, template=poem.template, title=poem.title,
-            max_len=poem.max_len)
+            keywords=poem.keyword_text, max_len=poem.max_len)
         fitting = constraints.tone_starts_that_fit(request) or ["ping"]
         starts = [poem.tone_start] if poem.tone_start != "random" else fitting
         requests += [dataclasses.replace(request, tone_start=rng.choice(starts)) for _ in range(poem.num)]
@@ -231,7 +249,7 @@ class Poet:
         """
         items = self._items(ask)
         if not self.is_lyrics:
-            constraints.plan(items, self.loaded.vocab, title_conditioned=self._title_conditioned)
+            constraints.plan(items, self.loaded.vocab, condition=self.loaded.config.condition)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
@@ -244,10 +262,6 @@ class Poet:
         if poem.prefix:
             raise PoetryError(f"{self.path} is a poem model; --prefix and --length are for lyrics models (use --begin)")
         return poem_requests(poem, ask.sampling.seed)
-
-    @property
-    def _title_conditioned(self):
-        return self.loaded.config.condition == "title"
 
     def _decode(self, asks, jobs, poems, seen):
         """Decode one chunk of jobs and append each poem to its ask's list (``seen``: see write_asks)."""
@@ -269,7 +283,7 @@ class Poet:
                     poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              groups=groups, seen=seen, title_conditioned=self._title_conditioned, **settings)
+                              groups=groups, seen=seen, condition=self.loaded.config.condition, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 

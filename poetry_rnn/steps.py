@@ -5,7 +5,8 @@ dimensions are all unknown) and runs under the run's tf.distribute strategy.
 What a batch is and how its loss is measured is an ``Objective``:
 
 * ``POEMS`` (``measure_poems``): a bucketed batch ``(inputs, targets, lengths)``; each
-  poem's loss is its mean over its real characters (``loss.masked_poem_loss``);
+  poem's loss is its mean over its real characters (``loss.masked_poem_loss``),
+  a conditioned model's prompt not counted (``dataset.prompt_positions``);
 * ``STREAMS`` (``measure_stream``): a lyrics batch ``(inputs, targets, states)`` that
   starts from the given recurrent states and returns its final ones
   (truncated BPTT: the incoming states carry no gradient).
@@ -30,7 +31,8 @@ def measure_poems(model, batch, training):
     """(per-poem loss, total NLL, real tokens, padded positions, no states) of a poem batch."""
     inputs, targets, lengths = batch
     logits, _ = model(inputs, training=training)
-    per_poem, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths)
+    scored = tf.logical_not(dataset.prompt_positions(targets))
+    per_poem, nll, tokens = loss_lib.masked_poem_loss(targets, logits, lengths, scored)
     return per_poem, nll, tokens, tf.cast(tf.size(targets), tf.float32), ()
 
 

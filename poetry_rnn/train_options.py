@@ -12,7 +12,7 @@ import dataclasses
 
 import keras
 
-from poetry_rnn import corpus, dataset, fast_lstm
+from poetry_rnn import corpus, dataset, distribution, fast_lstm
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig
 from poetry_rnn.options import option, validate
@@ -72,7 +72,9 @@ class TrainOptions:
     keep_checkpoints: int = option(3, "Checkpoints kept.", minimum=1)
     samples: int = option(4, "Sample poems logged to TensorBoard per epoch.", minimum=0)
     strategy: str = option("default", "tf.distribute strategy.", choices=STRATEGIES)
-    mixed_precision: str = option("off", "bf16 on CPUs with AVX-512 bf16 and TPUs, fp16 on GPUs (with loss scaling).",
+    mixed_precision: str = option(None, "off (float32), bf16 (CPUs with native bf16, TPUs) or fp16 (GPUs, with loss "
+                                        "scaling). Default: bf16 where the CPU computes it natively (AVX-512 BF16, "
+                                        "AMX), else off: emulated bf16 trained 5x slower.",
                                   choices=PRECISION_POLICIES)
     lstm_kernel: str = option(None, "LSTM over whole sequences: keras (cuDNN on GPUs) or fused (fast_lstm). "
                                     "Default: fused without a GPU or TPU, where it trained ~1.2x faster; else keras.",
@@ -97,11 +99,13 @@ class TrainOptions:
                 raise PoetryError("--corpus lyrics trains on one device (the state is carried from batch to batch); "
                                   "use --strategy default")
             if self.model.condition != "none":
-                raise PoetryError("--condition title needs poems with titles; a lyrics stream has none")
+                raise PoetryError(f"--condition {self.model.condition} needs poems (titles, keywords); a lyrics stream "
+                                  "has neither")
 
     def resolved(self):
-        """These options with ``lstm_kernel`` decided for this machine (what the run records)."""
-        return self if self.lstm_kernel else dataclasses.replace(self, lstm_kernel=fast_lstm.default_kernel())
+        """These options with ``lstm_kernel`` and ``mixed_precision`` decided for this machine (what the run records)."""
+        return dataclasses.replace(self, lstm_kernel=self.lstm_kernel or fast_lstm.default_kernel(),
+                                   mixed_precision=self.mixed_precision or distribution.default_precision())
 
     def model_config(self, vocab_size):
         return dataclasses.replace(self.model, vocab_size=vocab_size)

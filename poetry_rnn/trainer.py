@@ -103,7 +103,8 @@ def resolve_vocab(built, model_dir, options):
         if not options.init_from:
             return built
         config, _, saved = modeldir.read_config(options.init_from)
-        check_same_network(options, config, saved, options.init_from, "use the same --cell, --units, ... as it")
+        check_same_network(options, config, saved, options.init_from, "use the same --cell, --units, ... as it",
+                           may_differ=RETRAINABLE)
         return saved
     config, _, saved = modeldir.read_config(model_dir)
     if saved != built:
@@ -115,11 +116,17 @@ def resolve_vocab(built, model_dir, options):
     return saved
 
 
-def check_same_network(options, config, vocab, model_dir, advice):
-    """The options' network must be the one ``model_dir`` holds (``config``)."""
+# Settings a run started --init_from another model may change: they shape no weight, so the same
+# weights carry over (fine-tuning an unconditioned model to keywords, or with more dropout).
+RETRAINABLE = ("condition", "dropout")
+
+
+def check_same_network(options, config, vocab, model_dir, advice, may_differ=()):
+    """The options' network must be the one ``model_dir`` holds (``config``), but for ``may_differ``."""
     wanted = options.model_config(len(vocab))
-    if wanted != config:
-        diff = ", ".join(f"{k}={v} (saved {getattr(config, k)})" for k, v in wanted.to_dict().items() if getattr(config, k) != v)
+    diff = ", ".join(f"{k}={v} (saved {getattr(config, k)})" for k, v in wanted.to_dict().items()
+                     if getattr(config, k) != v and k not in may_differ)
+    if diff:
         raise PoetryError(f"{model_dir} holds a different model: {diff}; {advice}")
 
 

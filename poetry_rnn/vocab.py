@@ -1,8 +1,8 @@
 """Characters <-> integer ids, with reserved ids and a readable file format.
 
 Ids 0..4 are reserved: PAD (padding, never predicted), UNK (characters seen
-fewer than ``min_count`` times), BOS and EOS (poem boundaries), SEP (between
-title and content for title-conditioned models). Then characters follow by
+fewer than ``min_count`` times), BOS and EOS (poem boundaries), SEP (ends
+each field of a conditioned model's prompt; see :func:`prompt_fields`). Then characters follow by
 descending frequency, ties broken by code point, so the same corpus always
 gives the same ids.
 
@@ -23,6 +23,24 @@ RESERVED = ("<pad>", "<unk>", "<bos>", "<eos>", "<sep>")
 # Characters that end a line for str.splitlines() (and so for most editors and
 # readers): never tokens, or vocab.txt would not read back; they become UNK.
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def prompt_fields(condition, title="", keywords=""):
+    """The prompt's fields before the content, as ``[(text, what), ...]``; each is followed by SEP.
+
+    The one layout that training (``dataset.encode_poems``) and decoding
+    (``constraints.plan``) share:
+
+    * none:     BOS content EOS
+    * title:    BOS title SEP content EOS
+    * keywords: BOS title SEP keywords SEP content EOS; either field may be
+      empty, so one model writes to a title, to keywords, to both, or freely.
+    """
+    if condition == "title":
+        return [(title, "title")]
+    if condition == "keywords":
+        return [(title, "title"), (keywords, "keywords")]
+    return []
 
 
 class Vocab:

@@ -16,7 +16,7 @@ from poetry_rnn.options import SamplingOptions
 
 FLAGS = flags.FLAGS
 # --begin 日 红 (lists), --tones alone (= loose), --rhyme loose (= --rhyme --rhyme_loose).
-CLI_CONVENTIONS = dict(list_flags=("begin", "prefix"), bare_values={"tones": "loose"},
+CLI_CONVENTIONS = dict(list_flags=("begin", "prefix", "keywords"), bare_values={"tones": "loose"},
                        spellings={"--rhyme": {"loose": ["--rhyme", "--rhyme_loose"]}})
 
 

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import forms, prosody
+from poetry_rnn import forms, prosody, vocab as vocab_lib
 from poetry_rnn.constraints import (
     MAX_USES, DecodePlan, PoemRequest, check_poem, plan, rhyme_group_name, tone_starts_that_fit,
 )
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.model import CONDITIONS
 from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
 
 # ~270 common characters of Tang verse, every rhyme group represented.
@@ -33,6 +34,12 @@ def one_hot(token):
     row = np.zeros(len(VOCAB), bool)
     row[token if isinstance(token, int) else VOCAB.id(token)] = True
     return row
+
+
+def prompt_ids(vocab, condition, request):
+    """The prompt a plan must fix before the content: each field's characters, then SEP."""
+    return [i for text, _ in vocab_lib.prompt_fields(condition, request.title, request.keywords)
+            for i in vocab.encode(text) + [SEP]]
 
 
 def rows_of(p, b=0):
@@ -145,13 +152,28 @@ def test_acrostic_and_begin_with_form():
 
 
 def test_title_steps():
-    p = plan([PoemRequest(form="wujue", title="春望"), PoemRequest(max_len=5)], VOCAB, title_conditioned=True)
+    p = plan([PoemRequest(form="wujue", title="春望"), PoemRequest(max_len=5)], VOCAB, condition="title")
     assert p.content_start.tolist() == [3, 1]
     assert p.lengths.tolist() == [3 + 25, 1 + 5 + 1]
     rows = rows_of(p, 0)
     assert (rows[0] == one_hot("春")).all() and (rows[1] == one_hot("望")).all() and (rows[2] == one_hot(SEP)).all()
     assert (rows[3] == HAN).all()
     assert (rows_of(p, 1)[0] == one_hot(SEP)).all()  # no title: empty title, then SEP
+
+
+def test_keyword_steps_follow_the_title_field_and_each_needs_its_model():
+    requests = [PoemRequest(form="wujue", title="春望", keywords="风月"), PoemRequest(keywords="山"), PoemRequest()]
+    p = plan(requests, VOCAB, condition="keywords")
+    assert p.content_start.tolist() == [6, 3, 2]  # 春望 SEP 风月 SEP | SEP 山 SEP | SEP SEP
+    prompt = [rows_of(p, 0)[i] for i in range(6)]
+    assert [int(np.argmax(r)) for r in prompt] == [VOCAB.id("春"), VOCAB.id("望"), SEP, VOCAB.id("风"), VOCAB.id("月"), SEP]
+    assert (rows_of(p, 0)[6] == HAN).all()
+    with pytest.raises(PoetryError, match="--condition keywords; this one was trained with --condition title"):
+        plan([PoemRequest(keywords="山")], VOCAB, condition="title")
+    with pytest.raises(PoetryError, match="title needs a model trained with --condition title or keywords"):
+        plan([PoemRequest(title="山")], VOCAB)
+    with pytest.raises(PoetryError, match="keywords character 'ℤ' is not in the model's vocabulary"):
+        plan([PoemRequest(keywords="ℤ")], VOCAB, condition="keywords")
 
 
 def test_rhyme_steps_and_groups():
@@ -438,6 +460,7 @@ def poem_requests(draw, alphabet=COMMON):
         tones=tones,
         tone_start=draw(st.sampled_from(("ping", "ze"))),
         title=han_text(draw, chars, 1, 4) if draw(st.integers(0, 3)) == 0 else "",
+        keywords=han_text(draw, chars, 1, 3) if draw(st.integers(0, 3)) == 0 else "",
         max_len=draw(st.integers(5, 40)),
         stop_at_eos=draw(st.integers(0, 3)) > 0,
     )
@@ -456,22 +479,25 @@ def vocab_and_requests(draw):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=vocab_and_requests(),
-    conditioned=st.booleans(),
+    condition=st.sampled_from(CONDITIONS),
     seed=st.integers(0, 2**32 - 1),
     mode=st.sampled_from(("random", "fixed")),
 )
-def test_masked_decoding_always_gives_valid_poems(case, conditioned, seed, mode):
+def test_masked_decoding_always_gives_valid_poems(case, condition, seed, mode):
     vocab, requests = case
-    conditioned = conditioned or any(r.title for r in requests)
+    if any(r.keywords for r in requests):
+        condition = "keywords"
+    elif condition == "none" and any(r.title for r in requests):
+        condition = "title"
     try:
-        p = plan(requests, vocab, title_conditioned=conditioned)
+        p = plan(requests, vocab, condition=condition)
     except PoetryError as error:
         note(f"rejected: {error}")
         # a batch is rejected only because one of its requests is
         rejected = 0
         for r in requests:
             try:
-                plan([r], vocab, title_conditioned=conditioned)
+                plan([r], vocab, condition=condition)
             except PoetryError:
                 rejected += 1
         assert rejected, error
@@ -479,7 +505,7 @@ def test_masked_decoding_always_gives_valid_poems(case, conditioned, seed, mode)
     rng = np.random.default_rng(seed)
     for b, tokens in enumerate(simulate(p, rng, mode)):
         start = p.content_start[b]
-        assert vocab.decode(tokens[: max(start - 1, 0)]) == requests[b].title
+        assert list(tokens[:start]) == prompt_ids(vocab, condition, requests[b])
         content = vocab.decode(tokens[start:])
         note(f"poem {b}: {content!r} for {requests[b]}")
         problems = check_poem(content, requests[b])

@@ -57,6 +57,52 @@ def test_valid_split_is_deterministic_and_disjoint():
     assert 0.02 < len(valid) / len(poems) < 0.09
 
 
+def test_held_out_poems_split_in_two_by_a_second_hash():
+    poems, _, _ = encoded(4000)
+    _, held_out = dataset.split_train_valid(poems, 0.2)
+    valid, test = dataset.split_held_out(held_out)
+    assert sorted(p.content for p in valid + test) == sorted(p.content for p in held_out)
+    assert not {p.content for p in valid} & {p.content for p in test}
+    assert 0.4 < len(test) / len(held_out) < 0.6
+    # A second hash, not the first one's low bits: the first hash's order does not decide the halves.
+    first = sorted(held_out, key=dataset.content_hash)
+    assert 0.3 < sum(p in test for p in first[: len(first) // 2]) / (len(first) // 2) < 0.7
+    assert dataset.split_held_out(held_out[::-1])[1] == test[::-1]
+
+
+def test_keyword_prompts_are_the_poems_own_characters_drawn_anew():
+    poems, vocab, _ = encoded(400)
+    vocab = Vocab.build([p.content + p.title for p in poems], min_count=1)
+    rng = np.random.default_rng(0)
+    drawn = [dataset.draw_prompt(p, rng) for p in poems]
+    counts = [len(k) for _, k in drawn]
+    assert set(counts) == {0, 1, 2, 3} and 0.15 < counts.count(0) / len(counts) < 0.35
+    assert 0.4 < sum(bool(t) for t, _ in drawn) / len(drawn) < 0.6
+    for poem, (title, keywords) in zip(poems, drawn):
+        assert title in ("", poem.title) and len(set(keywords)) == len(keywords)
+        assert set(keywords) <= set(poem.content) and not set(keywords) & set("，。")
+    again = dataset.encode_poems(poems, vocab, "keywords", np.random.default_rng(0))
+    other = dataset.encode_poems(poems, vocab, "keywords", np.random.default_rng(1))
+    first = dataset.encode_poems(poems, vocab, "keywords", np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))  # an epoch's prompts are fixed by its seed
+    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(first, other))
+    sep = vocab_lib.SEP
+    title, keywords = drawn[0]
+    expected = [vocab_lib.BOS, *vocab.encode(title), sep, *vocab.encode(keywords), sep, *vocab.encode(poems[0].content),
+                vocab_lib.EOS]
+    assert dataset.encode_poems(poems[:1], vocab, "keywords", np.random.default_rng(0))[0].tolist() == expected
+    # Without an epoch's rng (evaluation): no prompt, the poem as the model writes it unprompted.
+    bare = dataset.encode_poems(poems[:1], vocab, "keywords")[0].tolist()
+    assert bare == [vocab_lib.BOS, sep, sep, *vocab.encode(poems[0].content), vocab_lib.EOS]
+
+
+def test_prompt_positions_cover_everything_up_to_the_last_separator():
+    sep, pad = vocab_lib.SEP, vocab_lib.PAD
+    targets = tf.constant([[7, sep, 8, sep, 9, 9, 3, pad], [sep, sep, 9, 3, pad, pad, pad, pad], [9, 9, 9, 3, pad, pad, pad, pad]])
+    np.testing.assert_array_equal(dataset.prompt_positions(targets).numpy(),
+                                  [[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("features", ["embedding", "onehot"])
 def test_one_step_decoding_matches_full_sequence(cell, features):

@@ -43,3 +43,16 @@ def test_stream_loss_is_token_mean_and_perplexity_uses_totals():
     np.testing.assert_allclose(float(tf.reduce_mean(per_window)), float(tf.reduce_mean(expected)), rtol=1e-5)
     assert float(tokens) == 18
     assert math.isclose(loss.perplexity(float(nll), float(tokens)), math.exp(float(tf.reduce_mean(expected))), rel_tol=1e-5)
+
+
+def test_positions_not_scored_count_for_nothing():
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(2, 6, 9)), tf.float32)
+    targets = tf.constant([[4, 4, 5, 6, 3, 0], [5, 6, 7, 3, 0, 0]])
+    lengths = tf.constant([5, 4])
+    scored = tf.constant([[False, False, True, True, True, True], [True] * 6])
+    per_poem, nll, tokens = loss.masked_poem_loss(targets, logits, lengths, scored)
+    whole = loss.token_nll(targets, logits).numpy()
+    assert float(tokens) == 3 + 4
+    np.testing.assert_allclose(per_poem.numpy(), [whole[0, 2:5].mean(), whole[1, :4].mean()], rtol=1e-6)
+    np.testing.assert_allclose(float(nll), whole[0, 2:5].sum() + whole[1, :4].sum(), rtol=1e-6)

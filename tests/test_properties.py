@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from poetry_rnn import constraints, corpus, decode, forms, prosody, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.model import CONDITIONS, ModelConfig, PoetryModel
 from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
-from test_constraints import COMMON, OTHER, poem_requests
+from test_constraints import COMMON, OTHER, poem_requests, prompt_ids
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -146,17 +146,20 @@ def vocab_and_requests(draw):
 @SLOW
 @given(
     case=vocab_and_requests(),
-    conditioned=st.booleans(),
+    condition=st.sampled_from(CONDITIONS),
     sampling=st.tuples(st.sampled_from([0.0, 0.7, 1.0, 5.0]), st.sampled_from([0, 1, 7]), st.sampled_from([1.0, 0.6, 0.01])),
     bias_scale=st.sampled_from([0.0, 3.0, 30.0]),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditioned, sampling, bias_scale, seed):
+def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, condition, sampling, bias_scale, seed):
     model, decoder = model_and_decoder
     vocab, requests = case
-    conditioned = conditioned or any(r.title for r in requests)
+    if any(r.keywords for r in requests):
+        condition = "keywords"
+    elif condition == "none" and any(r.title for r in requests):
+        condition = "title"
     try:
-        plan = constraints.plan(requests, vocab, title_conditioned=conditioned)
+        plan = constraints.plan(requests, vocab, condition=condition)
     except PoetryError as error:
         note(f"rejected: {error}")
         event("request rejected by plan")
@@ -181,8 +184,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
         start = plan.content_start[b]
         content_ids = set(tokens[start:].tolist())
         assert not {PAD, UNK, BOS, SEP} & content_ids
-        if conditioned:
-            assert tokens[start - 1] == SEP and vocab.decode(tokens[: start - 1]) == request.title
+        assert list(tokens[:start]) == prompt_ids(vocab, condition, request)
         content = vocab.decode(tokens[start:])
         note(f"poem {b}: {content!r} for {request}")
         problems = constraints.check_poem(content, request)

@@ -41,7 +41,7 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
     loaded = modeldir.load(model_dir)
     poem = decode.generate(loaded.model, loaded.vocab, [constraints.PoemRequest(title="题1", form="wujue")],
-                           seed=0, title_conditioned=True)[0]
+                           seed=0, condition="title")[0]
     assert poem.title == "题1" and not constraints.check_poem(poem.content, constraints.PoemRequest(form="wujue"))
     refused = run_module("write", "--model_dir", tiny_model_dir, "--title", "秋夜", "--form", "qijue")
     assert refused.returncode == 2 and "--condition title" in refused.stderr
