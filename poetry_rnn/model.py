@@ -59,12 +59,16 @@ class ModelConfig:
     units: int = option(512, "Hidden units per recurrent layer.", minimum=1)
     layers: int = option(2, "Stacked recurrent layers.", minimum=1)
     dropout: float = option(0.0, "Dropout on each recurrent layer's output (training only).", minimum=0, below=1)
+    tie_embeddings: bool = option(False, "The output layer reuses the embedding (through a projection to "
+                                         "--embed_dim when --units differs): fewer parameters to learn.")
     condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
                             "(BOS title SEP keywords SEP content EOS: its title half the time and 0-3 of its own "
                             "characters, drawn anew each epoch).", choices=CONDITIONS)
 
     def __post_init__(self):
         validate(self)
+        if self.tie_embeddings and self.input != "embedding":
+            raise PoetryError("--tie_embeddings needs --input embedding (a one-hot input has no embedding to share)")
         if self.vocab_size is None:
             return  # TrainOptions' network, before the data decides the vocabulary
         parameters = sum(math.prod(shape) for shape in variable_shapes(self).values())
@@ -108,9 +112,38 @@ def variable_shapes(config):
         shapes[f"{prefix}/kernel"] = (features if i == 0 else config.units, width)
         shapes[f"{prefix}/recurrent_kernel"] = (config.units, width)
         shapes[f"{prefix}/bias"] = (2, width) if config.cell == "gru" else (width,)  # GRU reset_after: two biases
-    shapes["logits/kernel"] = (config.units, config.vocab_size)
+    if config.tie_embeddings:
+        shapes["logits/projection/kernel"] = (config.units, config.embed_dim)
+        shapes["logits/projection/bias"] = (config.embed_dim,)
+    else:
+        shapes["logits/kernel"] = (config.units, config.vocab_size)
     shapes["logits/bias"] = (config.vocab_size,)
     return shapes
+
+
+class TiedLogits(keras.layers.Layer):
+    """Logits from the embedding matrix itself: ``project(x) @ embeddings.T + bias`` (weight tying).
+
+    Press & Wolf (2017): the input and output embeddings of a language model
+    can be one matrix; a character model then learns each character's vector
+    from both sides. The projection maps the recurrent width to the embedding
+    width (it is there even when they match, so every tied model has one shape
+    of weights).
+    """
+
+    def __init__(self, embedding, embed_dim, vocab_size, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+        self.projection = keras.layers.Dense(embed_dim, name="projection")
+        self.vocab_size = vocab_size
+
+    def build(self, input_shape):
+        self.projection.build(input_shape)
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        matrix = tf.cast(self.embedding.embeddings, self.compute_dtype)
+        return tf.matmul(self.projection(x), matrix, transpose_b=True) + tf.cast(self.bias, self.compute_dtype)
 
 
 class PoetryModel(keras.Model):
@@ -134,7 +167,10 @@ class PoetryModel(keras.Model):
         # checkpoint holds model/rnn_<i>/... and not only the optimizer's copy.
         for i, rnn in enumerate(self.rnns):
             setattr(self, f"rnn_{i}", rnn)
-        self.head = keras.layers.Dense(config.vocab_size, name="logits")
+        if config.tie_embeddings:
+            self.head = TiedLogits(self.embedding, config.embed_dim, config.vocab_size, name="logits")
+        else:
+            self.head = keras.layers.Dense(config.vocab_size, name="logits")
         # Create the variables now, so checkpoints can be restored before any call.
         self(tf.zeros((1, 1), tf.int32))
 

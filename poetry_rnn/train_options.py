@@ -58,6 +58,10 @@ class TrainOptions:
     lr_schedule: str = option("constant", "constant, or cosine: anneal to --final_lr_fraction x --learning_rate "
                                           "over all --epochs.", choices=LR_SCHEDULES)
     final_lr_fraction: float = option(0.05, "cosine: the last learning rate, as a share of the first.", minimum=0, maximum=1)
+    # The default model's first stage spent an hour at a constant rate; a short
+    # linear warm-up lets a high peak rate start the cosine at step 0 safely.
+    warmup: float = option(0.0, "Share of the run over which the rate rises linearly from 0 to --learning_rate "
+                                "(then the schedule goes on from there).", minimum=0, below=1)
     # Fine-tuning, or more epochs for a model shipped without its optimizer
     # state: its vocabulary is used, and its network must match.
     init_from: str = option("", "Start a new run from this model directory's weights and vocabulary "

@@ -99,17 +99,17 @@ def resolve_vocab(built, model_dir, options):
     A new run with ``init_from`` takes that model's vocabulary instead (the
     data's unseen characters become UNK), and its network must match.
     """
-    if not modeldir.exists(model_dir):
-        if not options.init_from:
-            return built
-        config, _, saved = modeldir.read_config(options.init_from)
-        check_same_network(options, config, saved, options.init_from, "use the same --cell, --units, ... as it",
+    if options.init_from:
+        config, _, built = modeldir.read_config(options.init_from)
+        check_same_network(options, config, built, options.init_from, "use the same --cell, --units, ... as it",
                            may_differ=RETRAINABLE)
-        return saved
+    if not modeldir.exists(model_dir):
+        return built
     config, _, saved = modeldir.read_config(model_dir)
     if saved != built:
+        source = f"--init_from {options.init_from}" if options.init_from else "the data"
         raise PoetryError(
-            f"the data gives a different vocabulary ({len(built)} tokens, fingerprint {built.fingerprint}) "
+            f"{source} gives a different vocabulary ({len(built)} tokens, fingerprint {built.fingerprint}) "
             f"than {model_dir} ({len(saved)} tokens, fingerprint {saved.fingerprint}); use a new --model_dir"
         )
     check_same_network(options, config, saved, model_dir, "use a new --model_dir")
@@ -306,9 +306,16 @@ def set_learning_rate(run, options, epoch, batches):
 
 
 def learning_rate_at(options, progress):
-    """The learning rate ``progress`` (0 at the start, 1 at the end) through the run's epochs."""
+    """The learning rate ``progress`` (0 at the start, 1 at the end) through the run's epochs.
+
+    During the first ``warmup`` share of the run the rate rises linearly
+    towards ``learning_rate``; the schedule then runs over what is left.
+    """
+    if progress < options.warmup:
+        return options.learning_rate * progress / options.warmup
     if options.lr_schedule == "constant":
         return options.learning_rate
+    progress = (progress - options.warmup) / (1 - options.warmup)
     final = options.learning_rate * options.final_lr_fraction
     return final + 0.5 * (options.learning_rate - final) * (1 + math.cos(math.pi * min(progress, 1.0)))
 

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import os
@@ -91,6 +92,17 @@ def test_cosine_schedule_anneals_from_the_learning_rate_to_its_final_share():
     assert trainer.learning_rate_at(trainer.TrainOptions.of(learning_rate=0.01), 0.7) == 0.01
 
 
+def test_warmup_rises_linearly_then_the_cosine_runs_over_the_rest():
+    options = trainer.TrainOptions.of(learning_rate=0.02, lr_schedule="cosine", final_lr_fraction=0.0, warmup=0.2)
+    assert trainer.learning_rate_at(options, 0.0) == 0.0
+    assert trainer.learning_rate_at(options, 0.1) == pytest.approx(0.01)
+    assert trainer.learning_rate_at(options, 0.2) == pytest.approx(0.02)
+    assert trainer.learning_rate_at(options, 0.6) == pytest.approx(0.01)  # halfway through the cosine's 0.8
+    assert trainer.learning_rate_at(options, 1.0) == pytest.approx(0.0, abs=1e-12)
+    constant = trainer.TrainOptions.of(learning_rate=0.02, warmup=0.5)
+    assert [trainer.learning_rate_at(constant, p) for p in (0.25, 0.5, 0.9)] == pytest.approx([0.01, 0.02, 0.02])
+
+
 def logged_scalars(folder, tag):
     """[(step, value)] of a scalar TensorBoard summary written under ``folder``."""
     values = []
@@ -125,6 +137,14 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     with pytest.raises(PoetryError, match=f"{source} holds a different model: units=48 \\(saved 24\\)"):
         trainer.fit(other_data, str(tmp_path / "wider"), trainer.TrainOptions.of(epochs=1, init_from=source, **{**TINY, "units": 48}))
+    # A run started from another model may be primed differently (conditioned) and resumed as such;
+    # its vocabulary stays the source's, though the data's own (titles included) differs.
+    keyed = str(tmp_path / "keyed")
+    options = trainer.TrainOptions.of(epochs=2, max_steps=2, init_from=source, condition="keywords", dropout=0.2, **TINY)
+    trainer.fit(other_data, keyed, options)
+    resumed = trainer.fit(other_data, keyed, dataclasses.replace(options, max_steps=4))
+    assert resumed.step == 4 and modeldir.load(keyed).vocab == before.vocab
+    assert modeldir.load(keyed).config.condition == "keywords"
 
 
 def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint(tmp_path, poems_file):

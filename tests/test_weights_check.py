@@ -4,6 +4,7 @@ import math
 import types
 
 import pytest
+import tensorflow as tf
 
 from poetry_rnn import model as model_lib
 from poetry_rnn.errors import PoetryError
@@ -16,6 +17,24 @@ def test_the_shapes_are_the_built_models_own(cell, features):
     config = ModelConfig(vocab_size=11, cell=cell, input=features, embed_dim=3, units=5, layers=2)
     built = {v.path.split("/", 1)[1]: tuple(v.shape) for v in PoetryModel(config).weights}
     assert model_lib.variable_shapes(config) == built
+
+
+@pytest.mark.parametrize("units", [5, 3])
+def test_a_tied_model_shares_its_embedding_with_the_output(units):
+    config = ModelConfig(vocab_size=11, embed_dim=3, units=units, layers=1, tie_embeddings=True)
+    model = PoetryModel(config)
+    built = {v.path.split("/", 1)[1]: tuple(v.shape) for v in model.weights}
+    assert model_lib.variable_shapes(config) == built and "logits/kernel" not in built
+    ids = tf.constant([[2, 5, 7]])
+    logits, _ = model(ids)
+    # Character 9 is not an input: changing its embedding changes its own logit and nothing else,
+    # the embedding being the output matrix too.
+    model.embedding.embeddings.assign(model.embedding.embeddings + tf.one_hot(9, 11)[:, None] * 10.0)
+    changed, _ = model(ids)
+    differs = (abs(changed - logits).numpy() > 1e-6).any(axis=(0, 1))
+    assert differs.tolist() == [k == 9 for k in range(11)]
+    with pytest.raises(PoetryError, match="--tie_embeddings needs --input embedding"):
+        ModelConfig(vocab_size=11, input="onehot", tie_embeddings=True)
 
 
 def test_a_config_past_the_parameter_bound_is_refused_and_one_below_is_not():
