@@ -8,7 +8,7 @@ Each recipe is a set of ``train`` flags over a base (the shipped network, LSTM
 constant, dropout 0.1, batch 64, float32). Each trains from scratch with the
 package's own lesson, step and optimizer (``lessons``, ``steps``,
 ``trainer.start_run``) for ``--minutes`` of wall-clock time, evaluation time not
-counted; a cosine schedule runs over the time budget instead of epochs, so a
+counted, nor the first step (which traces the step's graph); a cosine schedule runs over the time budget instead of epochs, so a
 recipe with a schedule is annealed when its budget ends. Every ``--every``
 minutes it measures the validation perplexity on the first ``--valid_poems``
 poems of the validation split (the same poems for every recipe).
@@ -50,13 +50,43 @@ RECIPES = {
     "batch128": (dict(batch_size=128, learning_rate=1.4e-2, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
                  "batch 128, rate x sqrt(2) (with cosine_warmup)"),
     "gru": (dict(cell="gru", lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03), "GRU (with cosine_warmup)"),
+    "ema": (dict(ema=0.99, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
+            "evaluated with an exponential moving average of the weights, decay 0.99 (with cosine_warmup)"),
     "wide": (dict(width=1.5, dropout=0.3, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
              "1.5x the units (768 for the base), dropout 0.3 (with cosine_warmup)"),
 }
 
 
+class MovingAverage:
+    """An exponential moving average of the model's weights, updated after every step (the ``ema`` lever).
+
+    Measured here before it is a training option: evaluation swaps the
+    averaged weights in and the trained ones back.
+    """
+
+    def __init__(self, model, decay):
+        self.model, self.decay = model, decay
+        self.shadow = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
+
+    def update(self):
+        for average, variable in zip(self.shadow, self.model.trainable_variables):
+            average.assign(self.decay * average + (1 - self.decay) * variable)
+
+    def evaluate(self, validate):
+        trained = [tf.identity(v) for v in self.model.trainable_variables]
+        for variable, average in zip(self.model.trainable_variables, self.shadow):
+            variable.assign(average)
+        try:
+            return validate()
+        finally:
+            for variable, value in zip(self.model.trainable_variables, trained):
+                variable.assign(value)
+
+
 def train_for(data, settings, minutes, every, valid_poems, log):
     """[(minutes, steps, validation perplexity)] of one recipe trained from scratch for ``minutes``."""
+    settings = dict(settings)
+    ema = settings.pop("ema", None)
     options = TrainOptions.of(**settings, samples=0, quiet=True, valid_fraction=0.02).resolved()
     strategy = tf.distribute.get_strategy()
     lesson = lessons.PoemLesson(data, options, lambda *a: None)
@@ -66,18 +96,23 @@ def train_for(data, settings, minutes, every, valid_poems, log):
         config = options.model_config(len(lesson.vocab))
         run = trainer.start_run(model_dir, config, lesson.vocab, options, strategy, lambda *a: None, lesson.initialize)
         lesson.build_steps(run, strategy)
+        average = MovingAverage(run.model, ema) if ema else None
+        validate = (lambda: average.evaluate(lesson.validate)) if average else lesson.validate
         budget, clock, step, epoch, tokens = minutes * 60, 0.0, 0, 0, 0.0
-        curve, next_eval = [], 0.0
+        curve, next_eval = [], every * 60
         while clock < budget:
             _, results = lesson.epoch_steps(epoch, 0)
             started = time.perf_counter()
             for result in results:
                 step += 1
-                tokens += float(result[2])
-                clock += time.perf_counter() - started
+                if average:
+                    average.update()
+                if step > 1:  # the first step traces the graph: not training time
+                    tokens += float(result[2])
+                    clock += time.perf_counter() - started
                 run.optimizer.learning_rate = trainer.learning_rate_at(options, min(clock / budget, 1.0))
                 if clock >= next_eval or clock >= budget:
-                    perplexity = lesson.validate()
+                    perplexity = validate()
                     curve.append((round(clock / 60, 2), step, perplexity))
                     log(f"  {clock / 60:5.1f} min  step {step:5d}  valid ppl {perplexity:8.2f}  "
                         f"{tokens / clock:,.0f} tokens/s")
