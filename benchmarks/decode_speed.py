@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poetry_rnn import constraints, decode, modeldir, vocab as vocab_lib  # noqa: E402
+from poetry_rnn import constraints, decode, modeldir, poem_request, validator, vocab as vocab_lib  # noqa: E402
 from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main():
         model, vocab = loaded.model, loaded.vocab
     else:
         model, vocab = untrained()
-    request = constraints.PoemRequest(form="qijue", rhyme=True, tones="loose")
+    request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")
     decoder = decode.Decoder(model)
     decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder)  # trace once
     decode.generate(model, vocab, [request], seed=0, decoder=decoder)
@@ -79,7 +79,7 @@ def main():
     poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder)
     batched_s = time.perf_counter() - started
     batched_chars = sum(len(p.logprobs) for p in poems)
-    assert all(not constraints.check_poem(p.content, request) for p in poems)
+    assert all(not validator.check_poem(p.content, request) for p in poems)
 
     plan = constraints.plan([request] * args.poems, vocab)
     started = time.perf_counter()

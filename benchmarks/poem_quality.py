@@ -9,7 +9,7 @@ and free poems) and each sampling setting ``temperature:top_p:best_of`` it decod
 ``--count`` poems with the model (one batched call) and prints, beside the
 real poems of that form:
 
-* constraints met (``constraints.check_poem``), and the stricter check: each
+* constraints met (``validator.check_poem``), and the stricter check: each
   rhyming line (and with tones each line) read whole by pypinyin;
 * poems with a character 3+ times (real: every poem of that form in the corpus);
 * the 5-gram's per-character perplexity (a Kneser-Ney model fitted on the
@@ -32,7 +32,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poetry_rnn import constraints, corpus, dataset, decode, forms, modeldir, ngram, prosody, quality  # noqa: E402
+from poetry_rnn import (  # noqa: E402
+    corpus, dataset, decode, forms, modeldir, ngram, poem_request, prosody, quality, validator,
+)
 
 
 def distinct_2_at(poems, size):
@@ -124,7 +126,7 @@ def main():
                 if args.tones and name != "free":
                     variants.append(("rhyme+tones", {"rhyme": True, "tones": "loose"}))
                 for label, fields in variants:
-                    request = constraints.PoemRequest(form=name, scheme=args.scheme, max_len=120, **fields)
+                    request = poem_request.PoemRequest(form=name, scheme=args.scheme, max_len=120, **fields)
                     began = time.perf_counter()
                     out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
                                           args.seed, best_of, decoder=decoder, ranking=ranking)
@@ -141,8 +143,8 @@ def main():
                         ps, _ = rhyme_rates(contents, "pingshui")
                         line += f", even lines rhyme xinyun {x:.1%} pingshui {ps:.1%}"
                     else:
-                        valid_share = np.mean([not constraints.check_poem(p.content, request) for p in out])
-                        heard = np.mean([constraints.heard_ok(p.content, request) for p in out])
+                        valid_share = np.mean([not validator.check_poem(p.content, request) for p in out])
+                        heard = np.mean([validator.heard_ok(p.content, request) for p in out])
                         line += f", constraints met {valid_share:.1%}"
                         if args.scheme == "xinyun":
                             line += f", heard (line read whole) {heard:.1%}"

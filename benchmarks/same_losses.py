@@ -15,7 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from conftest import synthetic_poems, write_poems  # noqa: E402
-from poetry_rnn import constraints, decode, modeldir, trainer  # noqa: E402
+from poetry_rnn import decode, modeldir, poem_request, trainer  # noqa: E402
 
 TINY = dict(units=16, embed_dim=8, layers=2, batch_size=32, epochs=3, samples=0, quiet=True, seed=7, learning_rate=1e-2)
 RUNS = {
@@ -42,7 +42,7 @@ def main():
             print("  valid_ppl ", [repr(x) for x in history.valid_perplexity])
             if settings["corpus"] == "poems":
                 loaded = modeldir.load(model_dir)
-                requests = [constraints.PoemRequest(begin="春", max_len=40)] * 2
+                requests = [poem_request.PoemRequest(begin="春", max_len=40)] * 2
                 print("  poems", [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)])
 
 

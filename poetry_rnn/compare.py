@@ -34,7 +34,7 @@ import time
 import keras
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, lock, modeldir, trainer
+from poetry_rnn import cli, decode, files, lock, modeldir, poem_request, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CELLS, INPUTS, ModelConfig
 from poetry_rnn.options import SamplingOptions
@@ -207,7 +207,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         if corpus == "lyrics":
             texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
         else:
-            requests = [constraints.PoemRequest(begin=prefix, max_len=length)] * copies
+            requests = [poem_request.PoemRequest(begin=prefix, max_len=length)] * copies
             texts = decode.generate(loaded.model, loaded.vocab, requests, **settings, decoder=decoder,
                                     condition=loaded.config.condition)
         out.extend((label, t.content) for t in texts)

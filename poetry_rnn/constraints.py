@@ -1,14 +1,14 @@
 """A poem request -> per-step masks over the vocabulary, checked up front.
 
-A :class:`PoemRequest` says what the user asked for (form, begin, acrostic,
-template, rhyme and its scheme, tones, repeats, title). :func:`plan` turns a
-batch of requests into a :class:`DecodePlan`: for every poem and step, which
-tokens are allowed, which steps are rhyme steps, which rhyme groups the poem
-may use, which neighbours would change how a character is heard, and where
-the no-repeat mask applies. It raises :class:`PoetryError` (one line naming
-the problem) when a request can never be met, so that a decoder following
-the plan's contract always finishes every poem and every finished poem passes
-:func:`check_poem`, whatever the logits.
+A ``poem_request.PoemRequest`` says what the user asked for (form, begin,
+acrostic, template, rhyme and its scheme, tones, repeats, title). :func:`plan`
+turns a batch of requests into a :class:`DecodePlan`: for every poem and step,
+which tokens are allowed, which steps are rhyme steps, which rhyme groups the
+poem may use, which neighbours would change how a character is heard, and
+where the no-repeat mask applies. It raises :class:`PoetryError` (one line
+naming the problem) when a request can never be met, so that a decoder
+following the plan's contract always finishes every poem and every finished
+poem passes ``validator.check_poem``, whatever the logits.
 
 The decoder contract (``decode.py`` implements it in-graph)::
 
@@ -26,9 +26,10 @@ The decoder contract (``decode.py`` implements it in-graph)::
         if no_repeat[b, t]: count[b][v] += 1
         if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
 
-:func:`check_poem` is the independent validator: it re-derives shape, fixed
-characters, rhyme and tones from a finished poem with ``prosody``'s
-per-character functions and never looks at masks.
+``validator.check_poem`` is the independent validator: it re-derives shape,
+fixed characters, rhyme and tones from a finished poem with ``prosody``'s
+per-character functions and never looks at masks. Both read a request the
+same way, through ``poem_request``.
 """
 
 import collections
@@ -36,37 +37,10 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import forms, prosody as prosody_lib, vocab as vocab_lib
+from poetry_rnn import poem_request, prosody as prosody_lib, vocab as vocab_lib, vocab_prosody
 from poetry_rnn.errors import PoetryError
+from poetry_rnn.poem_request import MAX_USES
 from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
-
-TONE_LEVELS = prosody_lib.TONE_LEVELS
-TONE_STARTS = prosody_lib.TONE_CLASSES
-SCHEMES = prosody_lib.SCHEME_NAMES
-FREE_CHAR = "?"  # in templates: any Han character
-# No character more than twice in a regular poem (绝句, 律诗): real 七绝 have a
-# character three times in 2.5 % of poems, and a double is common in them
-# (叠字 萧萧, and repeats across lines such as 明月 … 明月).
-MAX_USES = 2
-
-
-@dataclasses.dataclass(frozen=True)
-class PoemRequest:
-    form: str = "free"               # forms.FORM_NAMES
-    begin: str = ""                  # first characters of the poem (with a form: of the first line)
-    acrostic: str = ""               # 藏头: one character at the start of each line (needs a form)
-    template: str = ""               # full content, punctuation included, '?' = any Han character
-    rhyme: bool = False              # rhyming lines end in one group, 平, never repeated
-    scheme: str = prosody_lib.DEFAULT_SCHEME  # rhyme book and tones: xinyun (中华新韵) | pingshui (平水韵)
-    rhyme_loose: bool = False        # pingshui: 邻韵 may be mixed (东冬, 支微齐, …)
-    allow_repeats: bool = False      # regular forms: lift the at-most-twice limit per character
-    first_line_rhymes: bool = False  # 首句入韵 (rhyme and tone pattern)
-    tones: str = "off"               # off | loose | strict
-    tone_start: str = "ping"         # 平起 | 仄起: tone of the first line's 2nd character
-    title: str = ""                  # conditioned models: the title in the prompt (vocab.prompt_fields)
-    keywords: str = ""               # keywords-conditioned models: characters the poem is about
-    max_len: int = 200               # free mode: most content characters
-    stop_at_eos: bool = True         # free mode: False = never end early (lyrics streams), exactly max_len
 
 
 @dataclasses.dataclass
@@ -88,7 +62,7 @@ class DecodePlan:
                     CHANGES_FIRST when the previous step's tone or rhyme is
                     enforced, CHANGES_SECOND when this step's is (free xinyun
                     steps only; 0 elsewhere)
-    pair_tokens, pair_kinds: int32 (V, K), ``prosody.VocabProsody``'s pairs
+    pair_tokens, pair_kinds: int32 (V, K), ``vocab_prosody.VocabProsody``'s pairs
     no_repeat:      bool (B, T), free character steps of a regular poem under
                     the at-most-MAX_USES limit
     fixed_counts:   int8 (B, V), uses of each token by the poem's fixed
@@ -115,156 +89,7 @@ class DecodePlan:
 
 
 # --------------------------------------------------------------------------
-# Reading a request
-
-
-@dataclasses.dataclass(frozen=True)
-class _Resolved:
-    form: forms.Form | None   # the shape: the requested form, or the template's
-    template: str
-
-
-def _describe(form):
-    return f"{form.chinese} ({form.lines} lines of {form.chars_per_line} characters)"
-
-
-def _template_shape(template):
-    """The template with '?' as a Han placeholder, for forms.classify."""
-    return template.replace(FREE_CHAR, "一")
-
-
-def _resolve(request):
-    """Check a request's fields and combinations; return its shape."""
-    r = request
-    if r.form not in forms.FORM_NAMES:
-        raise PoetryError(f"unknown form {r.form!r} (choose from {', '.join(forms.FORM_NAMES)})")
-    if r.tones not in TONE_LEVELS:
-        raise PoetryError(f"tones must be one of {', '.join(TONE_LEVELS)}, not {r.tones!r}")
-    if r.scheme not in SCHEMES:
-        raise PoetryError(f"unknown rhyme scheme {r.scheme!r} (choose from {', '.join(SCHEMES)})")
-    if r.rhyme_loose and not r.rhyme:
-        raise PoetryError("rhyme_loose needs rhyme")
-    if r.tone_start not in TONE_STARTS:
-        raise PoetryError(f"tone start must be 'ping' (平起) or 'ze' (仄起), not {r.tone_start!r}")
-    if not isinstance(r.max_len, int) or r.max_len < 1:
-        raise PoetryError(f"max_len must be a positive integer, not {r.max_len!r}")
-    form = forms.FORMS.get(r.form)
-    if r.template:
-        for c in r.template:
-            if not (c == FREE_CHAR or c in forms.PUNCTUATION or prosody_lib.is_han(c)):
-                raise PoetryError(
-                    f"template character {c!r} is not a Han character, '?' or one of {forms.PUNCTUATION}"
-                )
-        shape = forms.classify(_template_shape(r.template))
-        if form is not None and shape != form.name:
-            raise PoetryError(f"template does not have the shape of {_describe(form)}: {r.template}")
-        if form is None and shape is not None:
-            form = forms.FORMS[shape]
-    needs_form = [
-        name
-        for name, wanted in (("acrostic", r.acrostic), ("rhyme", r.rhyme), ("tones", r.tones != "off"))
-        if wanted
-    ]
-    if needs_form and form is None:
-        where = "a template with a regular shape" if r.template else "a form (wujue, qijue, wulv, qilv)"
-        raise PoetryError(f"{' and '.join(needs_form)} need {where}")
-    if r.first_line_rhymes and not (r.rhyme or r.tones != "off"):
-        raise PoetryError("first_line_rhymes needs rhyme or tones")
-    if form is not None:
-        if r.begin and not r.template:
-            if len(r.begin) > form.chars_per_line:
-                raise PoetryError(f"begin {r.begin!r} is longer than a line of {_describe(form)}")
-            bad = [c for c in r.begin if not prosody_lib.is_han(c)]
-            if bad:
-                raise PoetryError(f"begin of a {form.chinese} must be Han characters, not {bad[0]!r}")
-        if r.acrostic:
-            if len(r.acrostic) > form.lines:
-                raise PoetryError(f"acrostic {r.acrostic!r} has more characters than {_describe(form)} has lines")
-            bad = [c for c in r.acrostic if not prosody_lib.is_han(c)]
-            if bad:
-                raise PoetryError(f"acrostic characters must be Han characters, not {bad[0]!r}")
-    if r.template and len(r.begin) > len(r.template):
-        raise PoetryError(f"begin {r.begin!r} is longer than the template")
-    if not r.template and form is None and len(r.begin) > r.max_len:
-        raise PoetryError(f"begin is longer than max_len ({r.max_len})")
-    return _Resolved(form, r.template)
-
-
-# --------------------------------------------------------------------------
 # Steps
-
-
-@dataclasses.dataclass
-class _Slot:
-    """One content step of a form or template poem."""
-
-    where: str
-    han: bool = True           # a character step (else punctuation)
-    fixed: str = ""            # the forced character, if any
-    source: str = ""           # who forced it: template, begin, acrostic
-    tone: str = prosody_lib.EITHER
-    rhyme: bool = False
-
-
-def _fix(slot, c, source):
-    if slot.fixed and slot.fixed != c:
-        raise PoetryError(f"{source} wants {c!r} at {slot.where} but the {slot.source} has {slot.fixed!r}")
-    if slot.fixed:
-        return
-    if slot.han and not prosody_lib.is_han(c):
-        raise PoetryError(f"{source} character {c!r} at {slot.where} is not a Han character")
-    if not slot.han:
-        raise PoetryError(f"{source} wants {c!r} at {slot.where}, where the poem has punctuation")
-    slot.fixed, slot.source = c, source
-
-
-def _slots(request, resolved):
-    """The content steps of a form or template request, fixed characters placed."""
-    r, form = request, resolved.form
-    if resolved.template:
-        slots = []
-        line, pos = 0, 0
-        for c in resolved.template:
-            where = f"line {line + 1}, character {pos + 1}" if form else f"template position {len(slots) + 1}"
-            if c in forms.PUNCTUATION:
-                slots.append(_Slot(where, han=False, fixed=c, source="template"))
-                line, pos = line + 1, 0
-            else:
-                slots.append(_Slot(where, fixed="" if c == FREE_CHAR else c, source="template"))
-                pos += 1
-    else:
-        slots = []
-        for i in range(form.lines):
-            for j in range(form.chars_per_line):
-                slots.append(_Slot(f"line {i + 1}, character {j + 1}"))
-            slots.append(_Slot(f"end of line {i + 1}", han=False, fixed=form.line_end(i), source="form"))
-    for c, slot in zip(r.begin, slots):
-        _fix(slot, c, "begin")
-    if form is not None:
-        width = form.chars_per_line + 1
-        for i, c in enumerate(r.acrostic):
-            _fix(slots[i * width], c, "acrostic")
-        if r.tones != "off":
-            pattern = prosody_lib.relax(
-                prosody_lib.tone_pattern(form.chars_per_line, form.lines, r.tone_start, r.first_line_rhymes),
-                r.tones,
-            )
-            for i, line in enumerate(pattern):
-                for j, symbol in enumerate(line):
-                    slots[i * width + j].tone = symbol
-        if r.rhyme:
-            for i in prosody_lib.rhyme_positions(form.lines, r.first_line_rhymes):
-                slots[i * width + form.chars_per_line - 1].rhyme = True
-    return slots
-
-
-def _tone_name(tones):
-    return "/".join(prosody_lib.TONE_SYMBOL[t] for t in prosody_lib.TONE_CLASSES if t in tones) or "of unknown tone"
-
-
-def scheme_of(request):
-    """The request's RhymeScheme (its loose variant with rhyme_loose)."""
-    return prosody_lib.get_scheme(request.scheme, request.rhyme_loose)
 
 
 class _Rows:
@@ -299,7 +124,7 @@ class _Rows:
             row[key[1]] = True
         elif key[0] == "han":
             _, symbol, excluded, scheme = key
-            vp = prosody_lib.VocabProsody.build(self.vocab, scheme)
+            vp = vocab_prosody.VocabProsody.build(self.vocab, scheme)
             row = vp.han.copy()
             if symbol == prosody_lib.P:
                 row &= vp.ping
@@ -338,13 +163,14 @@ def tone_starts_that_fit(request):
     these. Both when tones are off or there is no form; raises PoetryError
     for an invalid request.
     """
-    resolved = _resolve(request)
+    resolved = poem_request.resolve_request(request)
     if request.tones == "off" or resolved.form is None:
-        return list(TONE_STARTS)
+        return list(poem_request.TONE_STARTS)
     return [
         start
-        for start in TONE_STARTS
-        if _tone_clash(_slots(dataclasses.replace(request, tone_start=start), resolved), request.scheme) is None
+        for start in poem_request.TONE_STARTS
+        if _tone_clash(poem_request.request_slots(dataclasses.replace(request, tone_start=start), resolved),
+                       request.scheme) is None
     ]
 
 
@@ -378,7 +204,7 @@ class _Steps:
 def _poem_steps(request, vocab, rows, condition):
     """The :class:`_Steps` of one request."""
     r = request
-    resolved = _resolve(r)
+    resolved = poem_request.resolve_request(r)
     out = _Steps()
 
     def add(key, where, is_rhyme=False, need=0, no_repeat=False):
@@ -407,19 +233,20 @@ def _poem_steps(request, vocab, rows, condition):
         add(("tok", EOS), "the end of the poem")
         return out
 
-    slots = out.slots = _slots(r, resolved)
+    slots = out.slots = poem_request.request_slots(r, resolved)
     clash = _tone_clash(slots, r.scheme)
     if clash is not None:
         other = {"ping": "ze", "ze": "ping"}[r.tone_start]
         hint = ""
-        if _tone_clash(_slots(dataclasses.replace(r, tone_start=other), resolved), r.scheme) is None:
+        if _tone_clash(poem_request.request_slots(dataclasses.replace(r, tone_start=other), resolved),
+                       r.scheme) is None:
             hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
-        tones = _tone_name(prosody_lib.char_tones(clash.fixed, r.scheme))
+        tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, r.scheme))
         raise PoetryError(
             f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
             f" but the {_START_NAME[r.tone_start]} pattern ({r.tones}) needs {clash.tone} there{hint}"
         )
-    scheme = scheme_of(r)
+    scheme = poem_request.scheme_of(r)
     heard = scheme.table is None  # xinyun: free characters keep their heard readings
     limited = resolved.form is not None and not r.allow_repeats
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
@@ -552,7 +379,7 @@ def _initial_groups(request, steps, rows, vp):
 
 def plan(requests, vocab, condition="none"):
     """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible."""
-    if isinstance(requests, PoemRequest):
+    if isinstance(requests, poem_request.PoemRequest):
         requests = [requests]
     requests = list(requests)
     if not requests:
@@ -562,8 +389,8 @@ def plan(requests, vocab, condition="none"):
     for b, request in enumerate(requests):
         try:
             steps = _poem_steps(request, vocab, rows, condition)
-            scheme = scheme_of(request)
-            vp = schemes.get(scheme.name) or prosody_lib.VocabProsody.build(vocab, scheme)
+            scheme = poem_request.scheme_of(request)
+            vp = schemes.get(scheme.name) or vocab_prosody.VocabProsody.build(vocab, scheme)
             body_guaranteed = _check_free_steps(steps, rows, vp)
             groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp)
         except PoetryError as error:
@@ -612,143 +439,3 @@ def plan(requests, vocab, condition="none"):
         fixed_counts=fixed_counts,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )
-
-
-# --------------------------------------------------------------------------
-# The independent validator
-
-
-def check_poem(content, request):
-    """Violations of ``request`` by a finished poem's ``content``; [] if none.
-
-    Independent of the masks: it reads the finished string with forms.classify
-    and prosody's per-character functions (the reader readings, or the 平水韵
-    table, of the request's scheme). Raises PoetryError only when the request
-    itself is invalid.
-    """
-    r = request
-    resolved = _resolve(r)
-    scheme = scheme_of(r)
-    form, template = resolved.form, resolved.template
-    problems = []
-    if not content.startswith(r.begin):
-        problems.append(f"begin: the poem starts {content[: len(r.begin)]!r}, not {r.begin!r}")
-    if form is None and not template:
-        if not content:
-            problems.append("free: the poem is empty")
-        if len(content) > r.max_len:
-            problems.append(f"free: {len(content)} characters, more than max_len {r.max_len}")
-        elif not r.stop_at_eos and len(content) < r.max_len:
-            problems.append(f"free: ended after {len(content)} characters, before max_len {r.max_len}")
-        return problems
-    if template:
-        if len(content) != len(template):
-            problems.append(f"template: {len(content)} characters, the template has {len(template)}")
-        for k, (want, got) in enumerate(zip(template, content)):
-            if want == FREE_CHAR:
-                if not prosody_lib.is_han(got):
-                    problems.append(f"template: position {k + 1} is {got!r}, not a Han character")
-            elif got != want:
-                problems.append(f"template: position {k + 1} is {got!r}, not {want!r}")
-    if form is None:
-        return problems
-    if forms.classify(content) != form.name:
-        problems.append(f"shape: not a {_describe(form)} ending ，。 alternately: {content!r}")
-        return problems
-    lines = [line[:-1] for line in forms.split_lines(content)]
-    for i, line in enumerate(lines):
-        for j, c in enumerate(line):
-            if not prosody_lib.is_han(c):
-                problems.append(f"shape: line {i + 1}, character {j + 1} is {c!r}, not a Han character")
-    for i, c in enumerate(r.acrostic):
-        if lines[i][0] != c:
-            problems.append(f"acrostic: line {i + 1} starts with {lines[i][0]!r}, not {c!r}")
-    if r.rhyme:
-        problems += rhyme_problems(lines, r.first_line_rhymes, scheme)
-    if r.tones != "off":
-        pattern = prosody_lib.relax(
-            prosody_lib.tone_pattern(form.chars_per_line, form.lines, r.tone_start, r.first_line_rhymes), r.tones
-        )
-        problems += tone_problems(lines, pattern, r.scheme)
-    if not r.allow_repeats:
-        problems += repeat_problems(content, _slots(r, resolved))
-    return problems
-
-
-def heard_ok(content, request):
-    """The stricter check of a form poem: its rhyme (中华新韵) and 平仄 as each line is read whole.
-
-    ``prosody.heard_rhyme_ok`` and ``heard_tones_ok``: the reading pypinyin
-    gives each character in its line, not any reader reading. True when the
-    request asks for neither.
-    """
-    form = _resolve(request).form
-    lines = [line[:-1] for line in forms.split_lines(content)]
-    ok = not request.rhyme or prosody_lib.heard_rhyme_ok(lines, request.first_line_rhymes)
-    if request.tones != "off" and form is not None:
-        pattern = prosody_lib.relax(
-            prosody_lib.tone_pattern(form.chars_per_line, form.lines, request.tone_start, request.first_line_rhymes),
-            request.tones,
-        )
-        ok = ok and prosody_lib.heard_tones_ok(lines, pattern)
-    return bool(ok)
-
-
-def repeat_problems(content, slots):
-    """Characters used more than MAX_USES times (or than the fixed characters use them)."""
-    fixed = collections.Counter(slot.fixed for slot in slots if slot.fixed and slot.han)
-    counts = collections.Counter(c for c in content if prosody_lib.is_han(c))
-    return [
-        f"repeats: {c!r} appears {n} times (at most {max(MAX_USES, fixed[c])})"
-        for c, n in counts.items()
-        if n > max(MAX_USES, fixed[c])
-    ]
-
-
-def rhyme_problems(lines, first_line_rhymes=False, scheme=prosody_lib.DEFAULT_SCHEME):
-    """Why the rhyming lines' last characters do not rhyme ([] if they do)."""
-    positions = prosody_lib.rhyme_positions(len(lines), first_line_rhymes)
-    chars = prosody_lib.rhyme_chars(lines, first_line_rhymes)
-    problems = []
-    for i, c in zip(positions, chars):
-        if not prosody_lib.char_rhymes(c, prosody_lib.PING, scheme):
-            problems.append(f"rhyme: line {i + 1} ends in {c!r}, which has no 平 rhyme reading")
-    if len(set(chars)) != len(chars):
-        problems.append(f"rhyme: a rhyming character repeats: {' '.join(chars)}")
-    if not problems and not prosody_lib.shared_rhymes(chars, scheme):
-        names = prosody_lib.get_scheme(scheme).groups
-        groups = ", ".join(
-            f"{c} {'/'.join(names[g] for g in sorted(prosody_lib.char_rhymes(c, prosody_lib.PING, scheme)))}"
-            for c in chars
-        )
-        problems.append(f"rhyme: the rhyming characters share no group ({groups})")
-    return problems
-
-
-def tone_problems(lines, pattern, scheme=prosody_lib.DEFAULT_SCHEME):
-    """Positions whose character does not fit the 平仄 pattern ([] if all do)."""
-    problems = []
-    for i, (line, required_line) in enumerate(zip(lines, pattern)):
-        chars = prosody_lib.line_chars(line)
-        for j, (c, required) in enumerate(zip(chars, required_line)):
-            if not prosody_lib.tone_ok(c, required, scheme):
-                tones = _tone_name(prosody_lib.char_tones(c, scheme))
-                problems.append(
-                    f"tones: line {i + 1}, character {j + 1} {c!r} is {tones}, the pattern needs {required}"
-                )
-    return problems
-
-
-def rhyme_group_name(content, first_line_rhymes=False, scheme=prosody_lib.DEFAULT_SCHEME):
-    """The rhyme group shared by a poem's rhyming lines, e.g. '十一庚'; None if none.
-
-    Several names joined by '/' when the rhyming characters share more than
-    one group (heteronyms), e.g. '一麻/十四姑'.
-    """
-    lines = forms.split_lines(content)
-    chars = prosody_lib.rhyme_chars(lines, first_line_rhymes)
-    if not chars or not all(chars):
-        return None
-    names = prosody_lib.get_scheme(scheme).groups
-    shared = prosody_lib.shared_rhymes(chars, scheme)
-    return "/".join(names[g] for g in sorted(shared)) or None

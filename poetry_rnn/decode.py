@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn import constraints, forms, prosody, quality, vocab as vocab_lib
+from poetry_rnn import constraints, forms, poem_request, prosody, quality, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -194,7 +194,7 @@ class Decoder:
             allowed &= tf.where(at_rhyme[:, None], rhyme_ok, True)
             # No repeats: a character used MAX_USES times already is out, unless
             # that would leave nothing (only where the plan cannot guarantee it).
-            limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= constraints.MAX_USES))
+            limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= poem_request.MAX_USES))
             allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
 
             filtered = filter_logits(logits, allowed, temperature, top_k, top_p)
@@ -243,7 +243,7 @@ class Decoder:
 class Poem:
     """One generated poem, ready to print or to serialise."""
 
-    request: object  # the constraints.PoemRequest it answers
+    request: object  # the poem_request.PoemRequest it answers
     title: str
     content: str
     logprobs: list  # log p of each content token (EOS included) under the model
@@ -312,7 +312,7 @@ class Ranking:
             total += self.ngram_weight * self.ngram.mean_logprob(poem.content)
         if self.rhyme_bonus and not poem.request.rhyme:
             lines = forms.split_lines(poem.content)
-            total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=constraints.scheme_of(poem.request))
+            total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=poem_request.scheme_of(poem.request))
         return total
 
 
@@ -396,13 +396,13 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
     owner, rows = sampling_rows(prefixes, temperature, top_k, top_p, seed, best_of, indices)
     expanded = [prefixes[i] for i in owner]
     forced = [max(len(p) - 1, 0) for p in expanded]
-    requests = [constraints.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
+    requests = [poem_request.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
     plan = constraints.plan(requests, vocab)
     start = np.array([vocab.id(p[:1] or " ") for p in expanded], np.int32)
     decoded = (decoder or Decoder(model)).decode(plan, start=start, **rows)
     candidates = [
         Poem(
-            constraints.PoemRequest(begin=p, max_len=len(p) + length, stop_at_eos=False),
+            poem_request.PoemRequest(begin=p, max_len=len(p) + length, stop_at_eos=False),
             "",
             p + vocab.decode(decoded.tokens[b, f : f + length]),
             decoded.logprobs[b, f : f + length].tolist(),

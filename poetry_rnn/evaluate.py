@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import (cli, constraints, corpus, dataset, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram,
-                        poet as poet_lib, prosody, quality, steps)
+from poetry_rnn import (cli, corpus, dataset, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram, poem_request,
+                        poet as poet_lib, prosody, quality, steps, tone_patterns, validator)
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions
@@ -97,7 +97,7 @@ def prosody_measures(first_line_rhymes=False):
         return _mean([prosody.heard_rhyme_ok(lines, first_line_rhymes) for lines in regular(poems)])
 
     def tone_agreement(poems):
-        fits = [prosody.best_tone_pattern(forms.split_lines(p), "loose") for p in poems]
+        fits = [tone_patterns.best_tone_pattern(forms.split_lines(p), "loose") for p in poems]
         return _mean([fit[0] for fit in fits if fit is not None])
 
     return {"rhyme_rate": rhyme_rate("xinyun"), "heard_rhyme_rate": heard_rhyme_rate,
@@ -120,8 +120,8 @@ def sample_report(poet, request, count, index, sampling, real_poems):
     generated = quality.summarize(finished, index, extra)
     generated["ended"] = len(finished) / len(written)
     if request.form != forms.FREE:
-        generated["constraints_valid"] = _mean([not constraints.check_poem(p.text, request) for p in written])
-        generated["constraints_heard"] = _mean([constraints.heard_ok(p.text, request) for p in written])
+        generated["constraints_valid"] = _mean([not validator.check_poem(p.text, request) for p in written])
+        generated["constraints_heard"] = _mean([validator.heard_ok(p.text, request) for p in written])
     real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
     return {
         "request": {k: v for k, v in vars(request).items() if v not in ("", False)},
@@ -162,7 +162,7 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
             report["test"] = {"data": f"{corpus_path} (test split)", **split_report(loaded, test_poems, fitted)}
     if samples:
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
-        requests = [constraints.PoemRequest(max_len=120)] + list(form_requests)
+        requests = [poem_request.PoemRequest(max_len=120)] + list(form_requests)
         progress(f"writing {samples} poems for each of {len(requests)} modes (best of {sampling.best_of}) ...")
         report["samples"] = [
             sample_report(poet_lib.Poet(loaded), r, samples, index, sampling, valid_poems or []) for r in requests
@@ -236,8 +236,8 @@ def define_flags():
     flags.DEFINE_integer("samples", 0, "Poems to generate per mode for the quality measures (0 = none).", lower_bound=0)
     flags.DEFINE_enum("form", None, list(forms.FORMS), "Also sample this form (with --rhyme/--tones).")
     flags.DEFINE_bool("rhyme", False, "Constrained samples rhyme.")
-    flags.DEFINE_enum("tones", "off", list(constraints.TONE_LEVELS), "Constrained samples follow 平仄.")
-    flags.DEFINE_enum("scheme", prosody.DEFAULT_SCHEME, list(constraints.SCHEMES),
+    flags.DEFINE_enum("tones", "off", list(poem_request.TONE_LEVELS), "Constrained samples follow 平仄.")
+    flags.DEFINE_enum("scheme", prosody.DEFAULT_SCHEME, list(poem_request.SCHEMES),
                       "Rhyme book of the constrained samples: xinyun (中华新韵) or pingshui (平水韵).")
     flags.DEFINE_integer("ngram_order", 5, "Order of the Kneser-Ney baseline.", lower_bound=1)
     flags.DEFINE_string("out", "reports/eval", "Folder for report.md and report.json.")
@@ -249,7 +249,7 @@ def main(argv):
     sampling = cli.options_from_flags(SamplingOptions)
     if not (FLAGS.data or FLAGS.corpus):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
-    form_requests = [constraints.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones, scheme=FLAGS.scheme)
+    form_requests = [poem_request.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones, scheme=FLAGS.scheme)
                      ] if FLAGS.form else []
     report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
                       FLAGS.ngram_order, sampling)

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from poetry_rnn import cli, constraints, decode, files, forms, modeldir
+from poetry_rnn import cli, constraints, decode, files, forms, modeldir, poem_request
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 
@@ -48,7 +48,7 @@ def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
     ``constraints.plan`` for one request per form, whose rows are already
     distinct and whose steps past a form's length point at row 0 (EOS only).
     """
-    requests = [constraints.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
+    requests = [poem_request.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
     plan = constraints.plan(requests, vocab, condition=condition)
     return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start
 

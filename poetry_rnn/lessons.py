@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import constraints, corpus, dataset, decode, distribution, loss as loss_lib, steps as steps_lib
+from poetry_rnn import corpus, dataset, decode, distribution, loss as loss_lib, poem_request, steps as steps_lib
 from poetry_rnn import vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions
@@ -101,7 +101,7 @@ def poems_text(poems, condition):
 def sample_poems(model, vocab, options):
     """A few free poems for TensorBoard, from the same decoder and sampling defaults ``write`` uses."""
     begins = [c for c in SAMPLE_BEGINS if c in vocab][: options.samples] or [""]
-    requests = [constraints.PoemRequest(begin=b, max_len=SAMPLE_MAX_LEN) for b in begins]
+    requests = [poem_request.PoemRequest(begin=b, max_len=SAMPLE_MAX_LEN) for b in begins]
     sampling = SamplingOptions(seed=options.seed)
     poems = decode.generate(model, vocab, requests, **dataclasses.asdict(sampling), condition=options.model.condition)
     return "\n\n".join(p.content for p in poems)

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import random
 
-from poetry_rnn import constraints, decode, forms, modeldir, prosody
+from poetry_rnn import constraints, decode, forms, modeldir, poem_request, prosody, validator
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions, option, validate
 
@@ -42,12 +42,12 @@ class PoemOptions:
                          "平水韵's 邻韵 may be mixed.")
     rhyme_loose: bool = option(False, "平水韵: neighbouring groups (邻韵: 东冬, 支微齐, ...) may be mixed (needs --rhyme).")
     first_line_rhymes: bool = option(False, "首句入韵: the first line rhymes too.")
-    scheme: str = option(constraints.prosody_lib.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a "
+    scheme: str = option(prosody.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a "
                          "reader today hears the line) or pingshui (平水韵, the Tang rhyme book; 入声 is 仄).",
-                         choices=constraints.SCHEMES)
+                         choices=poem_request.SCHEMES)
     allow_repeats: bool = option(False, "Regular forms: lift the limit of two uses per character.")
     tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.",
-                        choices=constraints.TONE_LEVELS)
+                        choices=poem_request.TONE_LEVELS)
     tone_start: str = option("random", "平起 (ping) or 仄起 (ze); random: per poem, among the starts that fit.",
                              choices=TONE_STARTS)
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
@@ -175,7 +175,7 @@ def poem_requests(poem, seed):
     rng = random.Random(seed)
     requests = []
     for begin in poem.begin or [""]:
-        request = constraints.PoemRequest(
+        request = poem_request.PoemRequest(
             begin=begin, form=poem.form, rhyme=poem.rhyme, rhyme_loose=poem.rhyme_loose,
             first_line_rhymes=poem.first_line_rhymes, scheme=poem.scheme, allow_repeats=poem.allow_repeats,
             tones=poem.tones, acrostic=poem.acrostic, template=poem.template, title=poem.title,
@@ -296,8 +296,8 @@ class Poet:
             title=written.title,
             begin=request.begin,
             form=request.form,
-            rhyme_group=constraints.rhyme_group_name(written.content, request.first_line_rhymes,
-                                                     constraints.scheme_of(request))
+            rhyme_group=validator.rhyme_group_name(written.content, request.first_line_rhymes,
+                                                   poem_request.scheme_of(request))
             if request.rhyme else None,
             tone_start=request.tone_start if request.tones != "off" else None,
             logprobs=list(written.logprobs),

@@ -2,8 +2,9 @@
 
 Every later stage reads one poem per line, ``title:content``, in simplified
 characters, with content made only of Han characters and ，。？！. This module
-is the one place that knows what the raw chinese-poetry files look like and
-how messy they are, so training never has to.
+(the files, the summary, the flags) and ``cleaning`` (the rules that clean
+one poem) are the one place that knows what the raw chinese-poetry files
+look like and how messy they are, so training never has to.
 
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt
     python -m poetry_rnn.prepare --source https://.../chinese-poetry/archive/master.zip --out data/poems.txt
@@ -23,222 +24,21 @@ files, so a script never mistakes a partial corpus for a whole one.
 
 import collections
 import dataclasses
-import functools
 import json
 import math
 import os
 import re
 import zipfile
 
-import opencc
 from absl import flags
 
-from poetry_rnn import cli, corpus, fetch, files, forms, prosody
+from poetry_rnn import cleaning, cli, corpus, fetch, files, forms
 from poetry_rnn.errors import PoetryError
 
 DEFAULT_MAX_LEN = corpus.DEFAULT_MAX_LEN
 TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
 
-# Cleaning rules, in the order the summary prints them. A rule in CHANGES
-# edits a poem that may still be kept; a rule in DROPS removes it, and each
-# dropped poem is counted under exactly one (the first that applies).
-CHANGES = {
-    "notes": "editorial notes （…）(…)〖…〗【…】〔…〕 removed",
-    "footnote_marks": "footnote marks [一] removed",
-    "supplied": "editor-supplied characters [字] unbracketed",
-    "unclosed_note": "unclosed note cut to the end",
-    "marks": "quote/title marks and spaces dropped",
-    "punctuation": "punctuation mapped onto ，。？！",
-    "stray_punctuation": "leading or doubled punctuation removed",
-    "title": "spaces, colons or stray brackets removed from the title",
-}
-DROPS = {
-    "malformed": "entry without a list of paragraphs",
-    "empty": "empty after cleaning",
-    "unmatched_bracket": "closing bracket without an opening one",
-    "latin_digit": "Latin letters or digits",
-    "non_han": "□ or other non-Han character",
-    "too_long": "longer than --max_len",
-    "not_regular": "not 五绝/七绝/五律/七律 (--forms)",
-    "duplicate": "duplicate content",
-}
-
-# Square brackets mark characters the editors supplied for a gap in the
-# manuscript ("凡校補字，均括以[]"): the character belongs to the verse, and
-# dropping it would shorten the line. Only a bracketed number is a footnote
-# mark. Every other bracket pair holds an editorial note (variant readings
-# "（一作…）", sources, dates) that is not part of the poem.
-BRACKETS = {"（": "）", "(": ")", "【": "】", "〔": "〕", "〖": "〗", "[": "]", "［": "］"}
-SUPPLIED = ("[", "［")
-_ALL_BRACKETS = re.escape("".join(BRACKETS) + "".join(BRACKETS.values()))
-# Innermost pairs only (no bracket inside), so nested notes peel from inside
-# out and an opening bracket never pairs with the wrong closing one.
-INNER_PAIR = re.compile(
-    "|".join(f"{re.escape(o)}[^{_ALL_BRACKETS}]*{re.escape(c)}" for o, c in BRACKETS.items())
-)
-ANY_BRACKET = re.compile(f"[{_ALL_BRACKETS}]")
-UNCLOSED_NOTE = re.compile(f"[{re.escape(''.join(BRACKETS))}].*")
-FOOTNOTE_NUMBER = re.compile(r"[一二三四五六七八九十〇○0-9]+")
-
-# Marks that wrap words (quotations, book titles) carry no sound and no line
-# structure: the words stay, the marks go. Spaces are layout, not verse.
-MARKS = re.compile(r"""[「」『』《》〈〉“”‘’"'·・\s]""")
-# Other punctuation maps onto the nearest of ，。？！ so that lines still end
-# where the poet paused: ；and ; close a clause that is mostly the end of a
-# couplet, like 。 (in this corpus ； falls at a couplet end 4 times in 5); ：
-# introduces what follows within the same sentence, like ，; 、 is a list
-# pause, like ，. ASCII and full-width variants mean the same as their
-# ideographic forms.
-PUNCTUATION = {
-    **dict.fromkeys(",﹐､、:：﹕", "，"),
-    **dict.fromkeys(".．｡;；﹔", "。"),
-    **dict.fromkeys("?﹖", "？"),
-    **dict.fromkeys("!﹗", "！"),
-}
-OTHER_PUNCTUATION = re.compile(f"[{re.escape(''.join(PUNCTUATION))}]")
-LEADING_PUNCTUATION = re.compile(f"^[{forms.PUNCTUATION}]+")
-# After a note between two marks ("句，（…）。") keep the first mark: ？ and ！
-# come first and carry the meaning.
-DOUBLED_PUNCTUATION = re.compile(f"([{forms.PUNCTUATION}])[{forms.PUNCTUATION}]+")
-LATIN_DIGIT = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
-# CJK Unified Ideographs (basic block, extensions A to I) and compatibility
-# ideographs; □ ○ ● (unknown characters), ⿰ (a character spelled out by
-# its parts), private-use code points and … (text left out) are not Han.
-TITLE_DROPS = re.compile(r"[\s:：﹕]")
-
 FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
-
-
-@functools.lru_cache(maxsize=None)
-def _converter():
-    """The OpenCC traditional -> simplified converter, built once per process.
-
-    ``t2s.json`` is the config file name every opencc release accepts (1.4
-    also takes the bare "t2s"). It converts character by character but looks
-    up phrases first, so one-to-many characters (乾坤 / 乾燥) come out right;
-    that is also why title and content are converted as whole strings.
-    """
-    return opencc.OpenCC("t2s.json").convert
-
-
-@dataclasses.dataclass(frozen=True)
-class CleanPoem:
-    """One poem after cleaning: ``dropped`` names the rule that removed it, if any."""
-
-    title: str
-    content: str
-    changes: frozenset
-    dropped: str | None = None
-
-
-def _strip_notes(text, fired):
-    """Remove bracketed notes, innermost first; unbracket supplied characters."""
-
-    def replace(match):
-        pair = match.group()
-        inside = pair[1:-1]
-        if pair[0] not in SUPPLIED:
-            fired.add("notes")
-            return ""
-        if FOOTNOTE_NUMBER.fullmatch(inside):
-            fired.add("footnote_marks")
-            return ""
-        fired.add("supplied")
-        return inside
-
-    while True:
-        text, count = INNER_PAIR.subn(replace, text)
-        if not count:
-            return text
-
-
-def _cut_unclosed_note(text, fired):
-    """Cut from an opening bracket that never closes to the end of ``text``.
-
-    Such a bracket starts a note whose closing bracket was lost: in this
-    corpus it is almost always a source cited after the verse
-    ("…松影落扶疎。（《古今圖書集成》…"), so the verse before it is kept.
-    """
-    cut = UNCLOSED_NOTE.sub("", text)
-    if cut != text:
-        fired.add("unclosed_note")
-    return cut
-
-
-def _clean_title(title, fired):
-    """Notes out, spaces and colons out, and any bracket left over.
-
-    The colon separates title from content in poems.txt. Titles are never
-    dropped (only content is verse), so a stray closing bracket is removed
-    rather than counted against the poem.
-    """
-    title = _cut_unclosed_note(_strip_notes(title, fired), fired)
-    tidy = TITLE_DROPS.sub("", ANY_BRACKET.sub("", title))
-    if tidy != title:
-        fired.add("title")
-    return tidy
-
-
-def _clean_content(paragraphs, fired):
-    """Join the paragraphs, remove notes and marks, map punctuation onto ，。？！.
-
-    Paragraphs are joined first because a note often opens in one paragraph
-    and closes in a later one.
-    """
-    text = _cut_unclosed_note(_strip_notes("".join(paragraphs), fired), fired)
-    text, marks = MARKS.subn("", text)
-    if marks:
-        fired.add("marks")
-    text, mapped = OTHER_PUNCTUATION.subn(lambda match: PUNCTUATION[match.group()], text)
-    if mapped:
-        fired.add("punctuation")
-    tidy = DOUBLED_PUNCTUATION.sub(r"\1", LEADING_PUNCTUATION.sub("", text))
-    if tidy != text:
-        fired.add("stray_punctuation")
-    return tidy
-
-
-def _drop_rule(content, max_len, forms_only):
-    """The first drop rule that applies to cleaned, simplified content, or None."""
-    if not content:
-        return "empty"
-    if ANY_BRACKET.search(content):
-        return "unmatched_bracket"
-    if LATIN_DIGIT.search(content):
-        return "latin_digit"
-    if not all(c in forms.PUNCTUATION or prosody.is_han(c) for c in content):  # the one definition of a Han character
-        return "non_han"
-    if len(content) > max_len:
-        return "too_long"
-    if forms_only and forms.classify(content) is None:
-        return "not_regular"
-    return None
-
-
-def clean_poem(title, paragraphs, max_len=DEFAULT_MAX_LEN, forms_only=False):
-    """Clean one corpus entry into a ``CleanPoem`` (simplified, ``dropped`` if rejected).
-
-    ``paragraphs`` must be a list of strings (callers count other shapes as
-    malformed). Title and content are converted to simplified characters in
-    one OpenCC call, joined by a newline, which neither can contain after
-    cleaning and which OpenCC passes through unchanged.
-
-    ``forms_only`` keeps only poems whose shape is one of forms.FORMS
-    (forms.classify is not None: 4 or 8 equal lines of 5 or 7 characters
-    ending ，。，。…), the same test the generator's form constraints and the
-    evaluator use, so a "regular" training poem is one the model could be
-    asked to write.
-    """
-    fired = set()
-    raw_title = _clean_title(title, fired)
-    raw_content = _clean_content(paragraphs, fired)
-    simple_title, simple_content = _converter()(f"{raw_title}\n{raw_content}").split("\n", 1)
-    return CleanPoem(
-        title=simple_title,
-        content=simple_content,
-        changes=frozenset(fired),
-        dropped=_drop_rule(simple_content, max_len, forms_only),
-    )
 
 
 @dataclasses.dataclass
@@ -282,9 +82,9 @@ class PrepareSummary:
             f"poems read: {self.poems_read:,}",
             f"poems kept: {self.kept:,} -> {self.out}",
             "changed (poems a rule edited, kept or not):",
-            *(f"  {label}: {self.changes[rule]:,}" for rule, label in CHANGES.items()),
+            *(f"  {label}: {self.changes[rule]:,}" for rule, label in cleaning.CHANGES.items()),
             "dropped (poems, first rule that applies):",
-            *(f"  {label}: {self.drops[rule]:,}" for rule, label in DROPS.items()),
+            *(f"  {label}: {self.drops[rule]:,}" for rule, label in cleaning.DROPS.items()),
             f"characters: {self.characters:,} (content, incl. punctuation)",
             f"vocabulary: {self.vocabulary:,} distinct characters (content)",
             "length histogram (content characters):",
@@ -387,7 +187,7 @@ def prepare_poems(source, out, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_
             if parsed is None:
                 summary.drops["malformed"] += 1
                 continue
-            poem = clean_poem(*parsed, max_len=max_len, forms_only=forms_only)
+            poem = cleaning.clean_poem(*parsed, max_len=max_len, forms_only=forms_only)
             summary.changes.update(poem.changes)
             dropped = poem.dropped or ("duplicate" if poem.content in seen else None)
             if dropped:

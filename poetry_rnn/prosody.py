@@ -1,4 +1,4 @@
-"""Rhyme groups and tones (平仄) per character, and the 平仄 patterns of Tang verse.
+"""Rhyme groups and tones (平仄) per character, and what they say of a line.
 
 Two rhyme books (``scheme``): 中华新韵 (``xinyun``, modern Mandarin, groups
 by the final of a pypinyin reading) and 平水韵 (``pingshui``, the book Tang
@@ -15,26 +15,26 @@ dictionary entries (看 kān 15, 重 chóng 185, 行 háng 110, 长 cháng 407, 
 7,533 distinct characters of the corpus this keeps 460 second readings and
 drops 3,433 (3,190 in no phrase, 243 in one: 思 sāi, 过 guō, 行 héng); 还 fú,
 家 gū, 身 juān, 台 sì, 眠 mǐn are in none. :func:`char_tones`,
-:func:`char_rhymes` and so ``constraints.check_poem`` and ``evaluate`` use
+:func:`char_rhymes` and so ``validator.check_poem`` and ``evaluate`` use
 these readings; a character pypinyin cannot read is read through its OpenCC
 variant.
 
 **What a reader hears in a line** is stricter still: pypinyin reads a whole
 line phrase by phrase, so 长 is cháng in 长安 but zhǎng alone, its default.
 :func:`heard_readings` reads a line so; the decoder's masks choose free
-characters by that reading (:class:`VocabProsody`): the default reading,
-with the neighbours that would make a phrase reading it differently masked
-(:func:`phrase_pairs`), so a rhyme or tone the masks allow is also the one a
-reader of the whole line hears.
+characters by that reading (``vocab_prosody.VocabProsody``): the default
+reading, with the neighbours that would make a phrase reading it differently
+masked (:func:`phrase_pairs`), so a rhyme or tone the masks allow is also the
+one a reader of the whole line hears.
 
 Tone class under xinyun: tones 1 and 2 (阴平, 阳平) are 平, tones 3 and 4 are
 仄; a neutral-tone reading says nothing; no 入声 (白, 国 count by Mandarin).
 Under pingshui the table says 平, 上, 去 or 入, and 上/去/入 are 仄.
 
-The 平仄 patterns of 近体诗 are derived, not listed: see :func:`tone_pattern`.
-
-Everything here is per character or per line; :class:`VocabProsody` turns it
-into numpy arrays over a vocabulary, which ``constraints`` turns into masks.
+Everything here is per character or per line. The 平仄 patterns a regular
+poem's lines follow are in ``tone_patterns``; ``vocab_prosody`` turns these
+functions into numpy arrays over a vocabulary, which ``constraints`` turns
+into masks.
 """
 
 import collections
@@ -42,8 +42,6 @@ import dataclasses
 import functools
 import os
 import unicodedata
-
-import numpy as np
 
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.forms import PUNCTUATION
@@ -404,7 +402,7 @@ def heard_readings(line):
     return [_reading(s) if any("a" <= ch <= "z" for ch in s) else None for (s,) in found]
 
 
-def _heard_class(reading):
+def heard_class(reading):
     """(tone class, 中华新韵 group) of a reading: what a tone or rhyme mask looks at."""
     if reading is None:
         return None
@@ -432,7 +430,7 @@ def phrase_pairs():
         if len(phrase) != len(syllables):
             continue
         changed = [
-            any(_heard_class(_reading(s)) != _heard_class(default_reading(c)) for s in options)
+            any(heard_class(_reading(s)) != heard_class(default_reading(c)) for s in options)
             for c, options in zip(phrase, syllables)
         ]
         for k in range(len(phrase) - 1):
@@ -443,132 +441,12 @@ def phrase_pairs():
 
 
 # --------------------------------------------------------------------------
-# 平仄 patterns of 近体诗
-
-
-def _other(tone):
-    return Z if tone == P else P
-
-
-def _five_char_line(second, last):
-    """The 5-character line with 2nd-character tone ``second`` and last ``last``.
-
-    Feet of two alternate: 2nd and 4th characters differ. The four base types
-    follow from where the line ends:
-      last differs from the 4th -> a single closing character: 仄仄平平仄 (A), 平平仄仄平 (B)
-      last equals the 4th       -> a closing foot, the 3rd copies the 1st foot: 平平平仄仄 (C), 仄仄仄平平 (D)
-    """
-    fourth = _other(second)
-    if last != fourth:
-        return second * 2 + fourth * 2 + last
-    return second * 3 + fourth * 2
-
-
-def tone_pattern(chars_per_line, lines, start="ping", first_line_rhymes=False):
-    """The 平仄 pattern of a regulated poem, one string of 平/仄 per line.
-
-    ``start`` is 平起/仄起: the tone of the first line's 2nd character.
-    Derivation (粘对 and rhyme): even lines (and line 1 when 首句入韵) rhyme
-    and end 平, the others end 仄; line 2's 2nd character is opposite to line
-    1's (对), line 3's equals line 2's (粘), and so on through 8 lines. A
-    5-character line is then fixed by its 2nd and last tones
-    (:func:`_five_char_line`); a 7-character line prefixes two characters
-    opposite to its 5-character core's first tone, so its 2nd character is
-    the opposite of the core's.
-    """
-    if chars_per_line not in (5, 7):
-        raise PoetryError(f"平仄 patterns exist for lines of 5 or 7 characters, not {chars_per_line}")
-    if start not in TONE_SYMBOL:
-        raise PoetryError(f"tone start must be 'ping' or 'ze', not {start!r}")
-    second = TONE_SYMBOL[start]
-    if chars_per_line == 7:
-        second = _other(second)  # the 5-character core's 2nd character
-    pattern = []
-    for i in range(lines):
-        if i > 0:
-            second = _other(second) if i % 2 == 1 else second  # 对 after odd lines, 粘 after even
-        rhymes = i % 2 == 1 or (i == 0 and first_line_rhymes)
-        core = _five_char_line(second, P if rhymes else Z)
-        pattern.append(core if chars_per_line == 5 else _other(core[0]) * 2 + core)
-    return tuple(pattern)
-
-
-def relax(pattern, level):
-    """Replace unenforced positions with 中.
-
-    ``strict`` keeps every position; ``loose`` keeps the 2nd, 4th and 6th
-    characters and the last one (一三五不论，二四六分明); ``off`` keeps none.
-    """
-    if level not in TONE_LEVELS:
-        raise PoetryError(f"tones must be one of {', '.join(TONE_LEVELS)}, not {level!r}")
-    out = []
-    for line in pattern:
-        if level == "strict":
-            out.append(line)
-        elif level == "off":
-            out.append(EITHER * len(line))
-        else:
-            out.append("".join(t if (j % 2 == 1 or j == len(line) - 1) else EITHER for j, t in enumerate(line)))
-    return tuple(out)
-
-
-def all_tone_patterns(chars_per_line, lines):
-    """{(start, first_line_rhymes): pattern} for the four variants of a shape."""
-    return {
-        (start, flr): tone_pattern(chars_per_line, lines, start, flr)
-        for start in TONE_CLASSES
-        for flr in (False, True)
-    }
-
-
-# --------------------------------------------------------------------------
 # Whole lines (for validators and evaluators, on generated or real poems)
 
 
 def line_chars(line):
     """A line's characters without its closing punctuation (and surrounding spaces)."""
     return line.strip().rstrip(PUNCTUATION).strip()
-
-
-def tone_agreement(lines, pattern, scheme=DEFAULT_SCHEME):
-    """(agreeing, checked): positions whose character fits the pattern symbol.
-
-    ``lines`` are the poem's lines (punctuation allowed); 中 positions are not
-    counted; a character with no known tone counts as disagreeing; lines or
-    characters beyond the pattern are ignored, missing ones count as checked
-    and disagreeing.
-    """
-    agree = checked = 0
-    for i, required_line in enumerate(pattern):
-        chars = line_chars(lines[i]) if i < len(lines) else ""
-        for j, required in enumerate(required_line):
-            if required == EITHER:
-                continue
-            checked += 1
-            if j < len(chars) and tone_ok(chars[j], required, scheme):
-                agree += 1
-    return agree, checked
-
-
-def best_tone_pattern(lines, level="strict", scheme=DEFAULT_SCHEME):
-    """The best-fitting standard pattern for a regular poem's lines.
-
-    Returns ``(share, pattern, start, first_line_rhymes)`` where ``share`` is
-    the fraction of enforced positions agreeing, maximised over 平起/仄起 and
-    首句入韵 or not; None when the lines are not all 5 or all 7 characters.
-    """
-    sizes = {len(line_chars(line)) for line in lines}
-    if len(sizes) != 1 or not sizes <= {5, 7}:
-        return None
-    (size,) = sizes
-    best = None
-    for (start, flr), pattern in all_tone_patterns(size, len(lines)).items():
-        pattern = relax(pattern, level)
-        agree, checked = tone_agreement(lines, pattern, scheme)
-        share = agree / checked if checked else 1.0
-        if best is None or share > best[0]:
-            best = (share, pattern, start, flr)
-    return best
 
 
 def rhyme_positions(n_lines, first_line_rhymes=False):
@@ -613,7 +491,7 @@ def heard_rhyme_ok(lines, first_line_rhymes=False):
         return False
     groups = set()
     for i in positions:
-        heard = _heard_class(heard_readings(lines[i])[-1])
+        heard = heard_class(heard_readings(lines[i])[-1])
         if heard is None or heard[0] != PING or heard[1] is None:
             return False
         groups.add(heard[1])
@@ -631,90 +509,3 @@ def heard_tones_ok(lines, pattern):
             if tone != (PING if required == P else ZE):
                 return False
     return len(lines) >= len(pattern)
-
-
-# --------------------------------------------------------------------------
-# Arrays over a vocabulary
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class VocabProsody:
-    """Per-token prosody of a vocabulary for the masks (arrays indexed by token id).
-
-    han:           (V,) bool, the token is one Han character (reserved ids False)
-    ping, ze:      (V,) bool, a free character that is heard 平 / 仄 (xinyun:
-                   its default reading, see the module doc; pingshui: the table)
-    group_members: (G, V) bool, free characters that end a rhyme of group g
-                   (heard 平 in g; pingshui: a 平 entry in g, 邻韵 if loose)
-    pair_tokens:   (V, K) int32, for a previous token x the tokens y whose
-                   pair xy is in :func:`phrase_pairs` (padded with V)
-    pair_kinds:    (V, K) int32, the pair's kinds (CHANGES_FIRST/SECOND), 0 in padding
-    unknown:       Han tokens with no tone class under the scheme's character
-                   readings (pypinyin has no reading, or the table no entry), in id order
-    """
-
-    scheme: RhymeScheme
-    han: np.ndarray
-    ping: np.ndarray
-    ze: np.ndarray
-    group_members: np.ndarray
-    pair_tokens: np.ndarray
-    pair_kinds: np.ndarray
-    unknown: tuple
-
-    @classmethod
-    def build(cls, vocab, scheme=DEFAULT_SCHEME):
-        scheme = get_scheme(scheme)
-        key = (vocab.fingerprint, scheme.name)
-        cached = _CACHE.get(key)
-        if cached is not None:
-            return cached
-        tokens = vocab.tokens
-        n, g = len(tokens), len(scheme.groups)
-        han = np.zeros(n, bool)
-        ping = np.zeros(n, bool)
-        ze = np.zeros(n, bool)
-        members = np.zeros((g, n), bool)
-        unknown = []
-        reserved = len(tokens) - len(vocab.chars)  # PAD UNK BOS EOS SEP
-        for i, token in enumerate(tokens):
-            if i < reserved or not is_han(token):
-                continue
-            han[i] = True
-            if not char_tones(token, scheme):
-                unknown.append(token)
-            if scheme.table is not None:
-                tones = char_tones(token, scheme)
-                ping[i], ze[i] = PING in tones, ZE in tones
-                members[sorted(char_rhymes(token, PING, scheme)), i] = True
-                continue
-            heard = _heard_class(default_reading(token))
-            if heard is None:
-                continue
-            ping[i], ze[i] = heard[0] == PING, heard[0] == ZE
-            if heard[0] == PING and heard[1] is not None:
-                members[heard[1], i] = True
-        pair_tokens, pair_kinds = _pair_table(vocab, n) if scheme.table is None else _pair_table(None, n)
-        for array in (han, ping, ze, members, pair_tokens, pair_kinds):
-            array.setflags(write=False)
-        built = cls(scheme, han, ping, ze, members, pair_tokens, pair_kinds, tuple(unknown))
-        _CACHE[key] = built
-        return built
-
-
-def _pair_table(vocab, n):
-    """phrase_pairs over a vocabulary as padded (n, K) token and kind arrays (K >= 1)."""
-    rows = collections.defaultdict(list)
-    for (x, y), kind in (phrase_pairs().items() if vocab is not None else ()):
-        if x in vocab and y in vocab:
-            rows[vocab.id(x)].append((vocab.id(y), kind))
-    width = max((len(r) for r in rows.values()), default=1)
-    tokens = np.full((n, width), n, np.int32)
-    kinds = np.zeros((n, width), np.int32)
-    for x, row in rows.items():
-        tokens[x, : len(row)] = [y for y, _ in row]
-        kinds[x, : len(row)] = [k for _, k in row]
-    return tokens, kinds
-
-
-_CACHE = {}

@@ -130,7 +130,7 @@ def summarize(poems, index, extra_measures=None):
     ``copied_lines`` is a share of lines and ``distinct_2`` a ratio of
     bigrams. ``extra_measures`` maps more names to functions of the list of
     poems returning a float: this is where the evaluator adds rhyme and tone
-    agreement from ``constraints``, which this module does not import.
+    agreement from ``prosody`` and ``tone_patterns``, which this module does not import.
     """
     poems = list(poems)
     summary = {

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poet, trainer
+from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poem_request, poet, trainer
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import run_module, synthetic_poems, write_poems
@@ -123,7 +123,7 @@ def test_only_punctuation_trains_but_cannot_fill_a_form(tmp_path):
     loaded = modeldir.load(str(tmp_path / "m"))
     assert set(loaded.vocab.chars) == set("，。？！")
     with pytest.raises(PoetryError, match="no token of the vocabulary can stand at line 1, character 1"):
-        constraints.plan([constraints.PoemRequest(form="wujue")], loaded.vocab)
+        constraints.plan([poem_request.PoemRequest(form="wujue")], loaded.vocab)
 
 
 # --------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def test_write_options_out_of_range(options, words):
 def test_impossible_requests_are_refused(trained, request_, pattern):
     vocab = modeldir.load(trained[1]).vocab
     with pytest.raises(PoetryError, match=pattern):
-        constraints.plan([constraints.PoemRequest(**request_)], vocab)
+        constraints.plan([poem_request.PoemRequest(**request_)], vocab)
 
 
 # --------------------------------------------------------------------------

@@ -1,16 +1,16 @@
-"""Request -> per-step masks (poetry_rnn.constraints), and the validator."""
+"""Requests (poem_request) -> per-step masks (constraints), and the validator (validator)."""
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import forms, prosody, vocab as vocab_lib
-from poetry_rnn.constraints import (
-    MAX_USES, DecodePlan, PoemRequest, check_poem, plan, rhyme_group_name, tone_starts_that_fit,
-)
+from poetry_rnn import forms, prosody, tone_patterns, vocab as vocab_lib, vocab_prosody
+from poetry_rnn.constraints import DecodePlan, plan, tone_starts_that_fit
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CONDITIONS
+from poetry_rnn.poem_request import MAX_USES, PoemRequest
+from poetry_rnn.validator import check_poem, rhyme_group_name
 from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
 
 # ~270 common characters of Tang verse, every rhyme group represented.
@@ -27,7 +27,7 @@ OTHER = ("，", "。", "？", "！", "a", " ", "□")  # punctuation and non-Han
 VOCAB = Vocab(RESERVED + tuple(COMMON) + OTHER)
 HAN = np.zeros(len(VOCAB), bool)
 HAN[[VOCAB.id(c) for c in COMMON]] = True
-VP = prosody.VocabProsody.build(VOCAB)
+VP = vocab_prosody.VocabProsody.build(VOCAB)
 
 
 def one_hot(token):
@@ -550,7 +550,7 @@ def test_a_stubborn_model_is_heard_as_the_masks_promise():
         (tokens,) = simulate(p, np.random.default_rng(2), "fixed", prefer=[VOCAB.id(c) for c in prefer])
         content = VOCAB.decode(tokens)
         lines = [line[:-1] for line in forms.split_lines(content)]
-        pattern = prosody.tone_pattern(5, 8, "ping", True)
+        pattern = tone_patterns.tone_pattern(5, 8, "ping", True)
         assert check_poem(content, request) == [], content
         assert prosody.heard_rhyme_ok(lines, True) and prosody.heard_tones_ok(lines, pattern), content
 

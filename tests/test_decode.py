@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir, vocab as vocab_lib
+from poetry_rnn import constraints, decode, modeldir, poem_request, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from poetry_rnn.vocab import Vocab
@@ -16,7 +16,7 @@ def loaded(tiny_model_dir):
 
 
 def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
-    requests = [constraints.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
+    requests = [poem_request.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
     plan = constraints.plan(requests, loaded.vocab)
     decoded = decode.Decoder(loaded.model).decode(plan, temperature=1.5, keys=np.arange(32))
     for b in range(len(requests)):
@@ -29,14 +29,14 @@ def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
 
 
 def test_same_seed_same_poems_other_seed_other_poems(loaded):
-    requests = [constraints.PoemRequest(begin="春")] * 6
+    requests = [poem_request.PoemRequest(begin="春")] * 6
     poems = lambda seed: [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, seed=seed)]
     assert poems(1) == poems(1)
     assert poems(1) != poems(2)
 
 
 def test_greedy_is_top_k_1_and_deterministic(loaded):
-    requests = [constraints.PoemRequest(begin=c) for c in "春秋"]
+    requests = [poem_request.PoemRequest(begin=c) for c in "春秋"]
     greedy = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.0, seed=1)
     top1 = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, top_k=1, seed=2)
     assert [p.content for p in greedy] == [p.content for p in top1]
@@ -45,7 +45,7 @@ def test_greedy_is_top_k_1_and_deterministic(loaded):
 def test_top_k_only_samples_among_the_k_most_likely():
     vocab = Vocab.build([CHARS], min_count=1)
     model = PoetryModel(ModelConfig(vocab_size=len(vocab), units=8, embed_dim=4, layers=1))
-    plan = constraints.plan([constraints.PoemRequest(max_len=1)] * 200, vocab)
+    plan = constraints.plan([poem_request.PoemRequest(max_len=1)] * 200, vocab)
     decoded = decode.Decoder(model).decode(plan, temperature=5.0, top_k=3, keys=np.arange(200))
     logits, _ = model.step(np.full([1], vocab_lib.BOS, np.int32), model.initial_states(1))
     allowed = plan.mask_table[plan.step_masks[0, 0]]
@@ -76,9 +76,9 @@ def test_sampling_settings_are_per_row():
 
 def test_a_poem_is_the_same_alone_or_in_a_batch(loaded):
     # Its random numbers are keyed by (seed, index, copy), not by its place in the batch.
-    request = constraints.PoemRequest(begin="春", max_len=40)
+    request = poem_request.PoemRequest(begin="春", max_len=40)
     alone = decode.generate(loaded.model, loaded.vocab, [request], seed=9, indices=[3])[0]
-    others = [constraints.PoemRequest(begin="月", max_len=20)] * 5
+    others = [poem_request.PoemRequest(begin="月", max_len=20)] * 5
     batched = decode.generate(loaded.model, loaded.vocab, others + [request], seed=[1] * 5 + [9],
                               temperature=[0.5] * 5 + [1.0], indices=[0, 1, 2, 3, 4, 3])[-1]
     assert alone.content == batched.content
@@ -86,7 +86,7 @@ def test_a_poem_is_the_same_alone_or_in_a_batch(loaded):
 
 
 def test_best_of_keeps_the_most_likely_candidate(loaded):
-    request = constraints.PoemRequest(begin="春", max_len=40)
+    request = poem_request.PoemRequest(begin="春", max_len=40)
     best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8)[0]
     # The eight drafts, decoded directly with the keys generate gives them.
     plan = constraints.plan([request] * 8, loaded.vocab)
@@ -108,7 +108,7 @@ def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
     from poetry_rnn import ngram, prosody
     from conftest import synthetic_poems
 
-    request = constraints.PoemRequest(begin="春", max_len=40)
+    request = poem_request.PoemRequest(begin="春", max_len=40)
     drafts = drafts_of(loaded, request, seed=5)
     lm = ngram.KneserNey(order=3, vocab=loaded.vocab.chars).fit(c for _, c in synthetic_poems(200, seed=1))
     heavy = decode.Ranking(lm, ngram_weight=100.0)
@@ -124,7 +124,7 @@ def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
 def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
     from poetry_rnn import quality
 
-    request = constraints.PoemRequest(form="wujue")
+    request = poem_request.PoemRequest(form="wujue")
     ranking = decode.Ranking(novelty_weight=1000.0)
     first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=ranking)
     assert first.content == max(drafts_of(loaded, request, 6, 0), key=lambda p: p.mean_logprob).content
@@ -137,4 +137,4 @@ def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
 
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
     with pytest.raises(PoetryError, match="龘"):
-        constraints.plan([constraints.PoemRequest(begin="龘")], loaded.vocab)
+        constraints.plan([poem_request.PoemRequest(begin="龘")], loaded.vocab)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir
+from poetry_rnn import decode, modeldir, poem_request, validator
 from poetry_rnn.modeldir import DEFAULT_MODEL_DIR
 from conftest import run_module
 
@@ -37,6 +37,6 @@ def test_writes_four_poems_for_four_begin_characters():
 
 
 def test_writes_a_valid_constrained_qijue(default_model):
-    request = constraints.PoemRequest(form="qijue", rhyme=True, tones="loose", acrostic="春夏秋冬")
+    request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose", acrostic="春夏秋冬")
     poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0)
-    assert all(poem.ended and constraints.check_poem(poem.content, request) == [] for poem in poems)
+    assert all(poem.ended and validator.check_poem(poem.content, request) == [] for poem in poems)

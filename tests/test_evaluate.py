@@ -4,7 +4,7 @@ import math
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import constraints, corpus, dataset, evaluate, modeldir
+from poetry_rnn import corpus, dataset, evaluate, modeldir, poem_request
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -30,7 +30,7 @@ def test_unknown_characters_are_counted(tiny_model_dir):
 
 def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(400))
-    request = constraints.PoemRequest(form="wujue", rhyme=True, tones="loose")
+    request = poem_request.PoemRequest(form="wujue", rhyme=True, tones="loose")
     report = evaluate.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
     assert {"perplexity", "ngram", "ratio_to_ngram", "samples", "sampling"} <= set(report)
     assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from poetry_rnn import constraints, decode, export, forms, modeldir
+from poetry_rnn import decode, export, forms, modeldir, poem_request, validator
 from poetry_rnn.errors import PoetryError
 from conftest import run_module
 
@@ -69,15 +69,15 @@ def test_the_saved_model_writes_qijue_without_poetry_rnn(served):
         assert [line[-1] for line in lines] == list("，。，。")
         assert poem.startswith(begin)
         # the SavedModel's forms do not carry the two-use limit (allow_repeats) yet
-        assert constraints.check_poem(poem, constraints.PoemRequest(form="qijue", begin=begin, allow_repeats=True)) == []
+        assert validator.check_poem(poem, poem_request.PoemRequest(form="qijue", begin=begin, allow_repeats=True)) == []
 
 
 def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
     loaded = modeldir.load(tiny_model_dir)
-    requests = [constraints.PoemRequest(form="qijue", begin=b, allow_repeats=True) for b in ["春", "花", "月夜"]]
+    requests = [poem_request.PoemRequest(form="qijue", begin=b, allow_repeats=True) for b in ["春", "花", "月夜"]]
     written = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)
     assert [p.content for p in written] == served["qijue"]
-    requests = [constraints.PoemRequest(begin=b, max_len=export.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
+    requests = [poem_request.PoemRequest(begin=b, max_len=export.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
     written = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, seed=7)
     assert [p.content for p in written] == served["free"]
     assert served["free"][0].startswith("春") and all(served["free"])
@@ -110,7 +110,7 @@ def test_the_export_command(tiny_model_dir, tmp_path):
 
 
 def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, tmp_path):
-    from poetry_rnn import constraints, decode, modeldir
+    from poetry_rnn import decode, modeldir, poem_request
     from poetry_rnn.export import export_compact
 
     out = tmp_path / "compact"
@@ -119,7 +119,7 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
     export_compact(tiny_model_dir, str(out))
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "vocab.txt", "weights.npz"]
     original, compact = modeldir.load(tiny_model_dir), modeldir.load(str(out))
-    request = [constraints.PoemRequest(form="wujue")] * 4
+    request = [poem_request.PoemRequest(form="wujue")] * 4
     for a, b in zip(decode.generate(original.model, original.vocab, request, temperature=0),
                     decode.generate(compact.model, compact.vocab, request, temperature=0)):
         assert a.content == b.content  # greedy poems survive the float16 round trip

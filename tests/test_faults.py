@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import constraints, corpus, dataset, modeldir, steps, trainer
+from poetry_rnn import corpus, dataset, modeldir, poem_request, steps, trainer, validator
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.vocab import Vocab
 from conftest import REPO, run_module, synthetic_poems, write_poems
@@ -199,7 +199,7 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
     result = run_module("write", "--model_dir", model_dir, "--form", "wujue", "--seed", "3")
     assert result.returncode == 0, result.stderr
     content = "".join(result.stdout.split())
-    assert constraints.check_poem(content, constraints.PoemRequest(form="wujue")) == []
+    assert validator.check_poem(content, poem_request.PoemRequest(form="wujue")) == []
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])

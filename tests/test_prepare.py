@@ -1,4 +1,4 @@
-"""Tests for poetry_rnn.prepare: cleaning rules, sources, errors, atomic output.
+"""Tests for poetry_rnn.prepare and poetry_rnn.cleaning: cleaning rules, sources, errors, atomic output.
 
 Every fixture poem is invented for these tests (traditional characters where
 conversion matters); nothing is copied from the real corpus. The one test on
@@ -17,7 +17,7 @@ import zipfile
 import pytest
 from conftest import SHARED_CORPUS, run_module
 
-from poetry_rnn import fetch, files, forms, prepare, prosody
+from poetry_rnn import cleaning, fetch, files, forms, prepare, prosody
 from poetry_rnn.errors import PoetryError
 
 CORPUS = pathlib.Path(SHARED_CORPUS)
@@ -45,7 +45,7 @@ def read_lines(path):
 
 
 def clean(paragraphs, title="题", **kwargs):
-    return prepare.clean_poem(title, paragraphs, **kwargs)
+    return cleaning.clean_poem(title, paragraphs, **kwargs)
 
 
 # --- clean_poem: conversion and each rule -------------------------------------

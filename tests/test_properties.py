@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import constraints, corpus, decode, forms, prosody, vocab as vocab_lib
+from poetry_rnn import (constraints, corpus, decode, forms, poem_request, prosody, tone_patterns, validator,
+                        vocab as vocab_lib)
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CONDITIONS, ModelConfig, PoetryModel
 from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
@@ -187,7 +188,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
         assert list(tokens[:start]) == prompt_ids(vocab, condition, request)
         content = vocab.decode(tokens[start:])
         note(f"poem {b}: {content!r} for {request}")
-        problems = constraints.check_poem(content, request)
+        problems = validator.check_poem(content, request)
         if not plan.repeat_guaranteed[b]:  # a vocabulary too small to promise it: only repeats may slip
             problems = [p for p in problems if not p.startswith("repeats")]
         assert problems == []
@@ -198,7 +199,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
                 assert prosody.heard_rhyme_ok(lines, request.first_line_rhymes), content
             if request.tones != "off":
                 shape = forms.FORMS[request.form]
-                pattern = prosody.relax(prosody.tone_pattern(
+                pattern = tone_patterns.relax(tone_patterns.tone_pattern(
                     shape.chars_per_line, shape.lines, request.tone_start, request.first_line_rhymes), request.tones)
                 assert prosody.heard_tones_ok(lines, pattern), content
 
@@ -207,10 +208,10 @@ def test_generate_on_the_same_decoder_gives_valid_poems(model_and_decoder):
     model, decoder = model_and_decoder
     vocab = Vocab(RESERVED + tuple(COMMON) + OTHER)
     requests = [
-        constraints.PoemRequest(form="qilv", rhyme=True, tones="strict", first_line_rhymes=True),
-        constraints.PoemRequest(form="wujue", acrostic="春夏秋冬", rhyme=True),
-        constraints.PoemRequest(template="春风??????，???????。"),
+        poem_request.PoemRequest(form="qilv", rhyme=True, tones="strict", first_line_rhymes=True),
+        poem_request.PoemRequest(form="wujue", acrostic="春夏秋冬", rhyme=True),
+        poem_request.PoemRequest(template="春风??????，???????。"),
     ]
     poems = decode.generate(model, vocab, requests, temperature=1.0, seed=4, decoder=decoder)
     for poem, request in zip(poems, requests):
-        assert constraints.check_poem(poem.content, request) == [], poem.content
+        assert validator.check_poem(poem.content, request) == [], poem.content

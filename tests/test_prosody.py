@@ -1,4 +1,4 @@
-"""Rhyme groups, tone classes and 平仄 patterns (poetry_rnn.prosody)."""
+"""Rhyme groups, tone classes and 平仄 patterns (poetry_rnn.prosody, tone_patterns, vocab_prosody)."""
 
 import collections
 import json
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from poetry_rnn import prosody
+from poetry_rnn import prosody, tone_patterns, vocab_prosody
 from poetry_rnn.prosody import PING, RHYME_GROUPS, ZE
 from poetry_rnn.vocab import RESERVED, Vocab
 from conftest import SHARED_CORPUS
@@ -135,14 +135,14 @@ def test_common_poem_characters_have_tones_and_rhymes():
 )
 def test_tone_patterns_match_textbook(size, lines, start, first, text):
     expected = tuple(line[:-1] for line in text.replace("。", "。|").replace("，", "，|").split("|") if line)
-    assert prosody.tone_pattern(size, lines, start, first) == expected
+    assert tone_patterns.tone_pattern(size, lines, start, first) == expected
 
 
 def test_relax_loose_keeps_even_positions_and_last():
-    pattern = prosody.tone_pattern(7, 4, PING, False)
-    assert prosody.relax(pattern, "loose")[0] == "中平中仄中平仄"
-    assert prosody.relax(pattern, "strict") == pattern
-    assert prosody.relax(prosody.tone_pattern(5, 4, ZE), "loose")[1] == "中平中仄平"
+    pattern = tone_patterns.tone_pattern(7, 4, PING, False)
+    assert tone_patterns.relax(pattern, "loose")[0] == "中平中仄中平仄"
+    assert tone_patterns.relax(pattern, "strict") == pattern
+    assert tone_patterns.relax(tone_patterns.tone_pattern(5, 4, ZE), "loose")[1] == "中平中仄平"
 
 
 def test_rhyme_ok_on_real_poems():
@@ -157,11 +157,11 @@ def test_rhyme_ok_on_real_poems():
 
 def test_best_tone_pattern_of_a_regular_poem():
     shanxing = ["远上寒山石径斜，", "白云生处有人家。", "停车坐爱枫林晚，", "霜叶红于二月花。"]
-    share, pattern, start, first = prosody.best_tone_pattern(shanxing, "loose")
+    share, pattern, start, first = tone_patterns.best_tone_pattern(shanxing, "loose")
     assert (share, start, first) == (1.0, ZE, True)
-    agree, checked = prosody.tone_agreement(shanxing, prosody.tone_pattern(7, 4, ZE, True))
+    agree, checked = tone_patterns.tone_agreement(shanxing, tone_patterns.tone_pattern(7, 4, ZE, True))
     assert checked == 28 and agree >= 24  # 白 石 are 入声 (仄) in Tang, 平 in Mandarin
-    assert prosody.best_tone_pattern(["一二三，", "四五六七。"]) is None
+    assert tone_patterns.best_tone_pattern(["一二三，", "四五六七。"]) is None
 
 
 def small_vocab(chars):
@@ -170,8 +170,8 @@ def small_vocab(chars):
 
 def test_vocab_prosody_arrays():
     vocab = small_vocab("东动看花，。a□")
-    vp = prosody.VocabProsody.build(vocab)
-    assert vp is prosody.VocabProsody.build(vocab)  # cached
+    vp = vocab_prosody.VocabProsody.build(vocab)
+    assert vp is vocab_prosody.VocabProsody.build(vocab)  # cached
     n, g = len(vocab), len(RHYME_GROUPS)
     assert vp.han.shape == vp.ping.shape == vp.ze.shape == (n,)
     assert vp.group_members.shape == (g, n)
@@ -194,7 +194,7 @@ def test_vocab_prosody_is_fast_for_a_large_vocabulary():
 
     vocab = small_vocab(chr(c) for c in range(0x4E00, 0x4E00 + 7000))
     began = time.perf_counter()
-    vp = prosody.VocabProsody.build(vocab)
+    vp = vocab_prosody.VocabProsody.build(vocab)
     assert time.perf_counter() - began < 5.0
     assert vp.han[len(RESERVED):].all()
     assert vp.ping.sum() > 3000 and vp.ze.sum() > 3000
@@ -216,7 +216,7 @@ def test_real_corpus_vocabulary_has_tones():
             for poem in json.load(handle):
                 counts.update(convert("".join(poem["paragraphs"])))
     vocab = Vocab.build(["".join(counts.elements())], min_count=1)
-    vp = prosody.VocabProsody.build(vocab)
+    vp = vocab_prosody.VocabProsody.build(vocab)
     unknown = set(vp.unknown)
     # 么: pypinyin's default is the neutral me, and mó/yāo are in fewer than MIN_PHRASES phrases
     assert unknown <= KNOWN_UNREADABLE | {"么"}, unknown - KNOWN_UNREADABLE
@@ -251,7 +251,7 @@ def test_reader_readings_keep_default_and_phrase_readings():
 def test_no_rare_reading_can_make_a_rhyme():
     rare = {"还": "十四姑", "家": "十四姑", "身": "八寒"}      # fú, gū, juān
     vocab = small_vocab("还家身枯湖天年，。")
-    vp = prosody.VocabProsody.build(vocab)
+    vp = vocab_prosody.VocabProsody.build(vocab)
     for c, name in rare.items():
         assert group(name) not in prosody.char_rhymes(c), c
         assert group(name) not in prosody.char_rhymes(c, PING), c
@@ -271,7 +271,7 @@ def test_a_line_is_heard_phrase_by_phrase():
     # 还 read alone is hái (四开), so a reader does not hear it rhyme with 山 and 间
     lines = ["青山横北郭，", "白水绕东山。", "此地一为别，", "孤蓬万里还。"]
     assert prosody.rhyme_ok(lines) and not prosody.heard_rhyme_ok(lines)
-    pattern = prosody.relax(prosody.tone_pattern(5, 4, ZE), "loose")
+    pattern = tone_patterns.relax(tone_patterns.tone_pattern(5, 4, ZE), "loose")
     assert prosody.heard_tones_ok(["白日依山尽，", "黄河入海流。", "欲穷千里目，", "更上一层楼。"], pattern)
     assert prosody.heard_tones_ok(["长安月，"], ("平中中",)) and not prosody.heard_tones_ok(["春风长，"], ("中中平",))
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir, trainer
+from poetry_rnn import decode, modeldir, poem_request, trainer, validator
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -15,9 +15,9 @@ def test_constrained_poems_from_the_command_line_are_valid(tiny_model_dir):
     poems = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(poems) == 6 and [p["begin"] for p in poems] == ["春"] * 3 + ["花"] * 3
     for poem in poems:
-        request = constraints.PoemRequest(form="qijue", begin=poem["begin"], rhyme=True, tones="loose",
+        request = poem_request.PoemRequest(form="qijue", begin=poem["begin"], rhyme=True, tones="loose",
                                           tone_start=poem["tone_start"])
-        assert constraints.check_poem(poem["text"], request) == []
+        assert validator.check_poem(poem["text"], request) == []
         assert len(poem["lines"]) == 4 and poem["rhyme_group"]
         assert len(poem["logprobs"]) == len(poem["text"]) + 1  # every character and EOS
         assert poem["mean_logprob"] == pytest.approx(sum(poem["logprobs"]) / len(poem["logprobs"]), abs=1e-3)
@@ -40,8 +40,8 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     model_dir = str(tmp_path / "titled")
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
     loaded = modeldir.load(model_dir)
-    poem = decode.generate(loaded.model, loaded.vocab, [constraints.PoemRequest(title="题1", form="wujue")],
+    poem = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(title="题1", form="wujue")],
                            seed=0, condition="title")[0]
-    assert poem.title == "题1" and not constraints.check_poem(poem.content, constraints.PoemRequest(form="wujue"))
+    assert poem.title == "题1" and not validator.check_poem(poem.content, poem_request.PoemRequest(form="wujue"))
     refused = run_module("write", "--model_dir", tiny_model_dir, "--title", "秋夜", "--form", "qijue")
     assert refused.returncode == 2 and "--condition title" in refused.stderr
