@@ -108,15 +108,19 @@ def _mean(values):
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def sample_report(poet, request, count, index, sampling, real_poems):
+def sample_report(poet, request, count, index, sampling, real_poems, fitted=None):
     """Quality of ``count`` samples for ``request`` drawn with ``sampling``, beside real poems of that form.
 
     The samples come through the facade (``poet.Poet``), as ``write`` and the server write them.
+    With ``fitted`` (the n-gram baseline) each set also gets its per-character
+    perplexity under it: how far the written text is from what the corpus makes likely.
     """
     shape = {name: getattr(request, name) for name in SAMPLE_FIELDS}
     written = poet.write(poem=poet_lib.PoemOptions(num=count, **shape), sampling=sampling)
     finished = [p.text for p in written if p.ended]
     extra = prosody_measures(request.first_line_rhymes)
+    if fitted:
+        extra["ngram_perplexity"] = lambda poems: fitted[0].score(poems).perplexity if poems else math.nan
     generated = quality.summarize(finished, index, extra)
     generated["ended"] = len(finished) / len(written)
     if request.form != forms.FREE:
@@ -149,11 +153,11 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         train_poems, held_out = dataset.split_train_valid(all_poems, fraction)
         valid_poems, test_poems = dataset.split_held_out(held_out)
     scored = corpus.read_poems(data)[0] if data else valid_poems
+    fitted = None
+    if train_poems and (scored or samples):
+        progress(f"fitting the {ngram_order}-gram baseline on {len(train_poems):,} poems ...")
+        fitted = fit_ngram(train_poems, loaded.vocab, ngram_order)
     if scored:
-        fitted = None
-        if train_poems:
-            progress(f"fitting the {ngram_order}-gram baseline on {len(train_poems):,} poems ...")
-            fitted = fit_ngram(train_poems, loaded.vocab, ngram_order)
         report["data"] = data or f"{corpus_path} (validation split)"
         progress(f"perplexity of the model on {len(scored):,} poems ...")
         report.update(split_report(loaded, scored, fitted))
@@ -164,8 +168,9 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [poem_request.PoemRequest(max_len=120)] + list(form_requests)
         progress(f"writing {samples} poems for each of {len(requests)} modes (best of {sampling.best_of}) ...")
+        real = (valid_poems or []) + (test_poems or [])  # held out: real poems no model here trained on
         report["samples"] = [
-            sample_report(poet_lib.Poet(loaded), r, samples, index, sampling, valid_poems or []) for r in requests
+            sample_report(poet_lib.Poet(loaded), r, samples, index, sampling, real, fitted) for r in requests
         ]
         report["sampling"] = {**dataclasses.asdict(sampling), "count": samples}
     return report
@@ -185,7 +190,9 @@ MEASURES = [
     ("copied_poems", "poems copied from training"),
     ("repetition", "a character 3+ times"),
     ("distinct_2", "distinct-2"),
+    ("ngram_perplexity", "5-gram perplexity per character"),
 ]
+COUNTS = {"ngram_perplexity"}  # measures that are numbers, not shares
 
 
 def markdown(report):
@@ -203,7 +210,8 @@ def markdown(report):
         for key, label in MEASURES:
             if key in block["generated"]:
                 real = (block["real"] or {}).get(key)
-                out.append(f"| {label} | {_fmt(block['generated'][key])} | {_fmt(real)} |")
+                number = key in COUNTS
+                out.append(f"| {label} | {_fmt(block['generated'][key], number)} | {_fmt(real, number)} |")
         out += ["", "Examples:", ""] + [f"    {e}" for e in block["examples"]]
     return "\n".join(out) + "\n"
 
@@ -220,9 +228,11 @@ def perplexity_table(split):
     return out
 
 
-def _fmt(value):
+def _fmt(value, number=False):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if number:
+        return f"{value:.1f}"
     return f"{value:.1%}" if isinstance(value, float) else str(value)
 
 

@@ -34,7 +34,13 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     report = evaluate.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
     assert {"perplexity", "ngram", "ratio_to_ngram", "samples", "sampling"} <= set(report)
     assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1
+    # Both held-out halves, each with its own n-gram figure from the same fitted baseline.
+    valid, test = report["perplexity"], report["test"]["perplexity"]
+    assert valid["poems"] and test["poems"] and valid["poems"] + test["poems"] < 400 * 0.05
+    assert report["test"]["ngram"]["tokens"] == test["tokens"] and report["test"]["ratio_to_ngram"] > 0
     free, wujue = report["samples"]
+    for block in (free, wujue):  # the written text and real poems under the same 5-gram
+        assert block["generated"]["ngram_perplexity"] > 1 and block["real"]["ngram_perplexity"] > 1
     for block in (free, wujue):
         assert {"ended", "form_valid", "consistent_length", "rhyme_rate", "heard_rhyme_rate", "pingshui_rhyme_rate",
                 "tone_agreement", "copied_lines", "copied_poems", "repetition", "distinct_2"} <= set(block["generated"])
@@ -43,7 +49,8 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert wujue["generated"]["constraints_heard"] == 1.0  # free characters are heard as the masks chose them
     assert wujue["generated"]["form_valid"] == 1.0
     text = evaluate.markdown(report)
-    assert "Kneser-Ney" in text and "constraints met" in text
+    assert "Kneser-Ney" in text and "constraints met" in text and "(test split)" in text
+    assert "| 5-gram perplexity per character | " in text and "%" not in text.split("5-gram perplexity per character")[1].split("\n")[0]
     json.dumps(report)  # every figure serialises
 
 

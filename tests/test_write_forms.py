@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from poetry_rnn import decode, modeldir, poem_request, trainer, validator
+from poetry_rnn import decode, modeldir, poem_request, prosody, trainer, validator
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -45,3 +45,22 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     assert poem.title == "题1" and not validator.check_poem(poem.content, poem_request.PoemRequest(form="wujue"))
     refused = run_module("write", "--model_dir", tiny_model_dir, "--title", "秋夜", "--form", "qijue")
     assert refused.returncode == 2 and "--condition title" in refused.stderr
+
+
+def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model_dir, tmp_path):
+    data = write_poems(tmp_path / "poems.txt", synthetic_poems(200))
+    model_dir = str(tmp_path / "keyed")
+    trainer.fit(data, model_dir, trainer.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=1, batch_size=32,
+                                                         condition="keywords", init_from=tiny_model_dir, samples=0,
+                                                         quiet=True))
+    keyword, title = [c for c in sorted(modeldir.load(model_dir).vocab.chars) if prosody.is_han(c)][:2]
+    result = run_module("write", "--model_dir", model_dir, "--keywords", keyword, title, "--title", title + keyword,
+                        "--form", "qijue", "--rhyme", "--num", "2", "--format", "jsonl", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    for poem in map(json.loads, result.stdout.splitlines()):
+        assert poem["title"] == title + keyword and poem["rhyme_group"]
+        assert not validator.check_poem(poem["text"], poem_request.PoemRequest(form="qijue", rhyme=True))
+    refused = run_module("write", "--model_dir", tiny_model_dir, "--keywords", keyword, "--form", "qijue")
+    assert refused.returncode == 2 and "keywords need a model trained with --condition keywords" in refused.stderr
+    bad = run_module("write", "--model_dir", model_dir, "--keywords", "a")
+    assert bad.returncode == 2 and "--keywords takes Han characters, got 'a'" in bad.stderr
