@@ -67,21 +67,21 @@ def main():
     args = parser.parse_args()
     if args.model_dir:
         loaded = modeldir.load(args.model_dir)
-        model, vocab = loaded.model, loaded.vocab
+        model, vocab, condition = loaded.model, loaded.vocab, loaded.config.condition
     else:
-        model, vocab = untrained()
+        (model, vocab), condition = untrained(), "none"
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")
     decoder = decode.Decoder(model)
-    decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder)  # trace once
-    decode.generate(model, vocab, [request], seed=0, decoder=decoder)
+    decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder, condition=condition)  # trace once
+    decode.generate(model, vocab, [request], seed=0, decoder=decoder, condition=condition)
 
     started = time.perf_counter()
-    poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder)
+    poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder, condition=condition)
     batched_s = time.perf_counter() - started
     batched_chars = sum(len(p.logprobs) for p in poems)
     assert all(not validator.check_poem(p.content, request) for p in poems)
 
-    plan = constraints.plan([request] * args.poems, vocab)
+    plan = constraints.plan([request] * args.poems, vocab, condition=condition)
     started = time.perf_counter()
     eager_chars = eager_loop(model, plan)
     eager_s = time.perf_counter() - started
@@ -89,7 +89,7 @@ def main():
     latencies = []
     for seed in range(20):
         started = time.perf_counter()
-        decode.generate(model, vocab, [request], seed=seed, decoder=decoder)
+        decode.generate(model, vocab, [request], seed=seed, decoder=decoder, condition=condition)
         latencies.append(time.perf_counter() - started)
 
     ours, seeds = batched_chars / batched_s, eager_chars / eager_s

@@ -129,7 +129,8 @@ def main():
                     request = poem_request.PoemRequest(form=name, scheme=args.scheme, max_len=120, **fields)
                     began = time.perf_counter()
                     out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
-                                          args.seed, best_of, decoder=decoder, ranking=ranking)
+                                          args.seed, best_of, decoder=decoder, ranking=ranking,
+                                          condition=loaded.config.condition)
                     seconds = time.perf_counter() - began
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)

@@ -286,5 +286,14 @@ def save_compact(loaded, out_dir):
     more (the shipped default model is ~17 MB this way, a checkpoint with
     Adam's moments ~105 MB).
     """
-    save_config(out_dir, loaded.config, loaded.vocab, loaded.train)
+    save_config(out_dir, loaded.config, loaded.vocab, shippable_settings(loaded.train))
     save_weights(loaded.model, os.path.join(out_dir, WEIGHTS))
+
+
+def shippable_settings(train):
+    """The training settings with no path of the machine that trained them: an absolute
+    ``init_from`` (``/home/me/runs/stage2``) keeps only its last part (``stage2``), which the model card explains."""
+    train = dict(train)
+    if os.path.isabs(train.get("init_from") or ""):
+        train["init_from"] = os.path.basename(os.path.normpath(train["init_from"]))
+    return train

@@ -76,6 +76,7 @@ def test_the_page_writes_a_qijue_that_starts_with_the_typed_character(server, br
 
     browser.get(server)
     browser.find_element(By.ID, "begin").send_keys("春")
+    browser.find_element(By.ID, "keywords").send_keys("江 月")  # the shipped model is keywords-conditioned
     Select(browser.find_element(By.ID, "form")).select_by_value("qijue")
     browser.find_element(By.ID, "write").click()
     WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".poem .line")))

@@ -38,5 +38,6 @@ def test_writes_four_poems_for_four_begin_characters():
 
 def test_writes_a_valid_constrained_qijue(default_model):
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose", acrostic="春夏秋冬")
-    poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0)
+    poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0,
+                            condition=default_model.config.condition)
     assert all(poem.ended and validator.check_poem(poem.content, request) == [] for poem in poems)

@@ -123,3 +123,12 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
     for a, b in zip(decode.generate(original.model, original.vocab, request, temperature=0),
                     decode.generate(compact.model, compact.vocab, request, temperature=0)):
         assert a.content == b.content  # greedy poems survive the float16 round trip
+
+
+def test_a_shipped_config_names_no_path_of_the_training_machine():
+    from poetry_rnn import modeldir
+
+    assert modeldir.shippable_settings({"init_from": "/work/runs/finetune", "epochs": 4}) == {"init_from": "finetune", "epochs": 4}
+    assert modeldir.shippable_settings({"init_from": "checkpoints/default"})["init_from"] == "checkpoints/default"
+    assert modeldir.shippable_settings({"init_from": ""})["init_from"] == ""
+    assert "init_from" not in modeldir.shippable_settings({"corpus": "poems"})
