@@ -204,6 +204,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         if copies < 1:
             continue
         settings = dataclasses.asdict(how)
+        settings.pop("keyword_bonus")  # compare's samples take no keywords
         if corpus == "lyrics":
             texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
         else:

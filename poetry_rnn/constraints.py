@@ -12,9 +12,11 @@ poem passes ``validator.check_poem``, whatever the logits.
 
 The decoder contract (``decode.py`` implements it in-graph)::
 
-    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
+    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b];  wanted[b] = keyword_tokens[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
+        if t >= content_start[b]:              # a soft pull, not a mask: keywords not yet written
+            logits += keyword_bonus[b] * wanted[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if rhyme_step[b, t]:
@@ -25,6 +27,7 @@ The decoder contract (``decode.py`` implements it in-graph)::
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1
         if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
+        if t >= content_start[b]: wanted[b] -= {v}
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
 fixed characters, rhyme and tones from a finished poem with ``prosody``'s
@@ -67,6 +70,9 @@ class DecodePlan:
                     the at-most-MAX_USES limit
     fixed_counts:   int8 (B, V), uses of each token by the poem's fixed
                     characters (begin, acrostic, template), counted up front
+    keyword_tokens: bool (B, V), the request's keywords: the decoder adds a
+                    bonus to their logits until each is written (a keywords
+                    model also reads them in its prompt)
     repeat_guaranteed: bool (B,), the no-repeat mask can never empty a step of
                     poem b (so it always applies); False where the vocabulary
                     is too small for that, and the mask steps aside rather
@@ -85,6 +91,7 @@ class DecodePlan:
     pair_kinds: np.ndarray
     no_repeat: np.ndarray
     fixed_counts: np.ndarray
+    keyword_tokens: np.ndarray
     repeat_guaranteed: np.ndarray
 
 
@@ -199,6 +206,7 @@ class _Steps:
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
     slots: list = None
+    keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
 
 
 def _poem_steps(request, vocab, rows, condition):
@@ -216,9 +224,7 @@ def _poem_steps(request, vocab, rows, condition):
     if r.title and condition == "none":
         raise PoetryError("a title needs a model trained with --condition title or keywords; this one was trained "
                           "without")
-    if r.keywords and condition != "keywords":
-        raise PoetryError(f"keywords need a model trained with --condition keywords; this one was trained with "
-                          f"--condition {condition}")
+    out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
     for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
         for c in text:
             add(("tok", _token(vocab, c, what)), f"the {what}")
@@ -415,6 +421,7 @@ def plan(requests, vocab, condition="none"):
     no_repeat = np.zeros((bsz, t_max), bool)
     initial_groups = np.zeros((bsz, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
+    keyword_tokens = np.zeros((bsz, len(vocab)), bool)
     for b, (steps, name, groups, _) in enumerate(poems):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
@@ -424,6 +431,7 @@ def plan(requests, vocab, condition="none"):
         initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
+        keyword_tokens[b, steps.keywords] = True
     return DecodePlan(
         mask_table=np.stack(rows.rows),
         step_masks=step_masks,
@@ -437,5 +445,6 @@ def plan(requests, vocab, condition="none"):
         pair_kinds=np.array(pair_kinds),
         no_repeat=no_repeat,
         fixed_counts=fixed_counts,
+        keyword_tokens=keyword_tokens,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )

@@ -130,6 +130,9 @@ class SamplingOptions:
     rhyme_bonus: float = option(
         1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "
         "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0)
+    keyword_bonus: float = option(
+        3.0, "With --keywords: added to each keyword's logit until the poem holds it, a pull rather than a mask "
+        "(0 = only a keywords model's prompt; see docs/results.md for the rates).", minimum=0, maximum=100)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1)
 

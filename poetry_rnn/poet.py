@@ -52,11 +52,10 @@ class PoemOptions:
                              choices=TONE_STARTS)
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
     template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
-    title: str = option("", "Title to write to (models trained with --condition title or keywords; the default "
-                        "model is), e.g. 春望.")
-    keywords: list = option([], "Characters to write about (models trained with --condition keywords; the default "
-                            "model is), e.g. --keywords 江 月 夜. Each is a prompt, not a promise: see "
-                            "docs/results.md for how often they appear.")
+    title: str = option("", "Title to write to (models trained with --condition title or keywords), e.g. 春望.")
+    keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
+                            "(any poem model) and read as a prompt by models trained with --condition keywords. "
+                            "A pull, not a promise: docs/results.md has how often they appear.")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
@@ -269,6 +268,7 @@ class Poet:
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
             for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus")
         }
+        keyword_bonus = [asks[a].sampling.keyword_bonus for a, _, _ in jobs]  # poems only: a stream has no keywords
         items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}
@@ -283,7 +283,8 @@ class Poet:
                     poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              groups=groups, seen=seen, condition=self.loaded.config.condition, **settings)
+                              groups=groups, seen=seen, condition=self.loaded.config.condition,
+                              keyword_bonus=keyword_bonus, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 

@@ -34,11 +34,14 @@ def prompt_fields(condition, title="", keywords=""):
     * none:     BOS content EOS
     * title:    BOS title SEP content EOS
     * keywords: BOS title SEP keywords SEP content EOS; either field may be
-      empty, so one model writes to a title, to keywords, to both, or freely.
+      empty, so one model writes to a title, to keywords or to both; with
+      neither it is BOS content EOS, as an unconditioned model reads it (so a
+      model fine-tuned to keywords from an unconditioned one keeps its free
+      poems' input unchanged).
     """
     if condition == "title":
         return [(title, "title")]
-    if condition == "keywords":
+    if condition == "keywords" and (title or keywords):
         return [(title, "title"), (keywords, "keywords")]
     return []
 

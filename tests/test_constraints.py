@@ -161,15 +161,17 @@ def test_title_steps():
     assert (rows_of(p, 1)[0] == one_hot(SEP)).all()  # no title: empty title, then SEP
 
 
-def test_keyword_steps_follow_the_title_field_and_each_needs_its_model():
+def test_keyword_steps_follow_the_title_field_and_every_model_pulls_towards_them():
     requests = [PoemRequest(form="wujue", title="春望", keywords="风月"), PoemRequest(keywords="山"), PoemRequest()]
     p = plan(requests, VOCAB, condition="keywords")
-    assert p.content_start.tolist() == [6, 3, 2]  # 春望 SEP 风月 SEP | SEP 山 SEP | SEP SEP
+    assert p.content_start.tolist() == [6, 3, 0]  # 春望 SEP 风月 SEP | SEP 山 SEP | no prompt: BOS content
     prompt = [rows_of(p, 0)[i] for i in range(6)]
     assert [int(np.argmax(r)) for r in prompt] == [VOCAB.id("春"), VOCAB.id("望"), SEP, VOCAB.id("风"), VOCAB.id("月"), SEP]
     assert (rows_of(p, 0)[6] == HAN).all()
-    with pytest.raises(PoetryError, match="--condition keywords; this one was trained with --condition title"):
-        plan([PoemRequest(keywords="山")], VOCAB, condition="title")
+    wanted = lambda b: sorted(VOCAB.tokens[i] for i in np.flatnonzero(p.keyword_tokens[b]))  # noqa: E731
+    assert wanted(0) == ["月", "风"] and wanted(1) == ["山"] and wanted(2) == []
+    unconditioned = plan([PoemRequest(form="wujue", keywords="山")], VOCAB)  # no prompt, the same pull
+    assert unconditioned.content_start.tolist() == [0] and unconditioned.keyword_tokens[0, VOCAB.id("山")]
     with pytest.raises(PoetryError, match="title needs a model trained with --condition title or keywords"):
         plan([PoemRequest(title="山")], VOCAB)
     with pytest.raises(PoetryError, match="keywords character 'ℤ' is not in the model's vocabulary"):

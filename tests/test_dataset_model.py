@@ -91,9 +91,10 @@ def test_keyword_prompts_are_the_poems_own_characters_drawn_anew():
     expected = [vocab_lib.BOS, *vocab.encode(title), sep, *vocab.encode(keywords), sep, *vocab.encode(poems[0].content),
                 vocab_lib.EOS]
     assert dataset.encode_poems(poems[:1], vocab, "keywords", np.random.default_rng(0))[0].tolist() == expected
-    # Without an epoch's rng (evaluation): no prompt, the poem as the model writes it unprompted.
+    # Without an epoch's rng (evaluation): no prompt, read as an unconditioned model reads a poem.
     bare = dataset.encode_poems(poems[:1], vocab, "keywords")[0].tolist()
-    assert bare == [vocab_lib.BOS, sep, sep, *vocab.encode(poems[0].content), vocab_lib.EOS]
+    assert bare == dataset.encode_poems(poems[:1], vocab)[0].tolist()
+    assert bare == [vocab_lib.BOS, *vocab.encode(poems[0].content), vocab_lib.EOS]
 
 
 def test_prompt_positions_cover_everything_up_to_the_last_separator():

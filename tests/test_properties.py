@@ -170,7 +170,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
     # vocabulary ids every step), on top of the untrained network's logits.
     model.head.bias.assign(np.random.default_rng(seed).normal(size=SIZE).astype(np.float32) * bias_scale)
     temperature, top_k, top_p = sampling
-    decoded = decoder.decode(plan, temperature, top_k, top_p, seed)
+    decoded = decoder.decode(plan, temperature, top_k, top_p, seed, keyword_bonus=bias_scale)  # keywords pulled hard too
     assert decoded.ended.all(), "every plan ends in an EOS-only step"
     for b, request in enumerate(requests):
         steps = decoded.steps(b)

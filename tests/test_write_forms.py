@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from poetry_rnn import decode, modeldir, poem_request, prosody, trainer, validator
+from poetry_rnn import decode, modeldir, poem_request, poet as poet_lib, prosody, trainer, validator
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -60,7 +60,17 @@ def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model
     for poem in map(json.loads, result.stdout.splitlines()):
         assert poem["title"] == title + keyword and poem["rhyme_group"]
         assert not validator.check_poem(poem["text"], poem_request.PoemRequest(form="qijue", rhyme=True))
-    refused = run_module("write", "--model_dir", tiny_model_dir, "--keywords", keyword, "--form", "qijue")
-    assert refused.returncode == 2 and "keywords need a model trained with --condition keywords" in refused.stderr
+    refused = run_module("write", "--model_dir", tiny_model_dir, "--title", title, "--form", "qijue")
+    assert refused.returncode == 2 and "title needs a model trained with --condition title or keywords" in refused.stderr
     bad = run_module("write", "--model_dir", model_dir, "--keywords", "a")
     assert bad.returncode == 2 and "--keywords takes Han characters, got 'a'" in bad.stderr
+
+
+def test_the_keyword_bonus_pulls_keywords_into_poems_of_any_model(tiny_model_dir):
+    poet = poet_lib.load(tiny_model_dir)
+    keywords = [c for c in sorted(poet.loaded.vocab.chars) if prosody.is_han(c)][-2:]
+    def share(bonus):
+        poems = poet.write(form="wujue", keywords=keywords, num=24, seed=2, keyword_bonus=bonus, best_of=1)
+        return sum(all(k in p.text for k in keywords) for p in poems) / len(poems)
+    pulled, free = share(20.0), share(0.0)
+    assert pulled == 1.0 and free < 0.5
