@@ -1,5 +1,6 @@
 """The shipped model in checkpoints/default: loads, writes, obeys forms (runs in CI)."""
 
+import json
 import os
 
 import numpy as np
@@ -41,3 +42,9 @@ def test_writes_a_valid_constrained_qijue(default_model):
     poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0,
                             condition=default_model.config.condition)
     assert all(poem.ended and validator.check_poem(poem.content, request) == [] for poem in poems)
+
+
+def test_the_shipped_config_names_no_path_of_the_machine_that_trained_it():
+    with open(os.path.join(DEFAULT_MODEL_DIR, "config.json"), encoding="utf-8") as handle:
+        train = json.load(handle)["train"]
+    assert not [value for value in train.values() if isinstance(value, str) and os.path.isabs(value)]
