@@ -19,8 +19,9 @@ no begin; in the graph, each begin character gets a mask row of its own (a
 one-hot of its id) appended to the mask table, and its step points at that
 row. A begin character the step could not take anyway (not in the
 vocabulary, not a Han character where a form needs one, past the first
-line) fails the request with an InvalidArgumentError naming it. Rhyme and
-tones are not part of the signature.
+line) fails the request with an InvalidArgumentError naming it. Regular
+forms keep ``write``'s two-use limit per character (begin characters count
+first); rhyme, tones and keywords are not part of the signature.
 """
 
 import os
@@ -44,13 +45,15 @@ def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
     """Each form's steps for a request with no begin, over one shared mask table.
 
     Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
-    content_starts (F,)), the forms in ``forms.FORM_NAMES`` order: one
-    ``constraints.plan`` for one request per form, whose rows are already
-    distinct and whose steps past a form's length point at row 0 (EOS only).
+    content_starts (F,), no_repeat (F, T) bool), the forms in
+    ``forms.FORM_NAMES`` order: one ``constraints.plan`` for one request per
+    form, whose rows are already distinct, whose steps past a form's length
+    point at row 0 (EOS only), and whose free steps of a regular form are
+    under the two-use limit.
     """
     requests = [poem_request.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
     plan = constraints.plan(requests, vocab, condition=condition)
-    return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start
+    return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start, plan.no_repeat
 
 
 class Poet(tf.Module):
@@ -60,12 +63,13 @@ class Poet(tf.Module):
         super().__init__(name="poet")
         self.model = model
         self.decoder = decode.Decoder(model)
-        mask_table, step_rows, lengths, starts = form_tables(vocab, free_max_len, condition)
+        mask_table, step_rows, lengths, starts, no_repeat = form_tables(vocab, free_max_len, condition)
         self.vocab_size = len(vocab)
         self.mask_table = tf.constant(mask_table)
         self.step_rows = tf.constant(step_rows)
         self.lengths = tf.constant(lengths)
         self.content_starts = tf.constant(starts)
+        self.no_repeat = tf.constant(no_repeat)
         self.char_ids = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(vocab.chars, tf.string),
@@ -124,6 +128,13 @@ class Poet(tf.Module):
             tf.stack([poem, at], axis=1),
             tf.shape(self.mask_table)[0] + tf.range(tf.size(ids)),
         )
+        # The two-use limit, as constraints.plan sets it for a begin: begin characters are fixed
+        # steps (off the limit) that count as uses up front.
+        no_repeat = tf.tensor_scatter_nd_update(
+            tf.tile(self.no_repeat[form_id, :length][None, :], [batch, 1]), tf.stack([poem, at], axis=1),
+            tf.zeros_like(ids, tf.bool))
+        fixed_counts = tf.tensor_scatter_nd_add(
+            tf.zeros([batch, self.vocab_size], tf.int8), tf.stack([poem, ids], axis=1), tf.ones_like(ids, tf.int8))
         tokens, _, _ = self.decoder.decode_graph(
             mask_table=mask_table,
             step_masks=step_masks,
@@ -136,6 +147,11 @@ class Poet(tf.Module):
             top_p=tf.ones([batch], tf.float32),
             keys=decode.row_key(seed, tf.range(batch, dtype=tf.int64), 0),  # poem b of the request, as write keys it
             start=tf.fill([batch], vocab_lib.BOS),
+            context_need=tf.zeros([batch, length], tf.int32),  # no rhyme or tones: no neighbour to mask
+            pair_tokens=tf.fill([self.vocab_size, 1], self.vocab_size),
+            pair_kinds=tf.zeros([self.vocab_size, 1], tf.int32),
+            no_repeat=no_repeat,
+            fixed_counts=fixed_counts,
         )
         content = tokens[:, start:]
         before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(content, vocab_lib.EOS), tf.int32), axis=1), 0)

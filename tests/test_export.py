@@ -68,13 +68,12 @@ def test_the_saved_model_writes_qijue_without_poetry_rnn(served):
         assert len(lines) == 4 and all(len(line) == 8 for line in lines)
         assert [line[-1] for line in lines] == list("，。，。")
         assert poem.startswith(begin)
-        # the SavedModel's forms do not carry the two-use limit (allow_repeats) yet
-        assert validator.check_poem(poem, poem_request.PoemRequest(form="qijue", begin=begin, allow_repeats=True)) == []
+        assert validator.check_poem(poem, poem_request.PoemRequest(form="qijue", begin=begin)) == []  # two uses at most
 
 
 def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
     loaded = modeldir.load(tiny_model_dir)
-    requests = [poem_request.PoemRequest(form="qijue", begin=b, allow_repeats=True) for b in ["春", "花", "月夜"]]
+    requests = [poem_request.PoemRequest(form="qijue", begin=b) for b in ["春", "花", "月夜"]]
     written = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)
     assert [p.content for p in written] == served["qijue"]
     requests = [poem_request.PoemRequest(begin=b, max_len=export.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
@@ -83,9 +82,16 @@ def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
     assert served["free"][0].startswith("春") and all(served["free"])
 
 
-def test_greedy_ignores_the_seed(served):
+def test_greedy_ignores_the_seed_and_keeps_the_two_use_limit(served, tiny_model_dir):
     first, second = served["greedy"]
     assert first == second and forms.classify(first) == "wujue"
+    # A greedy tiny model repeats itself; the exported limit is what stops it, as in write.
+    loaded = modeldir.load(tiny_model_dir)
+    unlimited = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(form="wujue", begin="山",
+                                                                                       allow_repeats=True)],
+                                temperature=0.0)[0].content
+    assert validator.check_poem(unlimited, poem_request.PoemRequest(form="wujue", begin="山")) != []
+    assert validator.check_poem(first, poem_request.PoemRequest(form="wujue", begin="山")) == []
 
 
 def test_bad_requests_fail_with_a_message(served):
