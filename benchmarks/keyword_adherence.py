@@ -56,13 +56,12 @@ def share_in(chars, text):
     return sum(c in text for c in chars) / len(chars)
 
 
-def write_all(poet, prompt_list, form, seed, **given):
-    """One poem per prompt: ``given`` maps an option (keywords, title) to its prompt field, plus fixed options."""
+def write_all(poet, prompt_list, form, seed, keywords=False, title=False, **options):
+    """One poem per prompt, with its keywords and/or its title when asked, and ``options`` for all."""
     asks = []
-    for k, (keywords, title, _) in enumerate(prompt_list):
-        fields = {"keywords": [keywords], "title": title}
-        options = {name: fields[value] if value in fields else value for name, value in given.items()}
-        asks.append(poet_lib.make_ask(form=form, rhyme=True, **options, sampling=SamplingOptions(seed=seed + k)))
+    for k, (prompt_keywords, prompt_title, _) in enumerate(prompt_list):
+        given = {**({"keywords": [prompt_keywords]} if keywords else {}), **({"title": prompt_title} if title else {})}
+        asks.append(poet_lib.make_ask(form=form, rhyme=True, **given, **options, sampling=SamplingOptions(seed=seed + k)))
     return [poems[0].text for poems in poet.write_asks(asks)]
 
 
@@ -91,9 +90,9 @@ def main():
     print("|---|---|---|---|---|---|")
     for model_dir, poet in zip(args.model_dirs, poets):
         runs = [("nothing (chance)", {})]
-        runs += [(f"keywords, bonus {b:g}", {"keywords": "keywords", "keyword_bonus": b}) for b in args.bonuses]
+        runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
         if poet.loaded.config.condition != "none":
-            runs.append(("title", {"title": "title"}))
+            runs.append(("title", {"title": True}))
         for label, given in runs:
             texts = write_all(poet, prompt_list, args.form, args.seed, **given)
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])

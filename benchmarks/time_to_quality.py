@@ -38,21 +38,18 @@ from poetry_rnn.train_options import TrainOptions  # noqa: E402
 
 BASE = dict(cell="lstm", units=512, layers=2, embed_dim=256, dropout=0.1, batch_size=64, learning_rate=1e-2,
             lr_schedule="constant", clip_norm=5.0, mixed_precision="off")
+COSINE = dict(lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03)  # the schedule every lever is tried with
 # name -> (train flags over BASE, what the lever is)
 RECIPES = {
     "base": ({}, "the default model's stage 1: Adam 1e-2, constant"),
-    "cosine_warmup": (dict(lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
-                      "cosine from step 0 over the budget, 5 % linear warm-up"),
-    "tied": (dict(tie_embeddings=True, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
-             "weight tying (with cosine_warmup)"),
-    "bf16": (dict(mixed_precision="bf16", lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
-             "bf16 matmuls (with cosine_warmup)"),
-    "batch128": (dict(batch_size=128, learning_rate=1.4e-2, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
-                 "batch 128, rate x sqrt(2) (with cosine_warmup)"),
-    "gru": (dict(cell="gru", lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03), "GRU (with cosine_warmup)"),
-    "ema": (dict(ema=0.99, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
+    "cosine_warmup": (COSINE, "cosine from step 0 over the budget, 5 % linear warm-up"),
+    "tied": ({**COSINE, "tie_embeddings": True}, "weight tying (with cosine_warmup)"),
+    "bf16": ({**COSINE, "mixed_precision": "bf16"}, "bf16 matmuls (with cosine_warmup)"),
+    "batch128": ({**COSINE, "batch_size": 128, "learning_rate": 1.4e-2}, "batch 128, rate x sqrt(2) (with cosine_warmup)"),
+    "gru": ({**COSINE, "cell": "gru"}, "GRU (with cosine_warmup)"),
+    "ema": ({**COSINE, "ema": 0.99},
             "evaluated with an exponential moving average of the weights, decay 0.99 (with cosine_warmup)"),
-    "wide": (dict(width=1.5, dropout=0.3, lr_schedule="cosine", warmup=0.05, final_lr_fraction=0.03),
+    "wide": ({**COSINE, "width": 1.5, "dropout": 0.3},
              "1.5x the units (768 for the base), dropout 0.3 (with cosine_warmup)"),
 }
 

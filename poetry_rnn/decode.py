@@ -333,7 +333,7 @@ class Ranking:
         if self.rhyme_bonus and not poem.request.rhyme:
             lines = forms.split_lines(poem.content)
             total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=poem_request.scheme_of(poem.request))
-        keywords = getattr(poem.request, "keywords", "")
+        keywords = poem.request.keywords
         if self.keyword_weight and keywords:
             total += self.keyword_weight * sum(c in poem.content for c in keywords) / len(keywords)
         return total
