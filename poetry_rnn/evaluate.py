@@ -48,11 +48,21 @@ def sequence_nll(model, sequences, batch_size=128):
     return steps.poem_totals(steps.make_eval_step(model, strategy), strategy, sequences, batch_size)
 
 
-def perplexity_report(loaded, poems, batch_size=128):
-    """Model perplexity on ``poems`` and how many characters it could not know."""
-    sequences = dataset.encode_poems(poems, loaded.vocab, loaded.config.condition)
+PROMPT_SEED = 0  # the prompts a keywords model is scored with: drawn as in training, the same every run
+
+
+def perplexity_report(loaded, poems, batch_size=128, prompted=False):
+    """Model perplexity on ``poems`` and how many characters it could not know.
+
+    A keywords model reads each poem unprompted (as it writes freely), or
+    with ``prompted`` as it trained: the prompt drawn by ``dataset.draw_prompt``
+    (with PROMPT_SEED), never scored. A model that uses its prompt scores
+    lower prompted than unprompted, since the prompt is the poem's own.
+    """
+    rng = np.random.default_rng(PROMPT_SEED) if prompted else None
+    sequences = dataset.encode_poems(poems, loaded.vocab, loaded.config.condition, rng=rng)
     nll, tokens = sequence_nll(loaded.model, sequences, batch_size)
-    unknown = sum(int(np.sum(s == vocab_lib.UNK)) for s in sequences)
+    unknown = sum(loaded.vocab.encode(p.content).count(vocab_lib.UNK) for p in poems)  # scored ones: prompts aside
     return {"poems": len(poems), "tokens": int(tokens), "unknown": unknown, "perplexity": loss_lib.perplexity(nll, tokens)}
 
 
@@ -74,6 +84,8 @@ def ngram_report(fitted, poems):
 def split_report(loaded, poems, fitted=None):
     """Perplexity of the model on ``poems``, and beside it the n-gram's and their ratio."""
     out = {"perplexity": perplexity_report(loaded, poems)}
+    if loaded.config.condition == "keywords":
+        out["prompted"] = perplexity_report(loaded, poems, prompted=True)
     if fitted:
         out["ngram"] = ngram_report(fitted, poems)
         out["ratio_to_ngram"] = out["perplexity"]["perplexity"] / out["ngram"]["perplexity"]
@@ -221,6 +233,10 @@ def perplexity_table(split):
     p = split["perplexity"]
     out = ["", f"## Perplexity on {split['data']}", "", "| model | perplexity | tokens | unknown |", "|---|---|---|---|",
            f"| RNN | {p['perplexity']:.2f} | {p['tokens']} | {p['unknown']} |"]
+    if "prompted" in split:
+        q = split["prompted"]
+        out.append(f"| RNN, prompted as in training (its title or 0–3 of its characters) | {q['perplexity']:.2f} "
+                   f"| {q['tokens']} | {q['unknown']} |")
     if "ngram" in split:
         n = split["ngram"]
         out.append(f"| {n['order']}-gram Kneser-Ney | {n['perplexity']:.2f} | {n['tokens']} | {n['unknown']} |")

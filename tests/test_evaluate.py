@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -26,6 +27,25 @@ def test_unknown_characters_are_counted(tiny_model_dir):
     loaded = modeldir.load(tiny_model_dir)
     report = evaluate.perplexity_report(loaded, [corpus.Poem("", "龘龘春风，花月夜。")])
     assert report["unknown"] == 2
+
+
+def test_a_keywords_model_is_scored_unprompted_and_prompted_and_the_prompt_is_never_scored(tiny_model_dir, tmp_path):
+    keyed = tmp_path / "keyed"
+    shutil.copytree(tiny_model_dir, keyed)
+    config = json.loads((keyed / "config.json").read_text())
+    config["model"]["condition"] = "keywords"  # shapes no weights: the same network, read with prompts
+    (keyed / "config.json").write_text(json.dumps(config))
+    poems = [corpus.Poem(t, c) for t, c in synthetic_poems(40, seed=5)]
+    plain = evaluate.split_report(modeldir.load(tiny_model_dir), poems)
+    report = evaluate.split_report(modeldir.load(str(keyed)), poems)
+    assert "prompted" not in plain and report["perplexity"] == pytest.approx(plain["perplexity"])
+    prompted = report["prompted"]
+    # content and EOS only, prompted or not
+    assert (prompted["tokens"], prompted["unknown"]) == (report["perplexity"]["tokens"], report["perplexity"]["unknown"])
+    assert prompted["perplexity"] != pytest.approx(report["perplexity"]["perplexity"])
+    again = evaluate.split_report(modeldir.load(str(keyed)), poems)["prompted"]
+    assert again == prompted  # the same prompts every run
+    assert "| RNN, prompted as in training" in "\n".join(evaluate.perplexity_table({**report, "data": "d"}))
 
 
 def test_the_report_has_every_field(tiny_model_dir, tmp_path):

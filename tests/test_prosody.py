@@ -284,9 +284,11 @@ def pingshui_group(name):
     return prosody.get_scheme("pingshui").groups.index(name)
 
 
-# Hand-checked against the printed 平水韵 group lists (上平 一东 … 下平 十五咸, as in
-# 王力《诗词格律》 and the 《诗韵》 handbooks): 30 characters, one per group, none a
-# group's own title character, in simplified form (the table is traditional).
+# 30 characters, one per 平声 group and none a group's own title character, in
+# simplified form (the table is traditional): chosen from the group lists as
+# printed in 王力《诗词格律》 and the 《诗韵》 handbooks, recalled rather than
+# read off a page here, so each was then confirmed against a second,
+# independent table, the 平声 rows of hulbji/couyun's hanzi_class.py (MIT).
 PINGSHUI_SPOT_CHECK = {
     "红": "上平一東", "松": "上平二冬", "窗": "上平三江", "诗": "上平四支", "飞": "上平五微",
     "书": "上平六魚", "孤": "上平七虞", "啼": "上平八齊", "街": "上平九佳", "来": "上平十灰",
