@@ -235,7 +235,7 @@ def perplexity_table(split):
            f"| RNN | {p['perplexity']:.2f} | {p['tokens']} | {p['unknown']} |"]
     if "prompted" in split:
         q = split["prompted"]
-        out.append(f"| RNN, prompted as in training (its title or 0–3 of its characters) | {q['perplexity']:.2f} "
+        out.append(f"| RNN, prompted as in training (its title or 0–{dataset.KEYWORDS_MOST} of its characters) | {q['perplexity']:.2f} "
                    f"| {q['tokens']} | {q['unknown']} |")
     if "ngram" in split:
         n = split["ngram"]
