@@ -1,7 +1,8 @@
 """Do poems follow the keywords and titles they are given? Each model beside itself without them.
 
     python benchmarks/keyword_adherence.py --corpus data/poems.txt \
-        --model_dirs checkpoints/default runs/keywords [--count 200] [--form qijue] [--bonuses 0 3]
+        --model_dirs checkpoints/default runs/keywords [--count 200] [--form qijue] [--bonuses 0 3] \
+        [--title_bonuses 0 1.5]
 
 The prompts come from held-out poems (the test split, which no model here
 trained on): for each, two distinct Han characters of its own content (the
@@ -13,7 +14,9 @@ poem per prompt in ``--form`` with ``--rhyme``, through the facade
 * with ``--keywords`` at each ``--keyword_bonus`` of ``--bonuses`` (0: a
   keywords model's prompt alone; an unconditioned model then writes as
   without keywords);
-* with ``--title``, for models that take one.
+* with ``--title`` at each ``--title_bonus`` of ``--title_bonuses`` (0: a
+  title or keywords model's prompt alone; an unconditioned model then
+  writes as without a title).
 
 Measures: the share of keywords in the poem, the share of poems holding
 both, the share of the title's characters (those in the vocabulary) in the
@@ -38,13 +41,17 @@ KEYWORDS = 2  # per prompt
 
 
 def prompts(poems, vocab, count, seed):
-    """[(keywords, title, real content)]: two of each held-out poem's own characters, and its title."""
+    """[(keywords, title, real content)]: two of each held-out poem's own characters, and its title.
+
+    Poems whose title (its Han characters in the vocabulary) is empty or
+    longer than ``write`` takes are skipped.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for poem in poems:
         chars = sorted({c for c in poem.content if prosody.is_han(c) and c in vocab})
         title = "".join(c for c in poem.title if prosody.is_han(c) and c in vocab)
-        if len(chars) < KEYWORDS or not title:
+        if len(chars) < KEYWORDS or not title or len(title) > poet_lib.MAX_TITLE:
             continue
         out.append(("".join(rng.choice(chars, KEYWORDS, replace=False)), title, poem.content))
         if len(out) == count:
@@ -72,6 +79,7 @@ def main():
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--form", default="qijue")
     parser.add_argument("--bonuses", type=float, nargs="+", default=[0.0, SamplingOptions.keyword_bonus])
+    parser.add_argument("--title_bonuses", type=float, nargs="+", default=[0.0, SamplingOptions.title_bonus])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -91,8 +99,8 @@ def main():
     for model_dir, poet in zip(args.model_dirs, poets):
         runs = [("nothing (chance)", {})]
         runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
-        if poet.loaded.config.condition != "none":
-            runs.append(("title", {"title": True}))
+        runs += [(f"title, bonus {b:g}", {"title": True, "title_bonus": b}) for b in args.title_bonuses
+                 if b or poet.loaded.config.condition != "none"]
         for label, given in runs:
             texts = write_all(poet, prompt_list, args.form, args.seed, **given)
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])

@@ -204,7 +204,8 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         if copies < 1:
             continue
         settings = dataclasses.asdict(how)
-        settings.pop("keyword_bonus")  # compare's samples take no keywords
+        for pull in ("keyword_bonus", "title_bonus"):  # compare's samples take no keywords and no title
+            settings.pop(pull)
         if corpus == "lyrics":
             texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
         else:

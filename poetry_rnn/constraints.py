@@ -1,7 +1,7 @@
 """A poem request -> per-step masks over the vocabulary, checked up front.
 
 A ``poem_request.PoemRequest`` says what the user asked for (form, begin,
-acrostic, template, rhyme and its scheme, tones, repeats, title). :func:`plan`
+acrostic, template, rhyme and its scheme, tones, repeats, title, keywords). :func:`plan`
 turns a batch of requests into a :class:`DecodePlan`: for every poem and step,
 which tokens are allowed, which steps are rhyme steps, which rhyme groups the
 poem may use, which neighbours would change how a character is heard, and
@@ -12,11 +12,12 @@ poem passes ``validator.check_poem``, whatever the logits.
 
 The decoder contract (``decode.py`` implements it in-graph)::
 
-    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b];  wanted[b] = keyword_tokens[b]
+    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
+    pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_tokens[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
-        if t >= content_start[b]:              # a soft pull, not a mask: keywords not yet written
-            logits += keyword_bonus[b] * wanted[b]
+        if t >= content_start[b]:              # a soft pull, not a mask: keywords and title characters not yet written
+            logits += pull[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if rhyme_step[b, t]:
@@ -27,7 +28,7 @@ The decoder contract (``decode.py`` implements it in-graph)::
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1
         if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
-        if t >= content_start[b]: wanted[b] -= {v}
+        if t >= content_start[b]: pull[b][v] = 0
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
 fixed characters, rhyme and tones from a finished poem with ``prosody``'s
@@ -73,6 +74,9 @@ class DecodePlan:
     keyword_tokens: bool (B, V), the request's keywords: the decoder adds a
                     bonus to their logits until each is written (a keywords
                     model also reads them in its prompt)
+    title_tokens:   bool (B, V), the title's characters that are not keywords:
+                    pulled the same way with their own bonus (any poem model;
+                    a title or keywords model also reads the title in its prompt)
     repeat_guaranteed: bool (B,), the no-repeat mask can never empty a step of
                     poem b (so it always applies); False where the vocabulary
                     is too small for that, and the mask steps aside rather
@@ -92,6 +96,7 @@ class DecodePlan:
     no_repeat: np.ndarray
     fixed_counts: np.ndarray
     keyword_tokens: np.ndarray
+    title_tokens: np.ndarray
     repeat_guaranteed: np.ndarray
 
 
@@ -207,6 +212,7 @@ class _Steps:
     content_start: int = 0
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
+    title: list = dataclasses.field(default_factory=list)  # the title's token ids, pulled with their own bonus
 
 
 def _poem_steps(request, vocab, rows, condition):
@@ -221,10 +227,8 @@ def _poem_steps(request, vocab, rows, condition):
         out.need.append(need)
         out.no_repeat.append(no_repeat)
 
-    if r.title and condition == "none":
-        raise PoetryError("a title needs a model trained with --condition title or keywords; this one was trained "
-                          "without")
     out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
+    out.title = [_token(vocab, c, "title") for c in r.title if prosody_lib.is_han(c)]
     for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
         for c in text:
             add(("tok", _token(vocab, c, what)), f"the {what}")
@@ -422,6 +426,7 @@ def plan(requests, vocab, condition="none"):
     initial_groups = np.zeros((bsz, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
+    title_tokens = np.zeros((bsz, len(vocab)), bool)
     for b, (steps, name, groups, _) in enumerate(poems):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
@@ -431,6 +436,7 @@ def plan(requests, vocab, condition="none"):
         initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
+        title_tokens[b, steps.title] = True
         keyword_tokens[b, steps.keywords] = True
     return DecodePlan(
         mask_table=np.stack(rows.rows),
@@ -446,5 +452,6 @@ def plan(requests, vocab, condition="none"):
         no_repeat=no_repeat,
         fixed_counts=fixed_counts,
         keyword_tokens=keyword_tokens,
+        title_tokens=title_tokens & ~keyword_tokens,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )

@@ -131,17 +131,19 @@ class Decoder:
                 spec([None, None], tf.int32),  # pair_kinds (V, K)
                 spec([None, None], tf.bool),  # no_repeat (B, T)
                 spec([None, None], tf.int8),  # fixed_counts (B, V)
-                spec([None, None], tf.bool),  # keyword_tokens (B, V)
-                spec([None], tf.float32),  # keyword_bonus (B,)
+                spec([None, None], tf.float32),  # pull (B, V): the bonus on each keyword and title character
                 spec([None], tf.int32),  # content_start (B,)
             ],
         )
 
-    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, keys=0, start=None, keyword_bonus=0.0):
+    def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, keys=0, start=None, keyword_bonus=0.0,
+               title_bonus=0.0):
         """Sample the plan's poems; each sampling setting is a scalar or one value per row."""
         rows = len(plan.lengths)
         if start is None:
             start = np.full(rows, vocab_lib.BOS, np.int32)
+        pull = (plan.keyword_tokens * per_row(keyword_bonus, rows, np.float32)[:, None]
+                + plan.title_tokens * per_row(title_bonus, rows, np.float32)[:, None])
         tokens, logprobs, ended = self._decode(
             plan.mask_table,
             plan.step_masks,
@@ -159,8 +161,7 @@ class Decoder:
             plan.pair_kinds,
             plan.no_repeat,
             plan.fixed_counts,
-            plan.keyword_tokens,
-            per_row(keyword_bonus, rows, np.float32),
+            pull.astype(np.float32),
             plan.content_start,
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
@@ -168,11 +169,11 @@ class Decoder:
 
     def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
                      temperature, top_k, top_p, keys, start, context_need=None, pair_tokens=None, pair_kinds=None,
-                     no_repeat=None, fixed_counts=None, keyword_tokens=None, keyword_bonus=None, content_start=None):
+                     no_repeat=None, fixed_counts=None, pull=None, content_start=None):
         """The decoding loop as graph ops, for ``decode`` and for graphs that embed it (export).
 
         The pair and repeat arguments default to "no pair and no repeat mask",
-        the keyword ones to "no keywords".
+        ``pull`` to "no keywords and no title".
         """
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
@@ -182,15 +183,14 @@ class Decoder:
             pair_kinds = tf.zeros([vocab_size, 1], tf.int32)
             no_repeat = tf.zeros_like(rhyme_step)
             fixed_counts = tf.zeros([batch, vocab_size], tf.int8)
-        if keyword_tokens is None:
-            keyword_tokens = tf.zeros([batch, vocab_size], tf.bool)
-            keyword_bonus = tf.zeros([batch], tf.float32)
+        if pull is None:
+            pull = tf.zeros([batch, vocab_size], tf.float32)
             content_start = tf.zeros([batch], tf.int32)
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
         rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
 
-        def body(t, prev, states, done, groups, used, counts, wanted, tokens, logprobs):
+        def body(t, prev, states, done, groups, used, counts, pull, tokens, logprobs):
             logits, states = self.model.step(prev, states)
             logits = tf.cast(logits, tf.float32)
             in_content = t >= content_start  # (B,)
@@ -209,8 +209,9 @@ class Decoder:
             limited = allowed & ~(no_repeat[:, t][:, None] & (counts >= poem_request.MAX_USES))
             allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
 
-            # Keywords not yet written: a bonus on their logits (the poem's log-probabilities stay the model's own).
-            pulled = logits + tf.where(in_content[:, None] & wanted, keyword_bonus[:, None], 0.0)
+            # Keywords and title characters not yet written: a bonus on their
+            # logits (the poem's log-probabilities stay the model's own).
+            pulled = logits + tf.where(in_content[:, None], pull, 0.0)
             filtered = filter_logits(pulled, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
             # sample, and greedy decoding is the same argmax without the noise.
@@ -224,13 +225,13 @@ class Decoder:
             chosen = tf.one_hot(token, vocab_size, on_value=True, off_value=False)
             used |= chosen & rhymed[:, None]
             counts += tf.cast(chosen & (no_repeat[:, t] & ~done)[:, None], tf.int8)
-            wanted &= ~(chosen & in_content[:, None])
+            pull = tf.where(chosen & in_content[:, None], 0.0, pull)
             logprob = tf.gather(logits, token, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
             column = tf.one_hot(t, max_steps)[None, :]  # static shapes, so XLA can compile the loop
             tokens += tf.cast(column, tf.int32) * token[:, None]
             logprobs += column * tf.where(done, 0.0, logprob)[:, None]
             done |= (token == vocab_lib.EOS) | (t + 1 >= lengths)
-            return t + 1, token, states, done, groups, used, counts, wanted, tokens, logprobs
+            return t + 1, token, states, done, groups, used, counts, pull, tokens, logprobs
 
         def cond(t, prev, states, done, *_):
             return (t < max_steps) & ~tf.reduce_all(done)
@@ -246,7 +247,7 @@ class Decoder:
                 initial_groups,
                 tf.zeros([batch, vocab_size], tf.bool),
                 fixed_counts,
-                keyword_tokens,
+                pull,
                 tf.zeros([batch, max_steps], tf.int32),  # PAD = 0 wherever nothing was written
                 tf.zeros([batch, max_steps], tf.float32),
             ),
@@ -373,7 +374,7 @@ def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
              condition="none", decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
-             groups=None, seen=None, keyword_bonus=0.0):
+             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
@@ -383,11 +384,13 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     ``options.SamplingOptions`` carries. Sampling settings are
     scalars or one per request (coalesced asks keep their own); see
     ``sampling_rows`` for how ``seed`` and ``indices`` key each poem's random
-    numbers. ``keyword_bonus`` (scalar or per request) is added to the logits
-    of each request's keywords until the poem has written them.
+    numbers. ``keyword_bonus`` and ``title_bonus`` (scalars or per request)
+    are added to the logits of each request's keywords and of its title's
+    other characters until the poem has written them.
     """
     owner, rows = sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices)
     rows["keyword_bonus"] = per_row(keyword_bonus, len(requests), np.float32)[owner]
+    rows["title_bonus"] = per_row(title_bonus, len(requests), np.float32)[owner]
     expanded = [requests[i] for i in owner]
     plan = constraints.plan(expanded, vocab, condition=condition)
     decoded = (decoder or Decoder(model)).decode(plan, **rows)

@@ -25,6 +25,7 @@ from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions, option, validate
 
 MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute
+MAX_TITLE = 32  # characters: longer than almost every Tang title, and each one is a pulled character and a prompt step
 MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
 CHUNK_ROWS = 512  # rows (poems x best_of) per decoder call: bounds memory, not results
 TONE_STARTS = ("ping", "ze", "random")
@@ -52,7 +53,8 @@ class PoemOptions:
                              choices=TONE_STARTS)
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
     template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
-    title: str = option("", "Title to write to (models trained with --condition title or keywords), e.g. 春望.")
+    title: str = option("", "Title to write to, e.g. 春望: its characters are pulled in by --title_bonus (any poem "
+                        "model) and it is read as a prompt by models trained with --condition title or keywords.")
     keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
                             "(any poem model) and read as a prompt by models trained with --condition keywords. "
                             "A pull, not a promise: docs/results.md has how often they appear.")
@@ -69,6 +71,8 @@ class PoemOptions:
             raise PoetryError(f"--keywords takes Han characters, got {wrong[0]!r}")
         if len(self.keyword_text) > MAX_KEYWORDS:
             raise PoetryError(f"at most {MAX_KEYWORDS} --keywords characters, got {len(self.keyword_text)}")
+        if len(self.title) > MAX_TITLE:
+            raise PoetryError(f"at most {MAX_TITLE} --title characters, got {len(self.title)}")
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
 
@@ -268,7 +272,8 @@ class Poet:
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
             for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus")
         }
-        keyword_bonus = [asks[a].sampling.keyword_bonus for a, _, _ in jobs]  # poems only: a stream has no keywords
+        pulls = {name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]  # poems only: a stream has neither
+                 for name in ("keyword_bonus", "title_bonus")}
         items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}
@@ -284,7 +289,7 @@ class Poet:
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
                               groups=groups, seen=seen, condition=self.loaded.config.condition,
-                              keyword_bonus=keyword_bonus, **settings)
+                              **pulls, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 

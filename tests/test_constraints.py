@@ -172,8 +172,8 @@ def test_keyword_steps_follow_the_title_field_and_every_model_pulls_towards_them
     assert wanted(0) == ["月", "风"] and wanted(1) == ["山"] and wanted(2) == []
     unconditioned = plan([PoemRequest(form="wujue", keywords="山")], VOCAB)  # no prompt, the same pull
     assert unconditioned.content_start.tolist() == [0] and unconditioned.keyword_tokens[0, VOCAB.id("山")]
-    with pytest.raises(PoetryError, match="title needs a model trained with --condition title or keywords"):
-        plan([PoemRequest(title="山")], VOCAB)
+    titled = plan([PoemRequest(title="春山", keywords="山")], VOCAB)  # no prompt; the title's other characters pulled
+    assert titled.content_start.tolist() == [0] and np.flatnonzero(titled.title_tokens[0]).tolist() == [VOCAB.id("春")]
     with pytest.raises(PoetryError, match="keywords character 'ℤ' is not in the model's vocabulary"):
         plan([PoemRequest(keywords="ℤ")], VOCAB, condition="keywords")
 
@@ -250,7 +250,7 @@ def test_typical_requests_are_feasible():
         (PoemRequest(template="??鹳雀楼"), "'鹳'"),
         (PoemRequest(form="wujue", acrostic="鹳"), "'鹳'"),
         (PoemRequest(begin="鹳"), "'鹳'"),
-        (PoemRequest(title="春望"), "--condition title"),
+        (PoemRequest(title="鹳"), "title character '鹳'"),
         (PoemRequest(template="春???", begin="秋"), "'秋'"),
         (PoemRequest(template="?????，?????。?????，?????。", acrostic="春风"), None),  # accepted
         (PoemRequest(template="春????，?????。?????，?????。", acrostic="秋"), "'秋'"),
@@ -489,8 +489,6 @@ def test_masked_decoding_always_gives_valid_poems(case, condition, seed, mode):
     vocab, requests = case
     if any(r.keywords for r in requests):
         condition = "keywords"
-    elif condition == "none" and any(r.title for r in requests):
-        condition = "title"
     try:
         p = plan(requests, vocab, condition=condition)
     except PoetryError as error:

@@ -157,8 +157,6 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
     vocab, requests = case
     if any(r.keywords for r in requests):
         condition = "keywords"
-    elif condition == "none" and any(r.title for r in requests):
-        condition = "title"
     try:
         plan = constraints.plan(requests, vocab, condition=condition)
     except PoetryError as error:
@@ -170,7 +168,8 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
     # vocabulary ids every step), on top of the untrained network's logits.
     model.head.bias.assign(np.random.default_rng(seed).normal(size=SIZE).astype(np.float32) * bias_scale)
     temperature, top_k, top_p = sampling
-    decoded = decoder.decode(plan, temperature, top_k, top_p, seed, keyword_bonus=bias_scale)  # keywords pulled hard too
+    # keywords and titles pulled hard too
+    decoded = decoder.decode(plan, temperature, top_k, top_p, seed, keyword_bonus=bias_scale, title_bonus=bias_scale)
     assert decoded.ended.all(), "every plan ends in an EOS-only step"
     for b, request in enumerate(requests):
         steps = decoded.steps(b)

@@ -43,8 +43,8 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     poem = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(title="题1", form="wujue")],
                            seed=0, condition="title")[0]
     assert poem.title == "题1" and not validator.check_poem(poem.content, poem_request.PoemRequest(form="wujue"))
-    refused = run_module("write", "--model_dir", tiny_model_dir, "--title", "秋夜", "--form", "qijue")
-    assert refused.returncode == 2 and "--condition title" in refused.stderr
+    unknown = run_module("write", "--model_dir", model_dir, "--title", "题ℤ", "--form", "wujue")
+    assert unknown.returncode == 2 and "title character 'ℤ' is not in the model's vocabulary" in unknown.stderr
 
 
 def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model_dir, tmp_path):
@@ -60,8 +60,6 @@ def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model
     for poem in map(json.loads, result.stdout.splitlines()):
         assert poem["title"] == title + keyword and poem["rhyme_group"]
         assert not validator.check_poem(poem["text"], poem_request.PoemRequest(form="qijue", rhyme=True))
-    refused = run_module("write", "--model_dir", tiny_model_dir, "--title", title, "--form", "qijue")
-    assert refused.returncode == 2 and "title needs a model trained with --condition title or keywords" in refused.stderr
     bad = run_module("write", "--model_dir", model_dir, "--keywords", "a")
     assert bad.returncode == 2 and "--keywords takes Han characters, got 'a'" in bad.stderr
 
@@ -74,3 +72,18 @@ def test_the_keyword_bonus_pulls_keywords_into_poems_of_any_model(tiny_model_dir
         return sum(all(k in p.text for k in keywords) for p in poems) / len(poems)
     pulled, free = share(20.0), share(0.0)
     assert pulled == 1.0 and free < 0.5
+
+
+def test_any_poem_model_writes_towards_its_title_and_prints_it(tiny_model_dir):
+    poet = poet_lib.load(tiny_model_dir)  # unconditioned: the title is pulled in, never read as a prompt
+    title = "".join([c for c in sorted(poet.loaded.vocab.chars) if prosody.is_han(c)][-2:])
+    def poems(**options):
+        return poet.write(form="wujue", rhyme=True, num=24, seed=2, best_of=1, **options)
+    pulled, without = poems(title=title, title_bonus=20.0), poems()
+    assert all(p.title == title and all(c in p.text for c in title) for p in pulled)
+    assert sum(all(c in p.text for c in title) for p in without) < 12
+    assert [p.text for p in poems(title=title, title_bonus=0.0)] == [p.text for p in without]
+    result = run_module("write", "--model_dir", tiny_model_dir, "--title", title, "--form", "wujue", "--seed", "1")
+    assert result.returncode == 0 and result.stdout.startswith(f"《{title}》"), result.stderr
+    too_long = run_module("write", "--model_dir", tiny_model_dir, "--title", "春" * (poet_lib.MAX_TITLE + 1))
+    assert too_long.returncode == 2 and f"at most {poet_lib.MAX_TITLE} --title characters" in too_long.stderr
