@@ -20,7 +20,8 @@ poem per prompt in ``--form`` with ``--rhyme``, through the facade
 
 Measures: the share of keywords in the poem, the share of poems holding
 both, the share of the title's characters (those in the vocabulary) in the
-poem, and what the pull costs: the written poems' per-character perplexity
+poem, the same for its topic characters alone (``titles.weight`` at least
+TOPIC: those poets usually write into the poem, 梅 of 咏梅 but not 咏), and what the pull costs: the written poems' per-character perplexity
 under a 5-gram fitted on the training split (real poems of the form: the
 test split's). A real poet's own title adherence is printed for reference.
 """
@@ -34,10 +35,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from poetry_rnn import corpus, dataset, forms, ngram, poet as poet_lib, prosody  # noqa: E402
+from poetry_rnn import corpus, dataset, forms, ngram, poet as poet_lib, prosody, titles  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 KEYWORDS = 2  # per prompt
+TOPIC = 0.5  # titles.weight of a topic character
 
 
 def prompts(poems, vocab, count, seed):
@@ -61,6 +63,12 @@ def prompts(poems, vocab, count, seed):
 
 def share_in(chars, text):
     return sum(c in text for c in chars) / len(chars)
+
+
+def topic_share(prompt_list, texts):
+    """Share of the titles' topic characters (weight >= TOPIC) that ``texts`` hold, over all prompts."""
+    pairs = [(c, text) for (_, title, _), text in zip(prompt_list, texts) for c in set(title) if titles.weight(c) >= TOPIC]
+    return np.mean([c in text for c, text in pairs])
 
 
 def write_all(poet, prompt_list, form, seed, keywords=False, title=False, **options):
@@ -92,10 +100,12 @@ def main():
     prompt_list = prompts(test, vocab, args.count, args.seed)
     real_title = np.mean([share_in(title, content) for _, title, content in prompt_list])
     real = [p.content for p in test if forms.classify(p.content) == args.form]
+    real_topic = topic_share(prompt_list, [content for *_, content in prompt_list])
     print(f"{len(prompt_list)} prompts from the test split; real poems hold {real_title:.1%} of their title's "
-          f"characters; the test split's {len(real)} real {args.form} score {lm.score(real).perplexity:.1f} under the 5-gram")
-    print("| model | written with | keywords in the poem | poems with both | title characters in the poem | 5-gram perplexity |")
-    print("|---|---|---|---|---|---|")
+          f"characters and {real_topic:.1%} of its topic characters; the test split's {len(real)} real {args.form} score {lm.score(real).perplexity:.1f} under the 5-gram")
+    print("| model | written with | keywords in the poem | poems with both | title characters in the poem "
+          "| topic characters | 5-gram perplexity |")
+    print("|---|---|---|---|---|---|---|")
     for model_dir, poet in zip(args.model_dirs, poets):
         runs = [("nothing (chance)", {})]
         runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
@@ -107,7 +117,7 @@ def main():
             both = np.mean([share_in(k, t) == 1 for (k, _, _), t in zip(prompt_list, texts)])
             title_share = np.mean([share_in(title, t) for (_, title, _), t in zip(prompt_list, texts)])
             print(f"| {model_dir} | {label} | {keyword_share:.1%} | {both:.1%} | {title_share:.1%} | "
-                  f"{lm.score(texts).perplexity:.1f} |", flush=True)
+                  f"{topic_share(prompt_list, texts):.1%} | {lm.score(texts).perplexity:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ poem passes ``validator.check_poem``, whatever the logits.
 The decoder contract (``decode.py`` implements it in-graph)::
 
     group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
-    pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_tokens[b]
+    pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
         if t >= content_start[b]:              # a soft pull, not a mask: keywords and title characters not yet written
@@ -41,7 +41,7 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import poem_request, prosody as prosody_lib, vocab as vocab_lib, vocab_prosody
+from poetry_rnn import poem_request, prosody as prosody_lib, titles, vocab as vocab_lib, vocab_prosody
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.poem_request import MAX_USES
 from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
@@ -74,9 +74,12 @@ class DecodePlan:
     keyword_tokens: bool (B, V), the request's keywords: the decoder adds a
                     bonus to their logits until each is written (a keywords
                     model also reads them in its prompt)
-    title_tokens:   bool (B, V), the title's characters that are not keywords:
-                    pulled the same way with their own bonus (any poem model;
-                    a title or keywords model also reads the title in its prompt)
+    title_weights:  float32 (B, V), the title's characters that are not
+                    keywords, each with its share of the title bonus
+                    (``titles.weight``: how often poets write that title
+                    character into the poem); 0 elsewhere. Pulled like keywords
+                    (any poem model; a title or keywords model also reads
+                    the title in its prompt)
     repeat_guaranteed: bool (B,), the no-repeat mask can never empty a step of
                     poem b (so it always applies); False where the vocabulary
                     is too small for that, and the mask steps aside rather
@@ -96,7 +99,7 @@ class DecodePlan:
     no_repeat: np.ndarray
     fixed_counts: np.ndarray
     keyword_tokens: np.ndarray
-    title_tokens: np.ndarray
+    title_weights: np.ndarray
     repeat_guaranteed: np.ndarray
 
 
@@ -212,7 +215,7 @@ class _Steps:
     content_start: int = 0
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
-    title: list = dataclasses.field(default_factory=list)  # the title's token ids, pulled with their own bonus
+    title: dict = dataclasses.field(default_factory=dict)  # the title's token ids -> titles.weight
 
 
 def _poem_steps(request, vocab, rows, condition):
@@ -228,7 +231,7 @@ def _poem_steps(request, vocab, rows, condition):
         out.no_repeat.append(no_repeat)
 
     out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
-    out.title = [_token(vocab, c, "title") for c in r.title if prosody_lib.is_han(c)]
+    out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
     for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
         for c in text:
             add(("tok", _token(vocab, c, what)), f"the {what}")
@@ -426,7 +429,7 @@ def plan(requests, vocab, condition="none"):
     initial_groups = np.zeros((bsz, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
-    title_tokens = np.zeros((bsz, len(vocab)), bool)
+    title_weights = np.zeros((bsz, len(vocab)), np.float32)
     for b, (steps, name, groups, _) in enumerate(poems):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
@@ -436,7 +439,7 @@ def plan(requests, vocab, condition="none"):
         initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
-        title_tokens[b, steps.title] = True
+        title_weights[b, list(steps.title)] = list(steps.title.values())
         keyword_tokens[b, steps.keywords] = True
     return DecodePlan(
         mask_table=np.stack(rows.rows),
@@ -452,6 +455,6 @@ def plan(requests, vocab, condition="none"):
         no_repeat=no_repeat,
         fixed_counts=fixed_counts,
         keyword_tokens=keyword_tokens,
-        title_tokens=title_tokens & ~keyword_tokens,
+        title_weights=np.where(keyword_tokens, 0.0, title_weights).astype(np.float32),
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )

@@ -143,7 +143,7 @@ class Decoder:
         if start is None:
             start = np.full(rows, vocab_lib.BOS, np.int32)
         pull = (plan.keyword_tokens * per_row(keyword_bonus, rows, np.float32)[:, None]
-                + plan.title_tokens * per_row(title_bonus, rows, np.float32)[:, None])
+                + plan.title_weights * per_row(title_bonus, rows, np.float32)[:, None])
         tokens, logprobs, ended = self._decode(
             plan.mask_table,
             plan.step_masks,

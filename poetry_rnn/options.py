@@ -134,8 +134,9 @@ class SamplingOptions:
         3.0, "With --keywords: added to each keyword's logit until the poem holds it, a pull rather than a mask "
         "(0 = only a keywords model's prompt; see docs/results.md for the rates).", minimum=0, maximum=100)
     title_bonus: float = option(
-        2.0, "With --title: added to the logit of each of the title's characters until the poem holds it, so "
-        "any poem model writes towards its title (0 = only a title or keywords model's prompt).",
+        3.0, "With --title: added to the logit of each of the title's characters until the poem holds it, in "
+        "part for characters poets seldom write into the poem (咏, 赠; see titles.py), so any poem model writes "
+        "towards its title (0 = only a title or keywords model's prompt).",
         minimum=0, maximum=100)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1)

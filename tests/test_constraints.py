@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import forms, prosody, tone_patterns, vocab as vocab_lib, vocab_prosody
+from poetry_rnn import forms, prosody, titles, tone_patterns, vocab as vocab_lib, vocab_prosody
 from poetry_rnn.constraints import DecodePlan, plan, tone_starts_that_fit
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import CONDITIONS
@@ -173,7 +173,8 @@ def test_keyword_steps_follow_the_title_field_and_every_model_pulls_towards_them
     unconditioned = plan([PoemRequest(form="wujue", keywords="山")], VOCAB)  # no prompt, the same pull
     assert unconditioned.content_start.tolist() == [0] and unconditioned.keyword_tokens[0, VOCAB.id("山")]
     titled = plan([PoemRequest(title="春山", keywords="山")], VOCAB)  # no prompt; the title's other characters pulled
-    assert titled.content_start.tolist() == [0] and np.flatnonzero(titled.title_tokens[0]).tolist() == [VOCAB.id("春")]
+    assert titled.content_start.tolist() == [0] and np.flatnonzero(titled.title_weights[0]).tolist() == [VOCAB.id("春")]
+    assert titled.title_weights[0, VOCAB.id("春")] == pytest.approx(titles.weight("春"))
     with pytest.raises(PoetryError, match="keywords character 'ℤ' is not in the model's vocabulary"):
         plan([PoemRequest(keywords="ℤ")], VOCAB, condition="keywords")
 
