@@ -132,7 +132,7 @@ class SamplingOptions:
         "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0)
     keyword_bonus: float = option(
         3.0, "With --keywords: added to each keyword's logit until the poem holds it, a pull rather than a mask "
-        "(0 = only a keywords model's prompt; see docs/results.md for the rates).", minimum=0, maximum=100)
+        "(0 = only a keywords model's prompt; the README's Keywords and titles has the rates).", minimum=0, maximum=100)
     title_bonus: float = option(
         3.0, "With --title: added to the logit of each of the title's characters until the poem holds it, in "
         "part for characters poets seldom write into the poem (咏, 赠; see titles.py), so any poem model writes "

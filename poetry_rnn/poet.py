@@ -57,7 +57,7 @@ class PoemOptions:
                         "model) and it is read as a prompt by models trained with --condition title or keywords.")
     keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
                             "(any poem model) and read as a prompt by models trained with --condition keywords. "
-                            "A pull, not a promise: docs/results.md has how often they appear.")
+                            "A pull, not a promise: the README's Keywords and titles has how often they appear.")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
