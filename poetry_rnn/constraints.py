@@ -441,6 +441,7 @@ def plan(requests, vocab, condition="none"):
             fixed_counts[b, token] = min(uses, 127)
         title_weights[b, list(steps.title)] = list(steps.title.values())
         keyword_tokens[b, steps.keywords] = True
+    title_weights[keyword_tokens] = 0.0  # a keyword is pulled by the keyword bonus alone
     return DecodePlan(
         mask_table=np.stack(rows.rows),
         step_masks=step_masks,
@@ -455,6 +456,6 @@ def plan(requests, vocab, condition="none"):
         no_repeat=no_repeat,
         fixed_counts=fixed_counts,
         keyword_tokens=keyword_tokens,
-        title_weights=np.where(keyword_tokens, 0.0, title_weights).astype(np.float32),
+        title_weights=title_weights,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
     )

@@ -161,7 +161,7 @@ class Decoder:
             plan.pair_kinds,
             plan.no_repeat,
             plan.fixed_counts,
-            pull.astype(np.float32),
+            pull,
             plan.content_start,
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))

@@ -270,10 +270,10 @@ class Poet:
         """Decode one chunk of jobs and append each poem to its ask's list (``seen``: see write_asks)."""
         settings = {
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
-            for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus")
+            for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus",
+                         "keyword_bonus", "title_bonus")
         }
-        pulls = {name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]  # poems only: a stream has neither
-                 for name in ("keyword_bonus", "title_bonus")}
+        pulls = {name: settings.pop(name) for name in ("keyword_bonus", "title_bonus")}  # poems only: a stream has neither
         items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}
