@@ -84,6 +84,9 @@ class DecodePlan:
                     poem b (so it always applies); False where the vocabulary
                     is too small for that, and the mask steps aside rather
                     than leave nothing
+    prompt_tokens:  int32 (B, P), the prompt's tokens (its characters and
+                    SEPs), PAD after them: a prompt-bag model reads them at
+                    every step (``PoetryModel.prompt_context``)
     """
 
     mask_table: np.ndarray
@@ -101,6 +104,7 @@ class DecodePlan:
     keyword_tokens: np.ndarray
     title_weights: np.ndarray
     repeat_guaranteed: np.ndarray
+    prompt_tokens: np.ndarray
 
 
 # --------------------------------------------------------------------------
@@ -216,6 +220,7 @@ class _Steps:
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
     title: dict = dataclasses.field(default_factory=dict)  # the title's token ids -> titles.weight
+    prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
 def _poem_steps(request, vocab, rows, condition):
@@ -234,7 +239,9 @@ def _poem_steps(request, vocab, rows, condition):
     out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
     for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
         for c in text:
-            add(("tok", _token(vocab, c, what)), f"the {what}")
+            out.prompt.append(_token(vocab, c, what))
+            add(("tok", out.prompt[-1]), f"the {what}")
+        out.prompt.append(SEP)
         add(("tok", SEP), f"the end of the {what}")
     out.content_start = len(out.rows)
 
@@ -430,6 +437,7 @@ def plan(requests, vocab, condition="none"):
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
     title_weights = np.zeros((bsz, len(vocab)), np.float32)
+    prompt_tokens = np.full((bsz, max(len(steps.prompt) for steps, *_ in poems)), PAD, np.int32)
     for b, (steps, name, groups, _) in enumerate(poems):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
@@ -441,6 +449,7 @@ def plan(requests, vocab, condition="none"):
             fixed_counts[b, token] = min(uses, 127)
         title_weights[b, list(steps.title)] = list(steps.title.values())
         keyword_tokens[b, steps.keywords] = True
+        prompt_tokens[b, : len(steps.prompt)] = steps.prompt
     title_weights[keyword_tokens] = 0.0  # a keyword is pulled by the keyword bonus alone
     return DecodePlan(
         mask_table=np.stack(rows.rows),
@@ -458,4 +467,5 @@ def plan(requests, vocab, condition="none"):
         keyword_tokens=keyword_tokens,
         title_weights=title_weights,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
+        prompt_tokens=prompt_tokens,
     )

@@ -133,6 +133,7 @@ class Decoder:
                 spec([None, None], tf.int8),  # fixed_counts (B, V)
                 spec([None, None], tf.float32),  # pull (B, V): the bonus on each keyword and title character
                 spec([None], tf.int32),  # content_start (B,)
+                spec([None, None], tf.int32),  # prompt (B, P): the prompt's tokens, PAD-padded
             ],
         )
 
@@ -163,17 +164,20 @@ class Decoder:
             plan.fixed_counts,
             pull,
             plan.content_start,
+            plan.prompt_tokens,
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
     def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
                      temperature, top_k, top_p, keys, start, context_need=None, pair_tokens=None, pair_kinds=None,
-                     no_repeat=None, fixed_counts=None, pull=None, content_start=None):
+                     no_repeat=None, fixed_counts=None, pull=None, content_start=None, prompt=None):
         """The decoding loop as graph ops, for ``decode`` and for graphs that embed it (export).
 
         The pair and repeat arguments default to "no pair and no repeat mask",
-        ``pull`` to "no keywords and no title".
+        ``pull`` to "no keywords and no title", ``prompt`` to "no prompt". A
+        prompt-bag model reads ``prompt`` (``model.prompt_context``) at every
+        step, from the first one on, as in training.
         """
         batch, max_steps = tf.shape(step_masks)[0], tf.shape(step_masks)[1]
         vocab_size = tf.shape(mask_table)[1]
@@ -189,9 +193,10 @@ class Decoder:
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
         rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
+        context = None if prompt is None else self.model.prompt_context(prompt)
 
         def body(t, prev, states, done, groups, used, counts, pull, tokens, logprobs):
-            logits, states = self.model.step(prev, states)
+            logits, states = self.model.step(prev, states, context)
             logits = tf.cast(logits, tf.float32)
             in_content = t >= content_start  # (B,)
             allowed = tf.gather(mask_table, step_masks[:, t])

@@ -8,6 +8,13 @@
 * ``model.step(ids, states)`` advances one character through the same layers'
   cells, which is what the in-graph decoder calls inside its while loop.
 
+With ``prompt_bag`` every step also reads the prompt as a bag of characters
+(``prompt_context``): the mean embedding of its characters, through two
+zero-initialised projections, shifts the first layer's input and the logits.
+A prefix alone must be carried through the recurrent state for 30 to 60
+steps; the bag is there at every step (as Jiuge's keyword attention is), and
+a model fine-tuned with it from one without starts out exactly as that model.
+
 The recurrent state is always explicit, never a ``stateful=True`` layer, so
 decoding any batch size needs no rebuilding.
 
@@ -28,7 +35,7 @@ import math
 import keras
 import tensorflow as tf
 
-from poetry_rnn import fast_lstm as fast_lstm_lib
+from poetry_rnn import fast_lstm as fast_lstm_lib, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import option, validate
 
@@ -64,9 +71,14 @@ class ModelConfig:
     condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
                             "(BOS title SEP keywords SEP content EOS: its title half the time and 0-3 of its own "
                             "characters, drawn anew each epoch).", choices=CONDITIONS)
+    prompt_bag: bool = option(False, "Every step also reads the prompt's characters as a bag (their mean "
+                                     "embedding, projected onto the first layer's input and the logits), not only "
+                                     "as a prefix; needs --condition title or keywords.")
 
     def __post_init__(self):
         validate(self)
+        if self.prompt_bag and (self.condition == "none" or self.input != "embedding"):
+            raise PoetryError("--prompt_bag needs --condition title or keywords and --input embedding")
         if self.tie_embeddings and self.input != "embedding":
             raise PoetryError("--tie_embeddings needs --input embedding (a one-hot input has no embedding to share)")
         if self.vocab_size is None:
@@ -118,7 +130,15 @@ def variable_shapes(config):
     else:
         shapes["logits/kernel"] = (config.units, config.vocab_size)
     shapes["logits/bias"] = (config.vocab_size,)
+    if config.prompt_bag:
+        shapes["bag_features/kernel"] = (config.embed_dim, config.embed_dim)
+        shapes["bag_logits/kernel"] = (config.embed_dim, config.vocab_size)
     return shapes
+
+
+# Weights a model with these options has and one without them lacks; they start at zero, so
+# fine-tuning from the model without them (``train --init_from``) starts from its very outputs.
+ADDED_BY = {"prompt_bag": ("bag_features/kernel", "bag_logits/kernel")}
 
 
 class TiedLogits(keras.layers.Layer):
@@ -171,6 +191,11 @@ class PoetryModel(keras.Model):
             self.head = TiedLogits(self.embedding, config.embed_dim, config.vocab_size, name="logits")
         else:
             self.head = keras.layers.Dense(config.vocab_size, name="logits")
+        if config.prompt_bag:
+            self.bag_features = keras.layers.Dense(config.embed_dim, use_bias=False, kernel_initializer="zeros",
+                                                   name="bag_features")
+            self.bag_logits = keras.layers.Dense(config.vocab_size, use_bias=False, kernel_initializer="zeros",
+                                                 name="bag_logits")
         # Create the variables now, so checkpoints can be restored before any call.
         self(tf.zeros((1, 1), tf.int32))
 
@@ -188,9 +213,36 @@ class PoetryModel(keras.Model):
             return self.embedding(ids)
         return tf.one_hot(ids, self.config.vocab_size, dtype=self.compute_dtype)
 
+    def prompt_context(self, prompt):
+        """(input shift (batch, embed_dim), logit shift (batch, vocab)) for prompt ids (batch, length).
+
+        Only characters count (ids past SEP; the reserved tokens and padding
+        do not), so a row with no prompt gets zero shifts: an unprompted poem
+        is read exactly as by the same model without the bag. None for a model
+        without ``prompt_bag``.
+        """
+        if not self.config.prompt_bag:
+            return None
+        chars = tf.cast(prompt > vocab_lib.SEP, self.compute_dtype)[..., None]
+        bag = tf.reduce_sum(self.embedding(prompt) * chars, axis=1) / tf.maximum(tf.reduce_sum(chars, axis=1), 1)
+        return self.bag_features(bag), self.bag_logits(bag)
+
+    def sequence_prompt(self, ids):
+        """The prompt of each row of whole sequences: ids at or before the row's last SEP, PAD elsewhere.
+
+        The same positions ``dataset.prompt_positions`` leaves unscored; the
+        content after them sees the whole prompt, as a decoder given the
+        prompt up front does.
+        """
+        is_sep = tf.cast(tf.equal(ids, vocab_lib.SEP), tf.int32)
+        return tf.where(tf.cumsum(is_sep, axis=1, reverse=True) > 0, ids, vocab_lib.PAD)
+
     def call(self, ids, states=None, training=False):
         """Logits (batch, time, vocab) for int ids (batch, time), and the final states."""
         x = self.features(ids)
+        context = self.prompt_context(self.sequence_prompt(ids))
+        if context is not None:
+            x += context[0][:, None, :]
         if states is None:
             states = self.initial_states(tf.shape(ids)[0])
         final = []
@@ -201,16 +253,24 @@ class PoetryModel(keras.Model):
                 x, *state = rnn(x, initial_state=list(state), training=training)
             x = dropout(x, training=training)
             final.append(tuple(state))
-        return self.head(x), tuple(final)
+        logits = self.head(x)
+        return (logits if context is None else logits + context[1][:, None, :]), tuple(final)
 
-    def step(self, ids, states):
-        """One character for a batch: ids (batch,) -> logits (batch, vocab), new states."""
+    def step(self, ids, states, context=None):
+        """One character for a batch: ids (batch,) -> logits (batch, vocab), new states.
+
+        ``context`` is ``prompt_context`` of the batch's prompts, computed once
+        before the first step (None: no prompt, or a model without the bag).
+        """
         x = self.features(ids)
+        if context is not None:
+            x += context[0]
         new_states = []
         for rnn, state in zip(self.rnns, states):
             x, state = rnn.cell(x, list(state))
             new_states.append(tuple(state) if isinstance(state, (list, tuple)) else (state,))
-        return self.head(x), tuple(new_states)
+        logits = self.head(x)
+        return (logits if context is None else logits + context[1]), tuple(new_states)
 
     def count_params(self):
         return int(sum(v.numpy().size for v in self.weights))

@@ -269,12 +269,17 @@ def check_weights(path, config):
     return members
 
 
+def weight_name(variable):
+    """``variable.path`` less the model's own name (which Keras numbers per process): ``lstm_0/lstm_cell/kernel``."""
+    return variable.path.split("/", 1)[1]
+
+
 def load_weights(model, path, members):
     """Load the checked arrays ``members`` (from :func:`check_weights`) into ``model`` as float32."""
     try:
         with np.load(path) as stored:
             for variable in model.weights:
-                variable.assign(stored[members[variable.path.split("/", 1)[1]]].astype(variable.dtype))
+                variable.assign(stored[members[weight_name(variable)]].astype(variable.dtype))
     except Exception as error:  # zipfile, zlib and OS errors all mean "damaged"
         raise PoetryError(f"cannot read weights {path}: {error}") from None
 

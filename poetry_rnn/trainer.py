@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from poetry_rnn import distribution, lessons, lock, loss as loss_lib, modeldir, progress as progress_lib
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import PoetryModel
+from poetry_rnn.model import ADDED_BY, PoetryModel
 from poetry_rnn.train_options import OPTIMIZERS, PRECISION_POLICIES, TrainOptions
 
 
@@ -116,9 +116,34 @@ def resolve_vocab(built, model_dir, options):
     return saved
 
 
-# Settings a run started --init_from another model may change: they shape no weight, so the same
-# weights carry over (fine-tuning an unconditioned model to keywords, or with more dropout).
-RETRAINABLE = ("condition", "dropout")
+# Settings a run started --init_from another model may change: the same weights carry over
+# (fine-tuning an unconditioned model to keywords, or with more dropout); prompt_bag adds
+# weights of its own, which start from zero (model.ADDED_BY).
+RETRAINABLE = ("condition", "dropout", "prompt_bag")
+
+
+def copy_weights(source, model, source_dir):
+    """Give ``model`` the weights of ``source`` by name; returns the names only ``model`` has.
+
+    Those must be weights an option of ``model`` adds (``model.ADDED_BY``),
+    which keep their zero start; a weight of ``source`` with no place in
+    ``model`` is an error rather than dropped.
+    """
+    given = {modeldir.weight_name(v): v for v in source.weights}
+    addable = {name for option, names in ADDED_BY.items() if getattr(model.config, option) for name in names}
+    added = []
+    for variable in model.weights:
+        name = modeldir.weight_name(variable)
+        if name in given:
+            variable.assign(given.pop(name))
+        elif name in addable:
+            added.append(name)
+        else:
+            raise PoetryError(f"--init_from {source_dir} has no weight {name} for this model")
+    if given:
+        raise PoetryError(f"--init_from {source_dir} has weights this model has no place for "
+                          f"({', '.join(sorted(given))}); keep its --prompt_bag")
+    return added
 
 
 def check_same_network(options, config, vocab, model_dir, advice, may_differ=()):
@@ -188,10 +213,8 @@ def start_run(model_dir, config, vocab, options, strategy, log, init):
         modeldir.restore_checkpoint(checkpoint, latest).assert_existing_objects_matched().expect_partial()
         log(f"resumed from {latest}: step {int(step)}, epoch {int(epoch) + 1}, batch {int(batch_in_epoch)}")
     elif options.init_from:
-        source = modeldir.load(options.init_from).model
-        for variable, value in zip(model.weights, source.weights, strict=True):
-            variable.assign(value)
-        log(f"started from the weights of {options.init_from}")
+        added = copy_weights(modeldir.load(options.init_from).model, model, options.init_from)
+        log(f"started from the weights of {options.init_from}" + (f" (new, from zero: {', '.join(added)})" if added else ""))
     if chief:
         modeldir.save_config(model_dir, config, vocab, options.settings())
     writers = {

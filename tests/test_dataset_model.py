@@ -119,6 +119,32 @@ def test_one_step_decoding_matches_full_sequence(cell, features):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_prompt_bag_reaches_every_step_the_same_way_in_training_and_decoding(cell):
+    model = PoetryModel(ModelConfig(vocab_size=30, cell=cell, units=12, embed_dim=6, layers=2, condition="keywords",
+                                    prompt_bag=True))
+    for variable in model.weights:
+        if "bag_" in variable.path:  # trained away from their zero start
+            variable.assign(tf.random.normal(variable.shape))
+    # BOS, title 10 11, SEP, keyword 12, SEP, content 20 21 22, EOS; and the same content unprompted.
+    prompted = tf.constant([[2, 10, 11, 4, 12, 4, 20, 21, 22, 3]])
+    logits, _ = model(prompted)
+    context = model.prompt_context(tf.constant([[10, 11, 4, 12, 4, 0]]))
+    states, stepped = model.initial_states(1), []
+    for t in range(prompted.shape[1]):
+        step_logits, states = model.step(prompted[:, t], states, context)
+        stepped.append(step_logits)
+    np.testing.assert_allclose(tf.stack(stepped, 1).numpy(), logits.numpy(), atol=1e-5)
+    # No prompt, no shift: the bag of nothing is zero, whatever its weights.
+    unprompted = tf.constant([[2, 20, 21, 22, 3]])
+    plain = PoetryModel(ModelConfig(vocab_size=30, cell=cell, units=12, embed_dim=6, layers=2, condition="keywords"))
+    for variable, value in zip(plain.weights, [v for v in model.weights if "bag_" not in v.path], strict=True):
+        variable.assign(value)
+    np.testing.assert_allclose(model(unprompted)[0].numpy(), plain(unprompted)[0].numpy(), atol=1e-6)
+    with pytest.raises(PoetryError, match="--prompt_bag needs --condition title or keywords"):
+        ModelConfig(vocab_size=30, prompt_bag=True)
+
+
 def test_config_rejects_unknown_cells_and_fields():
     with pytest.raises(PoetryError, match="--cell must be one of rnn, lstm, gru, got .transformer."):
         ModelConfig(vocab_size=10, cell="transformer")

@@ -145,6 +145,19 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
     resumed = trainer.fit(other_data, keyed, dataclasses.replace(options, max_steps=4))
     assert resumed.step == 4 and modeldir.load(keyed).vocab == before.vocab
     assert modeldir.load(keyed).config.condition == "keywords"
+    # A prompt bag adds weights, which start at zero: the new model reads the source's very logits,
+    # prompt or not; the bag's weights cannot be dropped again on the way back.
+    bagged = str(tmp_path / "bagged")
+    trainer.fit(other_data, bagged, trainer.TrainOptions.of(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12,
+                                                            init_from=source, condition="keywords", prompt_bag=True,
+                                                            **TINY))
+    prompted = tf.constant([[2, 7, 8, 4, 9, 4, 10, 11, 12, 3]])
+    np.testing.assert_allclose(modeldir.load(bagged).model(prompted)[0].numpy(),
+                               before.model(prompted)[0].numpy(), atol=1e-5)
+    with pytest.raises(PoetryError, match="has weights this model has no place for \\(bag_features/kernel, "
+                                          "bag_logits/kernel\\); keep its --prompt_bag"):
+        trainer.fit(other_data, str(tmp_path / "unbagged"),
+                    trainer.TrainOptions.of(epochs=1, init_from=bagged, condition="keywords", **TINY))
 
 
 def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint(tmp_path, poems_file):

@@ -19,6 +19,15 @@ def test_the_shapes_are_the_built_models_own(cell, features):
     assert model_lib.variable_shapes(config) == built
 
 
+@pytest.mark.parametrize("cell", sorted(model_lib.CELLS))
+def test_a_prompt_bag_adds_exactly_the_weights_it_names(cell):
+    plain = ModelConfig(vocab_size=11, cell=cell, embed_dim=3, units=5, layers=2, condition="keywords")
+    bagged = ModelConfig(**{**plain.to_dict(), "prompt_bag": True})
+    built = {v.path.split("/", 1)[1]: tuple(v.shape) for v in PoetryModel(bagged).weights}
+    assert model_lib.variable_shapes(bagged) == built
+    assert sorted(set(built) - set(model_lib.variable_shapes(plain))) == sorted(model_lib.ADDED_BY["prompt_bag"])
+
+
 @pytest.mark.parametrize("units", [5, 3])
 def test_a_tied_model_shares_its_embedding_with_the_output(units):
     config = ModelConfig(vocab_size=11, embed_dim=3, units=units, layers=1, tie_embeddings=True)

@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from poetry_rnn import decode, modeldir, poem_request, poet as poet_lib, prosody, titles, trainer, validator
+from poetry_rnn import decode, modeldir, poem_request, poet as poet_lib, prosody, titles, trainer, validator, vocab
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -62,6 +64,35 @@ def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model
         assert not validator.check_poem(poem["text"], poem_request.PoemRequest(form="qijue", rhyme=True))
     bad = run_module("write", "--model_dir", model_dir, "--keywords", "a")
     assert bad.returncode == 2 and "--keywords takes Han characters, got 'a'" in bad.stderr
+
+
+def test_a_prompt_bag_model_reads_its_prompt_at_every_step_of_decoding_as_in_training(tiny_model_dir, tmp_path):
+    data = write_poems(tmp_path / "poems.txt", synthetic_poems(200))
+    model_dir = str(tmp_path / "bagged")
+    trainer.fit(data, model_dir, trainer.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=1, batch_size=32,
+                                                         condition="keywords", prompt_bag=True, init_from=tiny_model_dir,
+                                                         learning_rate=0.05, samples=0, quiet=True))
+    loaded = modeldir.load(model_dir)
+    keyword, title = [c for c in sorted(loaded.vocab.chars) if prosody.is_han(c)][:2]
+    request = poem_request.PoemRequest(form="wujue", keywords=keyword, title=title + keyword)
+    poem = decode.generate(loaded.model, loaded.vocab, [request], seed=1, condition="keywords")[0]
+    # The decoder's log-probabilities are the model's own on the whole sequence, prompt and all,
+    # and would not be without the bag (trained away from zero).
+    ids = np.array([[vocab.BOS, *loaded.vocab.encode(title + keyword), vocab.SEP, *loaded.vocab.encode(keyword),
+                     vocab.SEP, *loaded.vocab.encode(poem.content), vocab.EOS]], np.int32)
+    content = len(ids[0]) - len(poem.logprobs)
+    def scored(model):
+        logits = tf.nn.log_softmax(tf.cast(model(ids[:, :-1])[0], tf.float32)).numpy()[0]
+        return logits[np.arange(len(ids[0]) - 1), ids[0, 1:]][content - 1 :]
+    np.testing.assert_allclose(poem.logprobs, scored(loaded.model), atol=1e-4)
+    for variable in loaded.model.weights:
+        if "bag_" in variable.path:
+            variable.assign(tf.zeros_like(variable))
+    assert np.abs(scored(loaded.model) - poem.logprobs).max() > 1e-3
+    refused = run_module("train", "--data", data, "--model_dir", str(tmp_path / "x"), "--prompt_bag")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "--prompt_bag needs --condition title or keywords and --input embedding")
 
 
 def test_the_keyword_bonus_pulls_keywords_into_poems_of_any_model(tiny_model_dir):
