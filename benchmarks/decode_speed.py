@@ -67,21 +67,22 @@ def main():
     args = parser.parse_args()
     if args.model_dir:
         loaded = modeldir.load(args.model_dir)
-        model, vocab, condition = loaded.model, loaded.vocab, loaded.config.condition
+        model, vocab = loaded.model, loaded.vocab
+        prompt = dict(condition=loaded.config.condition, prompt_bag=loaded.config.prompt_bag)  # how it reads one
     else:
-        (model, vocab), condition = untrained(), "none"
+        (model, vocab), prompt = untrained(), {}
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")
     decoder = decode.Decoder(model)
-    decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder, condition=condition)  # trace once
-    decode.generate(model, vocab, [request], seed=0, decoder=decoder, condition=condition)
+    decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder, **prompt)  # trace once
+    decode.generate(model, vocab, [request], seed=0, decoder=decoder, **prompt)
 
     started = time.perf_counter()
-    poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder, condition=condition)
+    poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder, **prompt)
     batched_s = time.perf_counter() - started
     batched_chars = sum(len(p.logprobs) for p in poems)
     assert all(not validator.check_poem(p.content, request) for p in poems)
 
-    plan = constraints.plan([request] * args.poems, vocab, condition=condition)
+    plan = constraints.plan([request] * args.poems, vocab, **prompt)
     started = time.perf_counter()
     eager_chars = eager_loop(model, plan)
     eager_s = time.perf_counter() - started
@@ -89,7 +90,7 @@ def main():
     latencies = []
     for seed in range(20):
         started = time.perf_counter()
-        decode.generate(model, vocab, [request], seed=seed, decoder=decoder, condition=condition)
+        decode.generate(model, vocab, [request], seed=seed, decoder=decoder, **prompt)
         latencies.append(time.perf_counter() - started)
 
     ours, seeds = batched_chars / batched_s, eager_chars / eager_s

@@ -60,8 +60,8 @@ class DecodePlan:
     initial_groups: bool (B, G), groups that can still complete every rhyme
                     step of poem b; all False for poems without rhyme
     lengths:        int32 (B,), steps of poem b including the final EOS step
-    content_start:  int32 (B,), step where the content begins (after title
-                    for conditioned models, else 0)
+    content_start:  int32 (B,), step where the content begins (after the
+                    prompt for models that read it as a prefix, else 0)
     context_need:   int32 (B, T), pair kinds to mask after the previous token:
                     CHANGES_FIRST when the previous step's tone or rhyme is
                     enforced, CHANGES_SECOND when this step's is (free xinyun
@@ -84,9 +84,9 @@ class DecodePlan:
                     poem b (so it always applies); False where the vocabulary
                     is too small for that, and the mask steps aside rather
                     than leave nothing
-    prompt_tokens:  int32 (B, P), the prompt's tokens (its characters and
-                    SEPs), PAD after them: a prompt-bag model reads them at
-                    every step (``PoetryModel.prompt_context``)
+    prompt_tokens:  int32 (B, P), the prompt's characters, PAD after them: a
+                    prompt-bag model reads them at every step
+                    (``PoetryModel.prompt_context``)
     """
 
     mask_table: np.ndarray
@@ -223,7 +223,7 @@ class _Steps:
     prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
-def _poem_steps(request, vocab, rows, condition):
+def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     """The :class:`_Steps` of one request."""
     r = request
     resolved = poem_request.resolve_request(r)
@@ -238,11 +238,12 @@ def _poem_steps(request, vocab, rows, condition):
     out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
     out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
     for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
-        for c in text:
-            out.prompt.append(_token(vocab, c, what))
-            add(("tok", out.prompt[-1]), f"the {what}")
-        out.prompt.append(SEP)
-        add(("tok", SEP), f"the end of the {what}")
+        tokens = [_token(vocab, c, what) for c in text]
+        out.prompt += tokens
+        if not prompt_bag:  # a prefix: forced steps before the content
+            for token in tokens:
+                add(("tok", token), f"the {what}")
+            add(("tok", SEP), f"the end of the {what}")
     out.content_start = len(out.rows)
 
     if resolved.form is None and not resolved.template:  # free mode
@@ -397,8 +398,12 @@ def _initial_groups(request, steps, rows, vp):
     return (strict, True) if strict.any() else (out, False)
 
 
-def plan(requests, vocab, condition="none"):
-    """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible."""
+def plan(requests, vocab, condition="none", prompt_bag=False):
+    """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible.
+
+    ``condition`` and ``prompt_bag`` are the model's (``ModelConfig``): what
+    its prompt holds, and whether it reads it as a prefix or as a bag.
+    """
     if isinstance(requests, poem_request.PoemRequest):
         requests = [requests]
     requests = list(requests)
@@ -408,7 +413,7 @@ def plan(requests, vocab, condition="none"):
     poems, schemes = [], {}
     for b, request in enumerate(requests):
         try:
-            steps = _poem_steps(request, vocab, rows, condition)
+            steps = _poem_steps(request, vocab, rows, condition, prompt_bag)
             scheme = poem_request.scheme_of(request)
             vp = schemes.get(scheme.name) or vocab_prosody.VocabProsody.build(vocab, scheme)
             body_guaranteed = _check_free_steps(steps, rows, vp)

@@ -41,12 +41,15 @@ def draw_prompt(poem, rng):
     return title, keywords
 
 
-def encode_poems(poems, vocab, condition="none", rng=None):
+def encode_poems(poems, vocab, condition="none", rng=None, prompt_bag=False):
     """One int32 array per poem: BOS, the prompt (``vocab.prompt_fields``), content, EOS.
 
     A title model's prompt is the poem's title. A keywords model's prompt is
     drawn by ``draw_prompt`` with ``rng`` (a training epoch's own), or left
     empty without one (evaluation: the poem as a model writes it unprompted).
+    A ``prompt_bag`` model reads its prompt as a bag, never as a prefix: the
+    poem is BOS content EOS, as an unconditioned model reads it, and the
+    prompt's characters follow, closed by a second EOS (neither scored).
     """
     sequences = []
     for poem in poems:
@@ -54,20 +57,30 @@ def encode_poems(poems, vocab, condition="none", rng=None):
             title, keywords = draw_prompt(poem, rng) if rng is not None else ("", "")
         else:
             title, keywords = poem.title, ""
-        prompt = [i for text, _ in vocab_lib.prompt_fields(condition, title, keywords)
-                  for i in vocab.encode(text) + [vocab_lib.SEP]]
-        sequences.append(np.array([vocab_lib.BOS] + prompt + vocab.encode(poem.content) + [vocab_lib.EOS], np.int32))
+        fields = vocab_lib.prompt_fields(condition, title, keywords)
+        content = vocab.encode(poem.content)
+        if prompt_bag:
+            bag = [i for text, _ in fields for i in vocab.encode(text)]
+            tokens = [vocab_lib.BOS] + content + [vocab_lib.EOS] + (bag + [vocab_lib.EOS] if bag else [])
+        else:
+            prompt = [i for text, _ in fields for i in vocab.encode(text) + [vocab_lib.SEP]]
+            tokens = [vocab_lib.BOS] + prompt + content + [vocab_lib.EOS]
+        sequences.append(np.array(tokens, np.int32))
     return sequences
 
 
 def prompt_positions(targets):
-    """True where a target is part of the prompt (at or before the row's last SEP): given, never scored.
+    """True where a target is part of the prompt: given, never scored.
 
-    The loss and perplexity count only the content and EOS, so a conditioned
+    A prefix is everything at or before the row's last SEP; a bag
+    (``encode_poems``' ``prompt_bag``) everything after its first EOS. The
+    loss and perplexity count only the content and EOS, so a conditioned
     model's figures compare with an unconditioned one's and with the n-gram's.
     """
     is_sep = tf.cast(tf.equal(targets, vocab_lib.SEP), tf.int32)
-    return tf.cumsum(is_sep, axis=1, reverse=True) > 0
+    is_eos = tf.cast(tf.equal(targets, vocab_lib.EOS), tf.int32)
+    after_end = (tf.cumsum(is_eos, axis=1, exclusive=True) > 0) & tf.not_equal(targets, vocab_lib.PAD)
+    return (tf.cumsum(is_sep, axis=1, reverse=True) > 0) | after_end
 
 
 def content_hash(poem, salt=b""):

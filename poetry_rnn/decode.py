@@ -379,7 +379,7 @@ def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
              condition="none", decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
-             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0):
+             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0, prompt_bag=False):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
@@ -397,7 +397,7 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     rows["keyword_bonus"] = per_row(keyword_bonus, len(requests), np.float32)[owner]
     rows["title_bonus"] = per_row(title_bonus, len(requests), np.float32)[owner]
     expanded = [requests[i] for i in owner]
-    plan = constraints.plan(expanded, vocab, condition=condition)
+    plan = constraints.plan(expanded, vocab, condition=condition, prompt_bag=prompt_bag)
     decoded = (decoder or Decoder(model)).decode(plan, **rows)
     candidates = []
     for b, request in enumerate(expanded):

@@ -41,7 +41,7 @@ SIGNATURE = "generate"
 DEFAULT_FREE_MAX_LEN = 120
 
 
-def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
+def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none", prompt_bag=False):
     """Each form's steps for a request with no begin, over one shared mask table.
 
     Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
@@ -52,18 +52,18 @@ def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
     under the two-use limit.
     """
     requests = [poem_request.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
-    plan = constraints.plan(requests, vocab, condition=condition)
+    plan = constraints.plan(requests, vocab, condition=condition, prompt_bag=prompt_bag)
     return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start, plan.no_repeat
 
 
 class Poet(tf.Module):
     """The serving module: model, lookup tables, per-form masks and the ``generate`` function."""
 
-    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none"):
+    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none", prompt_bag=False):
         super().__init__(name="poet")
         self.model = model
         self.decoder = decode.Decoder(model)
-        mask_table, step_rows, lengths, starts, no_repeat = form_tables(vocab, free_max_len, condition)
+        mask_table, step_rows, lengths, starts, no_repeat = form_tables(vocab, free_max_len, condition, prompt_bag)
         self.vocab_size = len(vocab)
         self.mask_table = tf.constant(mask_table)
         self.step_rows = tf.constant(step_rows)
@@ -192,7 +192,8 @@ def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
         raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
     keras.mixed_precision.set_global_policy("float32")  # serve in float32, whatever the model trained in
     loaded = modeldir.load(model_dir)
-    poet = Poet(loaded.model, loaded.vocab, free_max_len, condition=loaded.config.condition)
+    poet = Poet(loaded.model, loaded.vocab, free_max_len, condition=loaded.config.condition,
+                prompt_bag=loaded.config.prompt_bag)
     function = poet.generate.get_concrete_function()
     with files.staging_folder(out) as staging:
         tf.saved_model.save(poet, staging, signatures={SIGNATURE: function, "serving_default": function})

@@ -8,12 +8,14 @@
 * ``model.step(ids, states)`` advances one character through the same layers'
   cells, which is what the in-graph decoder calls inside its while loop.
 
-With ``prompt_bag`` every step also reads the prompt as a bag of characters
-(``prompt_context``): the mean embedding of its characters, through two
-zero-initialised projections, shifts the first layer's input and the logits.
-A prefix alone must be carried through the recurrent state for 30 to 60
-steps; the bag is there at every step (as Jiuge's keyword attention is), and
-a model fine-tuned with it from one without starts out exactly as that model.
+With ``prompt_bag`` a conditioned model reads its prompt as a bag of
+characters (``prompt_context``), not as a prefix: the mean embedding of its
+characters, through two zero-initialised projections, shifts the first
+layer's input and the logits at every step (as Jiuge's keyword attention
+reaches every step). The recurrent layers read the poem alone, as an
+unconditioned model does; a prefix had to be carried through their state
+and disturbed it (fine-tuning to prefixes left poems worse, prompted or
+not), while a model given the bag from one without starts out as that model.
 
 The recurrent state is always explicit, never a ``stateful=True`` layer, so
 decoding any batch size needs no rebuilding.
@@ -71,9 +73,9 @@ class ModelConfig:
     condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
                             "(BOS title SEP keywords SEP content EOS: its title half the time and 0-3 of its own "
                             "characters, drawn anew each epoch).", choices=CONDITIONS)
-    prompt_bag: bool = option(False, "Every step also reads the prompt's characters as a bag (their mean "
-                                     "embedding, projected onto the first layer's input and the logits), not only "
-                                     "as a prefix; needs --condition title or keywords.")
+    prompt_bag: bool = option(False, "Read the prompt as a bag of characters at every step (their mean embedding, "
+                                     "projected onto the first layer's input and the logits), not as a prefix: "
+                                     "the recurrent layers read the poem alone. Needs --condition title or keywords.")
 
     def __post_init__(self):
         validate(self)
@@ -139,6 +141,11 @@ def variable_shapes(config):
 # Weights a model with these options has and one without them lacks; they start at zero, so
 # fine-tuning from the model without them (``train --init_from``) starts from its very outputs.
 ADDED_BY = {"prompt_bag": ("bag_features/kernel", "bag_logits/kernel")}
+
+
+def added_weights(config):
+    """The names (as ``variable_shapes`` keys) of the weights ``config``'s options add (``ADDED_BY``)."""
+    return {name for option, names in ADDED_BY.items() if getattr(config, option) for name in names}
 
 
 class TiedLogits(keras.layers.Layer):
@@ -228,14 +235,15 @@ class PoetryModel(keras.Model):
         return self.bag_features(bag), self.bag_logits(bag)
 
     def sequence_prompt(self, ids):
-        """The prompt of each row of whole sequences: ids at or before the row's last SEP, PAD elsewhere.
+        """The bag of each row of whole sequences: the ids after its first EOS, PAD elsewhere.
 
-        The same positions ``dataset.prompt_positions`` leaves unscored; the
-        content after them sees the whole prompt, as a decoder given the
-        prompt up front does.
+        ``dataset.encode_poems`` puts a bag model's prompt there (unscored),
+        and every step of the poem before it reads it, as a decoder given the
+        prompt up front does: the prompt is given, so no step learns from a
+        character it must predict.
         """
-        is_sep = tf.cast(tf.equal(ids, vocab_lib.SEP), tf.int32)
-        return tf.where(tf.cumsum(is_sep, axis=1, reverse=True) > 0, ids, vocab_lib.PAD)
+        is_eos = tf.cast(tf.equal(ids, vocab_lib.EOS), tf.int32)
+        return tf.where(tf.cumsum(is_eos, axis=1, exclusive=True) > 0, ids, vocab_lib.PAD)
 
     def call(self, ids, states=None, training=False):
         """Logits (batch, time, vocab) for int ids (batch, time), and the final states."""

@@ -252,7 +252,8 @@ class Poet:
         """
         items = self._items(ask)
         if not self.is_lyrics:
-            constraints.plan(items, self.loaded.vocab, condition=self.loaded.config.condition)
+            constraints.plan(items, self.loaded.vocab, condition=self.loaded.config.condition,
+                             prompt_bag=self.loaded.config.prompt_bag)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
@@ -289,6 +290,7 @@ class Poet:
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
                               groups=groups, seen=seen, condition=self.loaded.config.condition,
+                              prompt_bag=self.loaded.config.prompt_bag,
                               **pulls, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))

@@ -66,6 +66,10 @@ class TrainOptions:
     # state: its vocabulary is used, and its network must match.
     init_from: str = option("", "Start a new run from this model directory's weights and vocabulary "
                                 "(e.g. checkpoints/default).")
+    # A prompt bag learnt on top of a frozen model leaves its unprompted poems exactly as they were.
+    train_only_new: bool = option(False, "With --init_from: train only the weights an option adds (--prompt_bag's) "
+                                         "and keep the source's as they are, so poems without a prompt stay exactly "
+                                         "the source model's.")
     clip_norm: float = option(5.0, "Global-norm gradient clipping (0 = off).", minimum=0)
     batch_size: int = option(64, "Poems (or lyrics windows) per batch (global, across replicas).", minimum=1)
     epochs: int = option(10, "Epochs in all (a resumed run continues to this).", minimum=1)
@@ -98,6 +102,8 @@ class TrainOptions:
         if not isinstance(self.model, ModelConfig):
             raise PoetryError(f"TrainOptions.model must be a ModelConfig, got {self.model!r}")
         validate(self)
+        if self.train_only_new and not (self.init_from and self.model.prompt_bag):
+            raise PoetryError("--train_only_new needs --init_from and an option that adds weights (--prompt_bag)")
         if self.corpus == "lyrics":
             if self.strategy != "default":
                 raise PoetryError("--corpus lyrics trains on one device (the state is carried from batch to batch); "

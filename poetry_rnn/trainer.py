@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from poetry_rnn import distribution, lessons, lock, loss as loss_lib, modeldir, progress as progress_lib
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ADDED_BY, PoetryModel
+from poetry_rnn.model import PoetryModel, added_weights
 from poetry_rnn.train_options import OPTIMIZERS, PRECISION_POLICIES, TrainOptions
 
 
@@ -122,6 +122,14 @@ def resolve_vocab(built, model_dir, options):
 RETRAINABLE = ("condition", "dropout", "prompt_bag")
 
 
+def freeze_all_but_added(model):
+    """Leave only the layers of the weights ``model``'s options add trainable (``train --train_only_new``)."""
+    added = added_weights(model.config)
+    for layer in model.layers:
+        if not all(modeldir.weight_name(w) in added for w in layer.weights):
+            layer.trainable = False
+
+
 def copy_weights(source, model, source_dir):
     """Give ``model`` the weights of ``source`` by name; returns the names only ``model`` has.
 
@@ -130,7 +138,7 @@ def copy_weights(source, model, source_dir):
     ``model`` is an error rather than dropped.
     """
     given = {modeldir.weight_name(v): v for v in source.weights}
-    addable = {name for option, names in ADDED_BY.items() if getattr(model.config, option) for name in names}
+    addable = added_weights(model.config)
     added = []
     for variable in model.weights:
         name = modeldir.weight_name(variable)
@@ -189,6 +197,8 @@ def start_run(model_dir, config, vocab, options, strategy, log, init):
     with strategy.scope():
         model = PoetryModel(config, lstm_kernel=options.lstm_kernel)
         init(model)
+        if options.train_only_new:
+            freeze_all_but_added(model)
         optimizer = make_optimizer(options)
         optimizer.build(model.trainable_variables)
     # Host-side counters, outside the strategy: plain variables, not mirrored ones.

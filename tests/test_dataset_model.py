@@ -95,13 +95,18 @@ def test_keyword_prompts_are_the_poems_own_characters_drawn_anew():
     bare = dataset.encode_poems(poems[:1], vocab, "keywords")[0].tolist()
     assert bare == dataset.encode_poems(poems[:1], vocab)[0].tolist()
     assert bare == [vocab_lib.BOS, *vocab.encode(poems[0].content), vocab_lib.EOS]
+    # A prompt-bag model reads the poem as an unconditioned model does; the prompt follows its EOS.
+    bagged = dataset.encode_poems(poems[:1], vocab, "keywords", np.random.default_rng(0), prompt_bag=True)[0].tolist()
+    assert bagged == bare + ([*vocab.encode(title + keywords), vocab_lib.EOS] if title + keywords else [])
 
 
-def test_prompt_positions_cover_everything_up_to_the_last_separator():
-    sep, pad = vocab_lib.SEP, vocab_lib.PAD
-    targets = tf.constant([[7, sep, 8, sep, 9, 9, 3, pad], [sep, sep, 9, 3, pad, pad, pad, pad], [9, 9, 9, 3, pad, pad, pad, pad]])
+def test_prompt_positions_cover_a_prefix_up_to_the_last_separator_and_a_bag_after_the_first_end():
+    sep, pad, eos = vocab_lib.SEP, vocab_lib.PAD, vocab_lib.EOS
+    targets = tf.constant([[7, sep, 8, sep, 9, 9, eos, pad], [sep, sep, 9, eos, pad, pad, pad, pad],
+                           [9, 9, 9, eos, pad, pad, pad, pad], [9, 9, eos, 7, 8, eos, pad, pad]])
     np.testing.assert_array_equal(dataset.prompt_positions(targets).numpy(),
-                                  [[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])
+                                  [[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0],
+                                   [0, 0, 0, 1, 1, 1, 0, 0]])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -126,15 +131,15 @@ def test_a_prompt_bag_reaches_every_step_the_same_way_in_training_and_decoding(c
     for variable in model.weights:
         if "bag_" in variable.path:  # trained away from their zero start
             variable.assign(tf.random.normal(variable.shape))
-    # BOS, title 10 11, SEP, keyword 12, SEP, content 20 21 22, EOS; and the same content unprompted.
-    prompted = tf.constant([[2, 10, 11, 4, 12, 4, 20, 21, 22, 3]])
-    logits, _ = model(prompted)
-    context = model.prompt_context(tf.constant([[10, 11, 4, 12, 4, 0]]))
+    # BOS, content 20 21 22, EOS, then the bag: title 10 11 and keyword 12, and a second EOS.
+    prompted = tf.constant([[2, 20, 21, 22, 3, 10, 11, 12, 3]])
+    logits, _ = model(prompted[:, :-1])
+    context = model.prompt_context(tf.constant([[10, 11, 12, 0]]))
     states, stepped = model.initial_states(1), []
-    for t in range(prompted.shape[1]):
+    for t in range(5):  # BOS and the content: what a decoder given the prompt up front steps through
         step_logits, states = model.step(prompted[:, t], states, context)
         stepped.append(step_logits)
-    np.testing.assert_allclose(tf.stack(stepped, 1).numpy(), logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tf.stack(stepped, 1).numpy(), logits.numpy()[:, :5], atol=1e-5)
     # No prompt, no shift: the bag of nothing is zero, whatever its weights.
     unprompted = tf.constant([[2, 20, 21, 22, 3]])
     plain = PoetryModel(ModelConfig(vocab_size=30, cell=cell, units=12, embed_dim=6, layers=2, condition="keywords"))

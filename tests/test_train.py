@@ -145,15 +145,26 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
     resumed = trainer.fit(other_data, keyed, dataclasses.replace(options, max_steps=4))
     assert resumed.step == 4 and modeldir.load(keyed).vocab == before.vocab
     assert modeldir.load(keyed).config.condition == "keywords"
-    # A prompt bag adds weights, which start at zero: the new model reads the source's very logits,
-    # prompt or not; the bag's weights cannot be dropped again on the way back.
+    # A prompt bag adds weights, which start at zero; --train_only_new trains them alone, so poems
+    # without a prompt stay exactly the source's. The bag's weights cannot be dropped on the way back.
     bagged = str(tmp_path / "bagged")
-    trainer.fit(other_data, bagged, trainer.TrainOptions.of(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12,
-                                                            init_from=source, condition="keywords", prompt_bag=True,
+    trainer.fit(other_data, bagged, trainer.TrainOptions.of(epochs=1, max_steps=3, learning_rate=0.01, init_from=source,
+                                                            condition="keywords", prompt_bag=True, train_only_new=True,
                                                             **TINY))
-    prompted = tf.constant([[2, 7, 8, 4, 9, 4, 10, 11, 12, 3]])
-    np.testing.assert_allclose(modeldir.load(bagged).model(prompted)[0].numpy(),
-                               before.model(prompted)[0].numpy(), atol=1e-5)
+    tuned = modeldir.load(bagged).model
+    source_weights = {modeldir.weight_name(v): v.numpy() for v in before.model.weights}
+    for variable in tuned.weights:
+        name = modeldir.weight_name(variable)
+        if name.startswith("bag_"):
+            assert np.abs(variable.numpy()).max() > 0, name
+        else:
+            np.testing.assert_array_equal(variable.numpy(), source_weights[name])
+    unprompted = tf.constant([[2, 10, 11, 12, 3]])
+    np.testing.assert_allclose(tuned(unprompted)[0].numpy(), before.model(unprompted)[0].numpy(), atol=1e-6)
+    assert np.abs(tuned(tf.constant([[2, 10, 11, 12, 3, 7, 8]]))[0].numpy()[:, :5]
+                  - before.model(unprompted)[0].numpy()).max() > 1e-4  # a bag after the end shifts every step
+    with pytest.raises(PoetryError, match="--train_only_new needs --init_from and an option that adds weights"):
+        trainer.TrainOptions.of(epochs=1, init_from=source, train_only_new=True, **TINY)
     with pytest.raises(PoetryError, match="has weights this model has no place for \\(bag_features/kernel, "
                                           "bag_logits/kernel\\); keep its --prompt_bag"):
         trainer.fit(other_data, str(tmp_path / "unbagged"),

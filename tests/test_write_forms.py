@@ -75,15 +75,14 @@ def test_a_prompt_bag_model_reads_its_prompt_at_every_step_of_decoding_as_in_tra
     loaded = modeldir.load(model_dir)
     keyword, title = [c for c in sorted(loaded.vocab.chars) if prosody.is_han(c)][:2]
     request = poem_request.PoemRequest(form="wujue", keywords=keyword, title=title + keyword)
-    poem = decode.generate(loaded.model, loaded.vocab, [request], seed=1, condition="keywords")[0]
+    poem = decode.generate(loaded.model, loaded.vocab, [request], seed=1, condition="keywords", prompt_bag=True)[0]
     # The decoder's log-probabilities are the model's own on the whole sequence, prompt and all,
     # and would not be without the bag (trained away from zero).
-    ids = np.array([[vocab.BOS, *loaded.vocab.encode(title + keyword), vocab.SEP, *loaded.vocab.encode(keyword),
-                     vocab.SEP, *loaded.vocab.encode(poem.content), vocab.EOS]], np.int32)
-    content = len(ids[0]) - len(poem.logprobs)
+    ids = np.array([[vocab.BOS, *loaded.vocab.encode(poem.content), vocab.EOS,
+                     *loaded.vocab.encode(title + keyword + keyword), vocab.EOS]], np.int32)  # as encode_poems lays it out
     def scored(model):
         logits = tf.nn.log_softmax(tf.cast(model(ids[:, :-1])[0], tf.float32)).numpy()[0]
-        return logits[np.arange(len(ids[0]) - 1), ids[0, 1:]][content - 1 :]
+        return logits[np.arange(len(ids[0]) - 1), ids[0, 1:]][: len(poem.logprobs)]
     np.testing.assert_allclose(poem.logprobs, scored(loaded.model), atol=1e-4)
     for variable in loaded.model.weights:
         if "bag_" in variable.path:
