@@ -248,7 +248,7 @@ class PoetryModel(keras.Model):
     def call(self, ids, states=None, training=False):
         """Logits (batch, time, vocab) for int ids (batch, time), and the final states."""
         x = self.features(ids)
-        context = self.prompt_context(self.sequence_prompt(ids))
+        context = self.prompt_context(self.sequence_prompt(ids)) if self.config.prompt_bag else None
         if context is not None:
             x += context[0][:, None, :]
         if states is None:

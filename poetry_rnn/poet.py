@@ -54,9 +54,11 @@ class PoemOptions:
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
     template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
     title: str = option("", "Title to write to, e.g. 春望: its characters are pulled in by --title_bonus (any poem "
-                        "model) and it is read as a prompt by models trained with --condition title or keywords.")
+                        "model) and it is read as a prompt by models trained with --condition title or keywords (the "
+                        "shipped one is).")
     keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
-                            "(any poem model) and read as a prompt by models trained with --condition keywords. "
+                            "(any poem model) and read as a prompt by models trained with --condition keywords (the shipped one "
+                            "is). "
                             "A pull, not a promise: the README's Keywords and titles has how often they appear.")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
