@@ -68,7 +68,7 @@ def main():
     if args.model_dir:
         loaded = modeldir.load(args.model_dir)
         model, vocab = loaded.model, loaded.vocab
-        prompt = dict(condition=loaded.config.condition, prompt_bag=loaded.config.prompt_bag)  # how it reads one
+        prompt = loaded.config.prompt_reading
     else:
         (model, vocab), prompt = untrained(), {}
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")

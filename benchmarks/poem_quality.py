@@ -130,8 +130,7 @@ def main():
                     began = time.perf_counter()
                     out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
                                           args.seed, best_of, decoder=decoder, ranking=ranking,
-                                          condition=loaded.config.condition,
-                                          prompt_bag=loaded.config.prompt_bag)
+                                          **loaded.config.prompt_reading)
                     seconds = time.perf_counter() - began
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)

@@ -43,7 +43,7 @@ def main():
             if settings["corpus"] == "poems":
                 loaded = modeldir.load(model_dir)
                 requests = [poem_request.PoemRequest(begin="春", max_len=40)] * 2
-                print("  poems", [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1, condition=loaded.config.condition, prompt_bag=loaded.config.prompt_bag)])
+                print("  poems", [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1, **loaded.config.prompt_reading)])
 
 
 if __name__ == "__main__":

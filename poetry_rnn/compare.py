@@ -211,7 +211,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         else:
             requests = [poem_request.PoemRequest(begin=prefix, max_len=length)] * copies
             texts = decode.generate(loaded.model, loaded.vocab, requests, **settings, decoder=decoder,
-                                    condition=loaded.config.condition, prompt_bag=loaded.config.prompt_bag)
+                                    **loaded.config.prompt_reading)
         out.extend((label, t.content) for t in texts)
     return out
 

@@ -133,7 +133,7 @@ class Decoder:
                 spec([None, None], tf.int8),  # fixed_counts (B, V)
                 spec([None, None], tf.float32),  # pull (B, V): the bonus on each keyword and title character
                 spec([None], tf.int32),  # content_start (B,)
-                spec([None, None], tf.int32),  # prompt (B, P): the prompt's tokens, PAD-padded
+                spec([None, None], tf.int32),  # prompt (B, P): the prompt's characters, PAD-padded
             ],
         )
 

@@ -60,7 +60,7 @@ def perplexity_report(loaded, poems, batch_size=128, prompted=False):
     lower prompted than unprompted, since the prompt is the poem's own.
     """
     rng = np.random.default_rng(PROMPT_SEED) if prompted else None
-    sequences = dataset.encode_poems(poems, loaded.vocab, loaded.config.condition, rng, loaded.config.prompt_bag)
+    sequences = dataset.encode_poems(poems, loaded.vocab, rng=rng, **loaded.config.prompt_reading)
     nll, tokens = sequence_nll(loaded.model, sequences, batch_size)
     unknown = sum(loaded.vocab.encode(p.content).count(vocab_lib.UNK) for p in poems)  # scored ones: prompts aside
     return {"poems": len(poems), "tokens": int(tokens), "unknown": unknown, "perplexity": loss_lib.perplexity(nll, tokens)}

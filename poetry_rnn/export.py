@@ -192,8 +192,7 @@ def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
         raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
     keras.mixed_precision.set_global_policy("float32")  # serve in float32, whatever the model trained in
     loaded = modeldir.load(model_dir)
-    poet = Poet(loaded.model, loaded.vocab, free_max_len, condition=loaded.config.condition,
-                prompt_bag=loaded.config.prompt_bag)
+    poet = Poet(loaded.model, loaded.vocab, free_max_len, **loaded.config.prompt_reading)
     function = poet.generate.get_concrete_function()
     with files.staging_folder(out) as staging:
         tf.saved_model.save(poet, staging, signatures={SIGNATURE: function, "serving_default": function})

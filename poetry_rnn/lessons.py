@@ -48,13 +48,13 @@ class PoemLesson:
 
     def use_vocab(self, vocab):
         """Split and encode the poems with ``vocab`` (the data's own, or a resumed run's)."""
-        self.vocab, condition, bag = vocab, self.options.model.condition, self.options.model.prompt_bag
+        self.vocab, reading = vocab, self.options.model.prompt_reading
         self.train_poems, held_out = dataset.split_train_valid(self.poems, self.options.valid_fraction)
         valid_poems, test_poems = dataset.split_held_out(held_out)
         self.log(f"vocabulary {len(vocab)} tokens; {len(self.train_poems)} training, {len(valid_poems)} validation "
                  f"and {len(test_poems)} test poems (held out, for evaluate)")
-        self.train_seqs = dataset.encode_poems(self.train_poems, vocab, condition, prompt_bag=bag)
-        self.valid_seqs = dataset.encode_poems(valid_poems, vocab, condition, prompt_bag=bag)
+        self.train_seqs = dataset.encode_poems(self.train_poems, vocab, **reading)
+        self.valid_seqs = dataset.encode_poems(valid_poems, vocab, **reading)
 
     def initialize(self, model):
         """Poems start from the layers' own initialisers."""
@@ -71,7 +71,7 @@ class PoemLesson:
         if self.options.model.condition != "keywords":
             return self.train_seqs
         rng = np.random.default_rng([self.options.seed, epoch])  # a resumed epoch draws the same prompts
-        return dataset.encode_poems(self.train_poems, self.vocab, "keywords", rng, self.options.model.prompt_bag)
+        return dataset.encode_poems(self.train_poems, self.vocab, rng=rng, **self.options.model.prompt_reading)
 
     def epoch_steps(self, epoch, skip):
         options = self.options

@@ -92,6 +92,11 @@ class ModelConfig:
                 f"{parameters:,} parameters, more than the {MAX_PARAMETERS:,} this package builds"
             )
 
+    @property
+    def prompt_reading(self):
+        """How this model reads a prompt, as the keyword arguments that encoding and decoding take."""
+        return {"condition": self.condition, "prompt_bag": self.prompt_bag}
+
     def to_dict(self):
         return dataclasses.asdict(self)
 

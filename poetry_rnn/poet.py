@@ -57,9 +57,9 @@ class PoemOptions:
                         "model) and it is read as a prompt by models trained with --condition title or keywords (the "
                         "shipped one is).")
     keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
-                            "(any poem model) and read as a prompt by models trained with --condition keywords (the shipped one "
-                            "is). "
-                            "A pull, not a promise: the README's Keywords and titles has how often they appear.")
+                            "(any poem model) and read as a prompt by models trained with --condition keywords (the "
+                            "shipped one is). A pull, not a promise: the README's Keywords and titles has how often "
+                            "they appear.")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
@@ -254,8 +254,7 @@ class Poet:
         """
         items = self._items(ask)
         if not self.is_lyrics:
-            constraints.plan(items, self.loaded.vocab, condition=self.loaded.config.condition,
-                             prompt_bag=self.loaded.config.prompt_bag)
+            constraints.plan(items, self.loaded.vocab, **self.loaded.config.prompt_reading)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
@@ -291,9 +290,7 @@ class Poet:
                     poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              groups=groups, seen=seen, condition=self.loaded.config.condition,
-                              prompt_bag=self.loaded.config.prompt_bag,
-                              **pulls, **settings)
+                              groups=groups, seen=seen, **self.loaded.config.prompt_reading, **pulls, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 
