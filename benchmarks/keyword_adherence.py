@@ -21,9 +21,13 @@ poem per prompt in ``--form`` with ``--rhyme``, through the facade
 Measures: the share of keywords in the poem, the share of poems holding
 both, the share of the title's characters (those in the vocabulary) in the
 poem, the same for its topic characters alone (``titles.weight`` at least
-TOPIC: those poets usually write into the poem, 梅 of 咏梅 but not 咏), and what the pull costs: the written poems' per-character perplexity
+TOPIC: those poets usually write into the poem, 梅 of 咏梅 but not 咏);
+beyond the prompt's own characters, the share of the poem's other
+characters that Tang poets write beside the keywords or the title's
+characters (``quality.Cooccurrence`` of the training split: 舟帆岸 beside
+江); and what the pull costs: the written poems' per-character perplexity
 under a 5-gram fitted on the training split (real poems of the form: the
-test split's). A real poet's own title adherence is printed for reference.
+test split's). A real poet's own adherence is printed for reference.
 """
 
 import argparse
@@ -35,7 +39,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from poetry_rnn import corpus, dataset, forms, ngram, poet as poet_lib, prosody, titles  # noqa: E402
+from poetry_rnn import corpus, dataset, forms, ngram, poet as poet_lib, prosody, quality, titles  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 KEYWORDS = 2  # per prompt
@@ -71,6 +75,11 @@ def topic_share(prompt_list, texts):
     return np.mean([c in text for c, text in pairs])
 
 
+def beside(prompt_list, texts, table, which):
+    """Mean ``quality.related_share`` of ``texts`` to their prompts' keywords (which=0) or titles (which=1)."""
+    return np.nanmean([quality.related_share(text, prompt[which], table) for prompt, text in zip(prompt_list, texts)])
+
+
 def write_all(poet, prompt_list, form, seed, keywords=False, title=False, **options):
     """One poem per prompt, with its keywords and/or its title when asked, and ``options`` for all."""
     asks = []
@@ -97,15 +106,19 @@ def main():
     poets = [poet_lib.load(d) for d in args.model_dirs]
     vocab = poets[0].loaded.vocab
     lm = ngram.KneserNey(order=5, vocab=vocab.chars).fit(p.content for p in train)
+    table = quality.Cooccurrence(p.content for p in train)
     prompt_list = prompts(test, vocab, args.count, args.seed)
+    own = [content for *_, content in prompt_list]
     real_title = np.mean([share_in(title, content) for _, title, content in prompt_list])
     real = [p.content for p in test if forms.classify(p.content) == args.form]
-    real_topic = topic_share(prompt_list, [content for *_, content in prompt_list])
+    real_topic = topic_share(prompt_list, own)
     print(f"{len(prompt_list)} prompts from the test split; real poems hold {real_title:.1%} of their title's "
-          f"characters and {real_topic:.1%} of its topic characters; the test split's {len(real)} real {args.form} score {lm.score(real).perplexity:.1f} under the 5-gram")
-    print("| model | written with | keywords in the poem | poems with both | title characters in the poem "
-          "| topic characters | 5-gram perplexity |")
-    print("|---|---|---|---|---|---|---|")
+          f"characters and {real_topic:.1%} of its topic characters; of their other characters "
+          f"{beside(prompt_list, own, table, 0):.1%} are related to the keywords, {beside(prompt_list, own, table, 1):.1%}"
+          f" to the title; the test split's {len(real)} real {args.form} score {lm.score(real).perplexity:.1f} under the 5-gram")
+    print("| model | written with | keywords in the poem | poems with both | related to the keywords "
+          "| title characters in the poem | topic characters | related to the title | 5-gram perplexity |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model_dir, poet in zip(args.model_dirs, poets):
         runs = [("nothing (chance)", {})]
         runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
@@ -116,8 +129,9 @@ def main():
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])
             both = np.mean([share_in(k, t) == 1 for (k, _, _), t in zip(prompt_list, texts)])
             title_share = np.mean([share_in(title, t) for (_, title, _), t in zip(prompt_list, texts)])
-            print(f"| {model_dir} | {label} | {keyword_share:.1%} | {both:.1%} | {title_share:.1%} | "
-                  f"{topic_share(prompt_list, texts):.1%} | {lm.score(texts).perplexity:.1f} |", flush=True)
+            print(f"| {model_dir} | {label} | {keyword_share:.1%} | {both:.1%} | {beside(prompt_list, texts, table, 0):.1%} | "
+                  f"{title_share:.1%} | {topic_share(prompt_list, texts):.1%} | {beside(prompt_list, texts, table, 1):.1%} | "
+                  f"{lm.score(texts).perplexity:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ import pytest
 
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.quality import (
+    Cooccurrence,
     TrainingIndex,
     consistent_line_length,
     distinct_2,
     form_valid,
     novelty,
+    related_share,
     repetition,
     summarize,
 )
@@ -124,3 +126,35 @@ def test_summarize():
     }
     with pytest.raises(PoetryError, match="already"):
         summarize(GENERATED, index, extra_measures={"repetition": len})
+
+
+def cooccurrence_corpus():
+    """100 poems: 江 in 20, always with 舟 (in 30); 帆 in every fifth; 鸥 once, beside 江; 风 everywhere."""
+    poems = []
+    for i in range(100):
+        chars = "风" + ("江舟" if i < 20 else "山") + ("舟" if 20 <= i < 30 else "") + ("帆" if i % 5 == 0 else "")
+        poems.append(chars + ("鸥" if i == 0 else "") + "。")
+    return poems
+
+
+def test_cooccurrence_prefers_well_attested_pairs_and_drops_what_is_everywhere():
+    # Beside 江: 舟 20 times where 6 were expected (lift 3.3, score 20 log 3.3),
+    # 帆 4 times where 4 were expected (lift 1: dropped), 鸥 once where 0.2 were
+    # expected (lift 5, but a score of only log 5); 风 is in every poem (lift 1).
+    table = Cooccurrence(cooccurrence_corpus(), top=1)
+    assert table.related("江") == {"舟"}
+    wide = Cooccurrence(cooccurrence_corpus(), top=10)
+    assert wide.related("江") == {"舟", "鸥"}
+    assert "风" not in wide.related("山") and "江" not in wide.related("山")
+    assert wide.related("雪") == frozenset()
+
+
+def test_related_share_counts_only_what_is_written_beside_the_prompt():
+    table = Cooccurrence(cooccurrence_corpus(), top=10)
+    # Other characters 舟, 风, 月: 舟 is related to 江.
+    assert related_share("江舟风月。", "江", table) == 1 / 3
+    # The prompt's own character never counts: 舟 asked for and written.
+    assert related_share("江舟风月。", "舟", table) == 1 / 3  # 江 is related to 舟
+    assert related_share("江舟风月。", "江舟", table) == 0.0
+    assert math.isnan(related_share("江。", "江", table))  # nothing beside it
+    assert math.isnan(related_share("江舟。", "雪", table))  # a prompt nothing relates to
