@@ -2,7 +2,7 @@
 
     python benchmarks/poem_quality.py --corpus /work/main/data/poems.txt [--count 1000]
         [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--novelty_weight 0]
-        [--tones] [--real_only]
+        [--tones] [--real_only] [--out DIR] [--asks one|each]
 
 For each form (七绝 and 五律 with --rhyme, with --tones also with loose 平仄,
 and free poems) and each sampling setting ``temperature:top_p:best_of`` it decodes
@@ -18,7 +18,13 @@ real poems of that form:
   generated poems), and lines copied verbatim from the training split;
 * free poems: the share of regular poems whose even lines rhyme (中华新韵, 平水韵).
 
-Real Tang 七绝 are also scored under both rhyme schemes.
+Real Tang 七绝 are also scored under both rhyme schemes. With ``--out`` each
+setting's poems are written to a text file there, one per line, to read.
+
+The novelty term of the ranking only sees the poems chosen before in the
+same ask: ``--asks one`` (the default) decodes all ``--count`` poems as one
+ask (``write --num 1000``), ``--asks each`` as that many asks of one poem
+(a user calling ``write`` again and again), where novelty has nothing to see.
 """
 
 import argparse
@@ -35,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from poetry_rnn import (  # noqa: E402
     corpus, dataset, decode, forms, modeldir, ngram, poem_request, prosody, quality, validator,
 )
+from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 
 def distinct_2_at(poems, size):
@@ -72,12 +79,18 @@ def main():
     parser.add_argument("--ngram_weight", type=float, nargs="*", default=[0.0])
     parser.add_argument("--rhyme_bonus", type=float, default=0.0)
     parser.add_argument("--novelty_weight", type=float, default=0.0)
+    parser.add_argument("--line_end_bonus", type=float, default=SamplingOptions.line_end_bonus)
     parser.add_argument("--scheme", default="xinyun", choices=prosody.SCHEME_NAMES)
     parser.add_argument("--forms", default="qijue,wulv,free")
     parser.add_argument("--real_only", action="store_true", help="only the real-poem figures")
     parser.add_argument("--tones", action="store_true", help="also each form with rhyme and loose 平仄")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--asks", default="one", choices=("one", "each"),
+                        help="all poems in one ask, or each its own (the novelty term sees only its own ask)")
+    parser.add_argument("--out", help="a folder for each setting's poems, one per line")
     args = parser.parse_args()
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
 
     loaded = modeldir.load(args.model_dir)
     poems, _ = corpus.read_poems(args.corpus)
@@ -130,15 +143,21 @@ def main():
                     began = time.perf_counter()
                     out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
                                           args.seed, best_of, decoder=decoder, ranking=ranking,
+                                          line_end_bonus=args.line_end_bonus,
+                                          groups=list(range(args.count)) if args.asks == "each" else None,
                                           **loaded.config.prompt_reading)
                     seconds = time.perf_counter() - began
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)
                     line = (f"T={temperature} top_p={top_p} best_of={best_of} ngram_weight={weight}"
-                            f" rhyme_bonus={args.rhyme_bonus} novelty_weight={args.novelty_weight} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
+                            f" rhyme_bonus={args.rhyme_bonus} novelty_weight={args.novelty_weight} line_end_bonus={args.line_end_bonus} asks={args.asks} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
                             f" 5-gram ppl {m['ngram_ppl']:.1f} ({m['ngram_ppl'] / rm['ngram_ppl']:.2f}x real),"
                             f" distinct-2 {m['distinct_2']:.1%} (real {rm['distinct_2']:.1%}),"
                             f" copied lines {m['copied_lines']:.1%}, 3+ repeats {m['repeat3']:.1%} (real {rm['repeat3']:.1%})")
+                    if args.out:
+                        stem = f"{name}-{label or 'free'}-T{temperature}-p{top_p}-n{best_of}-ng{weight}-nov{args.novelty_weight}-end{args.line_end_bonus}-{args.asks}"
+                        with open(os.path.join(args.out, stem + ".txt"), "w", encoding="utf-8") as f:
+                            f.writelines(c + "\n" for c in contents)
                     if name == "free":
                         x, _ = rhyme_rates(contents, "xinyun")
                         ps, _ = rhyme_rates(contents, "pingshui")

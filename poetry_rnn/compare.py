@@ -204,7 +204,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         if copies < 1:
             continue
         settings = dataclasses.asdict(how)
-        for pull in ("keyword_bonus", "title_bonus"):  # compare's samples take no keywords and no title
+        for pull in ("keyword_bonus", "title_bonus", "line_end_bonus"):  # no keywords, title or regular form here
             settings.pop(pull)
         if corpus == "lyrics":
             texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)

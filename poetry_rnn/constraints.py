@@ -18,6 +18,8 @@ The decoder contract (``decode.py`` implements it in-graph)::
         allowed = mask_table[step_masks[b, t]]
         if t >= content_start[b]:              # a soft pull, not a mask: keywords and title characters not yet written
             logits += pull[b]
+        if line_end_step[b, t]:                # the first line ends here, which the model cannot know yet
+            logits += line_end_bonus[b] * end_lift
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if rhyme_step[b, t]:
@@ -41,7 +43,7 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import poem_request, prosody as prosody_lib, titles, vocab as vocab_lib, vocab_prosody
+from poetry_rnn import line_ends, poem_request, prosody as prosody_lib, titles, vocab as vocab_lib, vocab_prosody
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.poem_request import MAX_USES
 from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
@@ -87,6 +89,12 @@ class DecodePlan:
     prompt_tokens:  int32 (B, P), the prompt's characters, PAD after them: a
                     prompt-bag model reads them at every step
                     (``PoetryModel.prompt_context``)
+    line_end_step:  bool (B, T), the last free character of the first line of
+                    a regular poem or template, where the model cannot yet
+                    know that the line ends: the decoder adds its line-end
+                    bonus times ``end_lift`` there (``line_ends``)
+    end_lift:       float32 (V,), how readily each token ends a line
+                    (``line_ends.lift_vector``)
     """
 
     mask_table: np.ndarray
@@ -105,6 +113,8 @@ class DecodePlan:
     title_weights: np.ndarray
     repeat_guaranteed: np.ndarray
     prompt_tokens: np.ndarray
+    line_end_step: np.ndarray
+    end_lift: np.ndarray
 
 
 # --------------------------------------------------------------------------
@@ -215,6 +225,7 @@ class _Steps:
     rhyme: list = dataclasses.field(default_factory=list)
     need: list = dataclasses.field(default_factory=list)       # context_need
     no_repeat: list = dataclasses.field(default_factory=list)
+    line_end: list = dataclasses.field(default_factory=list)
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
     slots: list = None
@@ -229,11 +240,12 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     resolved = poem_request.resolve_request(r)
     out = _Steps()
 
-    def add(key, where, is_rhyme=False, need=0, no_repeat=False):
+    def add(key, where, is_rhyme=False, need=0, no_repeat=False, line_end=False):
         out.rows.append(rows.get(key, where))
         out.rhyme.append(is_rhyme)
         out.need.append(need)
         out.no_repeat.append(no_repeat)
+        out.line_end.append(line_end)
 
     out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
     out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
@@ -273,6 +285,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
+    first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -285,7 +298,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        add(key, slot.where, slot.rhyme, need, limited)
+        add(key, slot.where, slot.rhyme, need, limited, line_end=k == first_break - 1)
     add(("tok", EOS), "the end of the poem")
     return out
 
@@ -438,6 +451,7 @@ def plan(requests, vocab, condition="none", prompt_bag=False):
     rhyme_step = np.zeros((bsz, t_max), bool)
     context_need = np.zeros((bsz, t_max), np.int32)
     no_repeat = np.zeros((bsz, t_max), bool)
+    line_end_step = np.zeros((bsz, t_max), bool)
     initial_groups = np.zeros((bsz, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
@@ -449,6 +463,7 @@ def plan(requests, vocab, condition="none", prompt_bag=False):
         rhyme_step[b, :n] = steps.rhyme
         context_need[b, :n] = steps.need
         no_repeat[b, :n] = steps.no_repeat
+        line_end_step[b, :n] = steps.line_end
         initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
@@ -473,4 +488,6 @@ def plan(requests, vocab, condition="none", prompt_bag=False):
         title_weights=title_weights,
         repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
         prompt_tokens=prompt_tokens,
+        line_end_step=line_end_step,
+        end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
     )

@@ -134,11 +134,14 @@ class Decoder:
                 spec([None, None], tf.float32),  # pull (B, V): the bonus on each keyword and title character
                 spec([None], tf.int32),  # content_start (B,)
                 spec([None, None], tf.int32),  # prompt (B, P): the prompt's characters, PAD-padded
+                spec([None, None], tf.bool),  # line_end_step (B, T)
+                spec([None], tf.float32),  # end_lift (V,)
+                spec([None], tf.float32),  # line_end_bonus (B,)
             ],
         )
 
     def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, keys=0, start=None, keyword_bonus=0.0,
-               title_bonus=0.0):
+               title_bonus=0.0, line_end_bonus=0.0):
         """Sample the plan's poems; each sampling setting is a scalar or one value per row."""
         rows = len(plan.lengths)
         if start is None:
@@ -165,17 +168,22 @@ class Decoder:
             pull,
             plan.content_start,
             plan.prompt_tokens,
+            plan.line_end_step,
+            plan.end_lift,
+            per_row(line_end_bonus, rows, np.float32),
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
 
     def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
                      temperature, top_k, top_p, keys, start, context_need=None, pair_tokens=None, pair_kinds=None,
-                     no_repeat=None, fixed_counts=None, pull=None, content_start=None, prompt=None):
+                     no_repeat=None, fixed_counts=None, pull=None, content_start=None, prompt=None,
+                     line_end_step=None, end_lift=None, line_end_bonus=None):
         """The decoding loop as graph ops, for ``decode`` and for graphs that embed it (export).
 
         The pair and repeat arguments default to "no pair and no repeat mask",
-        ``pull`` to "no keywords and no title", ``prompt`` to "no prompt". A
+        ``pull`` to "no keywords and no title", ``prompt`` to "no prompt",
+        ``line_end_step`` to "no line-end pull". A
         prompt-bag model reads ``prompt`` (``model.prompt_context``) at every
         step, from the first one on, as in training.
         """
@@ -190,6 +198,11 @@ class Decoder:
         if pull is None:
             pull = tf.zeros([batch, vocab_size], tf.float32)
             content_start = tf.zeros([batch], tf.int32)
+        if line_end_step is None:
+            line_end_step = tf.zeros_like(rhyme_step)
+            end_lift = tf.zeros([vocab_size], tf.float32)
+            line_end_bonus = tf.zeros([batch], tf.float32)
+        end_pull = line_end_bonus[:, None] * end_lift[None, :]  # (B, V)
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
         rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
@@ -215,8 +228,10 @@ class Decoder:
             allowed = tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed)
 
             # Keywords and title characters not yet written: a bonus on their
-            # logits (the poem's log-probabilities stay the model's own).
+            # logits (the poem's log-probabilities stay the model's own); where
+            # the first line ends, characters that end lines are pulled up.
             pulled = logits + tf.where(in_content[:, None], pull, 0.0)
+            pulled += tf.where(line_end_step[:, t][:, None], end_pull, 0.0)
             filtered = filter_logits(pulled, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
             # sample, and greedy decoding is the same argmax without the noise.
@@ -379,7 +394,7 @@ def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None
 
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
              condition="none", decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
-             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0, prompt_bag=False):
+             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0, line_end_bonus=0.0, prompt_bag=False):
     """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
@@ -391,11 +406,13 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     ``sampling_rows`` for how ``seed`` and ``indices`` key each poem's random
     numbers. ``keyword_bonus`` and ``title_bonus`` (scalars or per request)
     are added to the logits of each request's keywords and of its title's
-    other characters until the poem has written them.
+    other characters until the poem has written them; ``line_end_bonus``
+    times ``line_ends`` lift where the first line of a regular poem ends.
     """
     owner, rows = sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices)
     rows["keyword_bonus"] = per_row(keyword_bonus, len(requests), np.float32)[owner]
     rows["title_bonus"] = per_row(title_bonus, len(requests), np.float32)[owner]
+    rows["line_end_bonus"] = per_row(line_end_bonus, len(requests), np.float32)[owner]
     expanded = [requests[i] for i in owner]
     plan = constraints.plan(expanded, vocab, condition=condition, prompt_bag=prompt_bag)
     decoded = (decoder or Decoder(model)).decode(plan, **rows)

@@ -273,9 +273,9 @@ class Poet:
         settings = {
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
             for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus",
-                         "keyword_bonus", "title_bonus")
+                         "keyword_bonus", "title_bonus", "line_end_bonus")
         }
-        pulls = {name: settings.pop(name) for name in ("keyword_bonus", "title_bonus")}  # poems only: a stream has neither
+        pulls = {name: settings.pop(name) for name in ("keyword_bonus", "title_bonus", "line_end_bonus")}  # poems only
         items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}

@@ -10,7 +10,8 @@ look like and how messy they are, so training never has to.
     python -m poetry_rnn.prepare --source https://.../chinese-poetry/archive/master.zip --out data/poems.txt
     python -m poetry_rnn.prepare --lyrics ../shared/corpus/jaychou_lyrics/jaychou_lyrics.txt.zip --out data/lyrics.txt
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt \
-        --title_table poetry_rnn/data/title_carry.tsv   # also the package's title table (titles.py)
+        --title_table poetry_rnn/data/title_carry.tsv \
+        --line_end_table poetry_rnn/data/line_ends.tsv  # also the package's tables (titles.py, line_ends.py)
 
 ``--source`` is a folder of ``poet.tang.N.json``, a zip of the chinese-poetry
 repository (any member named ``poet.tang.N.json``), or an http(s) URL of such a
@@ -34,7 +35,7 @@ import zipfile
 
 from absl import flags
 
-from poetry_rnn import cleaning, cli, corpus, fetch, files, forms, titles
+from poetry_rnn import cleaning, cli, corpus, fetch, files, forms, line_ends, titles
 from poetry_rnn.errors import PoetryError
 
 DEFAULT_MAX_LEN = corpus.DEFAULT_MAX_LEN
@@ -282,9 +283,11 @@ def prepare_lyrics(source, out):
     )
 
 
-def write_title_table(poems_path, table_path, valid_fraction=None):
-    """``titles.write_table`` over the training split of the prepared poems (never the held-out ones).
+def write_training_tables(poems_path, title_table=None, line_end_table=None, valid_fraction=None):
+    """The package's count tables over the training split of the prepared poems (never the held-out ones).
 
+    ``title_table``: ``titles.write_table``; ``line_end_table``:
+    ``line_ends.write_table``; each written when a path is given.
     ``valid_fraction`` defaults to train's, so the poems counted are the ones a default run trains on.
     """
     from poetry_rnn import dataset, options, train_options  # here, not above: they load TensorFlow
@@ -293,8 +296,11 @@ def write_title_table(poems_path, table_path, valid_fraction=None):
         valid_fraction = options.defaults(train_options.TrainOptions)["valid_fraction"]
     poems, _ = corpus.read_poems(poems_path)
     train, _ = dataset.split_train_valid(poems, valid_fraction)
-    rows = titles.write_table(table_path, train)
-    print(f"title table: {rows} characters from {len(train)} training poems, written to {table_path}")
+    for name, path, writer in (("title", title_table, titles.write_table),
+                               ("line-end", line_end_table, line_ends.write_table)):
+        if path:
+            rows = writer(path, train)
+            print(f"{name} table: {rows} characters from {len(train)} training poems, written to {path}")
 
 
 FLAGS = flags.FLAGS
@@ -316,6 +322,8 @@ def define_flags():
     flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source zip (downloaded or local).")
     flags.DEFINE_string("title_table", None, "Also write how often each title character is written into its poem, "
                         "counted over the training split (train's default --valid_fraction), to this file.")
+    flags.DEFINE_string("line_end_table", None, "Also write how often each character ends a line, counted over the "
+                        "training split, to this file (line_ends.py).")
 
 
 def main(argv):
@@ -334,8 +342,8 @@ def main(argv):
         sha256=FLAGS.sha256,
     )
     print(summary.format())
-    if FLAGS.title_table:
-        write_title_table(summary.out, FLAGS.title_table)
+    if FLAGS.title_table or FLAGS.line_end_table:
+        write_training_tables(summary.out, FLAGS.title_table, FLAGS.line_end_table)
     if summary.skipped_files:
         names = ", ".join(name for name, _ in summary.skipped_files)
         raise PoetryError(

@@ -574,3 +574,20 @@ def test_no_character_more_than_twice_unless_relaxed():
     assert p.fixed_counts[0, VOCAB.id("风")] == 3
     (tokens,) = simulate(p, np.random.default_rng(3), "fixed", prefer=favourite)
     assert VOCAB.decode(tokens).count("风") == 3 and check_poem(VOCAB.decode(tokens), template) == []
+
+
+def test_the_line_end_pull_marks_the_first_lines_last_free_character():
+    requests = [
+        PoemRequest(form="wujue"),
+        PoemRequest(form="qilv", rhyme=True),
+        PoemRequest(),  # free: no line length to know
+        PoemRequest(template="春风???，???月?。"),
+        PoemRequest(template="春风??月，?????。"),  # the first line's end is fixed
+        PoemRequest(form="wujue", begin="白日依山尽"),  # so is this one's
+    ]
+    p = plan(requests, VOCAB)
+    marked = [np.flatnonzero(row).tolist() for row in p.line_end_step]
+    assert marked == [[4], [6], [], [4], [], []]
+    prefixed = plan([PoemRequest(form="wujue", keywords="山")], VOCAB, condition="keywords")
+    assert np.flatnonzero(prefixed.line_end_step[0]).tolist() == [prefixed.content_start[0] + 4]
+    assert p.end_lift.shape == (len(VOCAB),) and p.end_lift[VOCAB.id("不")] < 0 < p.end_lift[VOCAB.id("时")]

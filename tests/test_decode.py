@@ -138,3 +138,26 @@ def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
     with pytest.raises(PoetryError, match="龘"):
         constraints.plan([poem_request.PoemRequest(begin="龘")], loaded.vocab)
+
+
+def test_the_line_end_pull_acts_where_the_first_line_ends_and_leaves_the_logprobs_alone(loaded):
+    import dataclasses
+
+    requests = [poem_request.PoemRequest(form="wujue")] * 8
+    plan = constraints.plan(requests, loaded.vocab)
+    favourite = loaded.vocab.id("声")
+    plan = dataclasses.replace(plan, end_lift=np.eye(len(loaded.vocab), dtype=np.float32)[favourite])
+    decoder, keys = decode.Decoder(loaded.model), np.arange(8)
+    plain = decoder.decode(plan, keys=keys)
+    pulled = decoder.decode(plan, keys=keys, line_end_bonus=100.0)
+    assert (pulled.tokens[:, 4] == favourite).all() and (plain.tokens[:, 4] != favourite).any()
+    assert (pulled.tokens[:, :4] == plain.tokens[:, :4]).all()  # nothing changes before the line end
+    np.testing.assert_allclose(pulled.logprobs[:, :4], plain.logprobs[:, :4], rtol=1e-5)
+    # The log-probabilities recorded are the model's own, not the pulled ones.
+    import tensorflow as tf
+
+    ids = np.concatenate([np.full((8, 1), vocab_lib.BOS), pulled.tokens[:, :6]], axis=1).astype(np.int32)
+    own = tf.nn.log_softmax(tf.cast(loaded.model(ids[:, :-1])[0], tf.float32)).numpy()
+    np.testing.assert_allclose(pulled.logprobs[:, :6], np.take_along_axis(own, ids[:, 1:, None], 2)[..., 0], atol=1e-4)
+    off = decoder.decode(plan, keys=keys, line_end_bonus=0.0)
+    assert (off.tokens == plain.tokens).all()
