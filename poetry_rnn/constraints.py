@@ -43,7 +43,7 @@ import dataclasses
 
 import numpy as np
 
-from poetry_rnn import line_ends, poem_request, prosody as prosody_lib, titles, vocab as vocab_lib, vocab_prosody
+from poetry_rnn import forms, line_ends, poem_request, prosody as prosody_lib, titles, vocab as vocab_lib, vocab_prosody
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.poem_request import MAX_USES
 from poetry_rnn.vocab import BOS, EOS, PAD, SEP, UNK
@@ -90,9 +90,10 @@ class DecodePlan:
                     prompt-bag model reads them at every step
                     (``PoetryModel.prompt_context``)
     line_end_step:  bool (B, T), the last free character of the first line of
-                    a regular poem or template, where the model cannot yet
-                    know that the line ends: the decoder adds its line-end
-                    bonus times ``end_lift`` there (``line_ends``)
+                    a regular poem or template when it is shorter than
+                    LONGEST_LINE, where the model cannot yet know that the
+                    line ends: the decoder adds its line-end bonus times
+                    ``end_lift`` there (``line_ends``)
     end_lift:       float32 (V,), how readily each token ends a line
                     (``line_ends.lift_vector``)
     """
@@ -182,6 +183,7 @@ class _Rows:
 
 
 _START_NAME = {"ping": "平起", "ze": "仄起"}
+LONGEST_LINE = max(form.chars_per_line for form in forms.FORMS.values())  # 7: no regular line goes on after it
 
 
 def tone_starts_that_fit(request):
@@ -285,7 +287,9 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
+    # The first line's last character, when regular verse has longer lines it could still be part of.
     first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
+    first_end = first_break - 1 if first_break < LONGEST_LINE else None
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -298,7 +302,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        add(key, slot.where, slot.rhyme, need, limited, line_end=k == first_break - 1)
+        add(key, slot.where, slot.rhyme, need, limited, line_end=k == first_end)
     add(("tok", EOS), "the end of the poem")
     return out
 

@@ -10,8 +10,10 @@ comma after it cost 1.9 nats more under the corpus 5-gram than in real
 poems, and the characters drawn there end lines in the corpus no more often
 than they stand anywhere else (mean lift -0.01; real first lines +0.27).
 
-So at the last free step of a regular poem's first line the decoder adds
-``line_end_bonus`` x lift(c) to each character's logit, where
+So at the last free step of a regular poem's first line, when it is
+shorter than seven characters (the longest regular line, whose end the
+model expects), the decoder adds ``line_end_bonus`` x lift(c) to each
+character's logit, where
 
     rate(c) = (ends(c) + PRIOR_USES * mean) / (uses(c) + PRIOR_USES)
     lift(c) = log(rate(c) / mean), clipped to [-LIFT_BOUND, LIFT_BOUND]

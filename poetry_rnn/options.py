@@ -139,7 +139,7 @@ class SamplingOptions:
         "towards its title (0 = only a title or keywords model's prompt).",
         minimum=0, maximum=100)
     line_end_bonus: float = option(
-        1.0, "Regular forms: at the first line's last character, plus this times how readily each character "
+        1.0, "五言 forms: at the first line's last character, plus this times how readily each character "
         "ends a line (line_ends.py): the model cannot know yet that the line ends there (0 = off).",
         minimum=0, maximum=100)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,

@@ -579,7 +579,7 @@ def test_no_character_more_than_twice_unless_relaxed():
 def test_the_line_end_pull_marks_the_first_lines_last_free_character():
     requests = [
         PoemRequest(form="wujue"),
-        PoemRequest(form="qilv", rhyme=True),
+        PoemRequest(form="qilv", rhyme=True),  # seven characters: no regular line is longer, the model expects the end
         PoemRequest(),  # free: no line length to know
         PoemRequest(template="春风???，???月?。"),
         PoemRequest(template="春风??月，?????。"),  # the first line's end is fixed
@@ -587,7 +587,7 @@ def test_the_line_end_pull_marks_the_first_lines_last_free_character():
     ]
     p = plan(requests, VOCAB)
     marked = [np.flatnonzero(row).tolist() for row in p.line_end_step]
-    assert marked == [[4], [6], [], [4], [], []]
+    assert marked == [[4], [], [], [4], [], []]
     prefixed = plan([PoemRequest(form="wujue", keywords="山")], VOCAB, condition="keywords")
     assert np.flatnonzero(prefixed.line_end_step[0]).tolist() == [prefixed.content_start[0] + 4]
     assert p.end_lift.shape == (len(VOCAB),) and p.end_lift[VOCAB.id("不")] < 0 < p.end_lift[VOCAB.id("时")]
