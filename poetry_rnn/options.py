@@ -114,8 +114,11 @@ class SamplingOptions:
     under the corpus 5-gram (1.13x the real poems' 157.0; plain sampling at
     0.8 scores 237.9, 1.52x), copy no line, and keep distinct-2 at 86.9 %
     (plain sampling 88.4 %, real 92.4 %). Ranking by log-probability alone
-    (novelty 0) drops distinct-2 to 77 %. 五律: 184.2, 1.25x the real 147.0,
-    distinct-2 84.8 % (real 91.6 %).
+    (novelty 0) drops distinct-2 to 77 %. 五律: 183.2, 1.25x the real 147.0,
+    distinct-2 84.8 % (real 91.6 %). The novelty term only sees the poems of
+    one ask: 300 poems written one ask at a time score 0.94x / 1.04x
+    (七绝 / 五律) with distinct-2 80.5 % / 78.4 % (docs/results.md has the
+    settings tried between these points).
     """
 
     temperature: float = option(0.9, "Sampling temperature; 0 = greedy.", minimum=0)
