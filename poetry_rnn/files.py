@@ -213,3 +213,21 @@ def write_text(path, text):
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
     with atomic_write(path) as handle:
         handle.write(text)
+
+
+def write_count_table(path, header, rows):
+    """Write ``rows`` [(key, a, b)] as TSV under a ``# header`` line, atomically (the package's count tables)."""
+    lines = [f"# {header}"] + [f"{key}\t{a}\t{b}" for key, a, b in rows]
+    write_text(path, "\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
+def read_count_table(path):
+    """{key: (a, b)} from a table ``write_count_table`` wrote."""
+    counts = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip() and not line.startswith("#"):
+                key, a, b = line.rstrip("\n").split("\t")
+                counts[key] = (int(a), int(b))
+    return counts

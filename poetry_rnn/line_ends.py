@@ -62,22 +62,15 @@ def end_counts(poems):
 def write_table(path, poems):
     """Write the counts of ``poems`` (characters used at least MIN_USES times) as TSV, atomically."""
     ends, uses = end_counts(poems)
-    rows = sorted((c for c, n in uses.items() if n >= MIN_USES), key=lambda c: (-uses[c], c))
-    lines = ["# character\tlines ending in it\tuses in lines (training split of data/poems.txt)"]
-    lines += [f"{c}\t{ends[c]}\t{uses[c]}" for c in rows]
-    files.write_text(path, "\n".join(lines) + "\n")
-    return len(rows)
+    kept = sorted((c for c, n in uses.items() if n >= MIN_USES), key=lambda c: (-uses[c], c))
+    return files.write_count_table(path, "character\tlines ending in it\tuses in lines (training split of data/poems.txt)",
+                                   [(c, ends[c], uses[c]) for c in kept])
 
 
 @functools.lru_cache(maxsize=None)
 def read_table(path=TABLE):
     """{c: lift(c)} from a table ``write_table`` wrote (default: the package's)."""
-    counts = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip() and not line.startswith("#"):
-                c, ends, uses = line.rstrip("\n").split("\t")
-                counts[c] = (int(ends), int(uses))
+    counts = files.read_count_table(path)
     mean = sum(e for e, _ in counts.values()) / sum(u for _, u in counts.values())
     lifts = {}
     for c, (ends, uses) in counts.items():

@@ -46,22 +46,15 @@ def carry_counts(poems):
 def write_table(path, poems):
     """Write the counts of ``poems`` (characters in at least MIN_TITLES titles) as TSV, atomically."""
     titles, carried = carry_counts(poems)
-    rows = sorted((c for c, n in titles.items() if n >= MIN_TITLES), key=lambda c: (-titles[c], c))
-    lines = ["# character\ttitles holding it\tof those, poems holding it (training split of data/poems.txt)"]
-    lines += [f"{c}\t{titles[c]}\t{carried[c]}" for c in rows]
-    files.write_text(path, "\n".join(lines) + "\n")
-    return len(rows)
+    kept = sorted((c for c, n in titles.items() if n >= MIN_TITLES), key=lambda c: (-titles[c], c))
+    return files.write_count_table(path, "character\ttitles holding it\tof those, poems holding it (training split of data/poems.txt)",
+                                   [(c, titles[c], carried[c]) for c in kept])
 
 
 @functools.lru_cache(maxsize=None)
 def read_table(path=TABLE):
     """({c: (titles, carried)}, mean carried share) from a table ``write_table`` wrote (default: the package's)."""
-    counts = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip() and not line.startswith("#"):
-                c, titles, carried = line.rstrip("\n").split("\t")
-                counts[c] = (int(titles), int(carried))
+    counts = files.read_count_table(path)
     mean = sum(k for _, k in counts.values()) / sum(n for n, _ in counts.values())
     return counts, mean
 

@@ -51,5 +51,6 @@ def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     assert result.returncode == 0, result.stderr
     prepared, _ = corpus.read_poems(str(out))
     train, _ = dataset.split_train_valid(prepared, 0.02)
-    counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in open(table, encoding="utf-8") if not line.startswith("#")}
+    with open(table, encoding="utf-8") as handle:
+        counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}
     assert counts["尽"] == [str(len(train)), str(len(train))] and counts["梅"] == ["0", str(len(train))]
