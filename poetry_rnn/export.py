@@ -21,7 +21,9 @@ row. A begin character the step could not take anyway (not in the
 vocabulary, not a Han character where a form needs one, past the first
 line) fails the request with an InvalidArgumentError naming it. Regular
 forms keep ``write``'s two-use limit per character (begin characters count
-first); rhyme, tones and keywords are not part of the signature.
+first); rhyme, tones and keywords are not part of the signature, and it
+samples plainly (no top-p, no drafts to rank, no pulls: ``write``'s
+keyword, title and line-end bonuses are off).
 """
 
 import os
