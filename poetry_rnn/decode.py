@@ -202,7 +202,6 @@ class Decoder:
             line_end_step = tf.zeros_like(rhyme_step)
             end_lift = tf.zeros([vocab_size], tf.float32)
             line_end_bonus = tf.zeros([batch], tf.float32)
-        end_pull = line_end_bonus[:, None] * end_lift[None, :]  # (B, V)
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
         rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
@@ -231,7 +230,10 @@ class Decoder:
             # logits (the poem's log-probabilities stay the model's own); where
             # the first line ends, characters that end lines are pulled up.
             pulled = logits + tf.where(in_content[:, None], pull, 0.0)
-            pulled += tf.where(line_end_step[:, t][:, None], end_pull, 0.0)
+            at_end = line_end_step[:, t]  # true for at most one step of a poem: skip the (B, V) add elsewhere
+            pulled = tf.cond(tf.reduce_any(at_end),
+                             lambda: pulled + tf.where(at_end[:, None], line_end_bonus[:, None] * end_lift[None, :], 0.0),
+                             lambda: pulled)
             filtered = filter_logits(pulled, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
             # sample, and greedy decoding is the same argmax without the noise.
