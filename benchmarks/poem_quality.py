@@ -2,7 +2,7 @@
 
     python benchmarks/poem_quality.py --corpus /work/main/data/poems.txt [--count 1000]
         [--settings 0.8:1.0:1,0.7:0.9:4] [--ngram_weight 0 1] [--rhyme_bonus 0] [--novelty_weight 0]
-        [--tones] [--real_only] [--out DIR] [--asks one|each]
+        [--reuse_penalty 0 1] [--tones] [--real_only] [--out DIR] [--asks one|each]
 
 For each form (七绝 and 五律 with --rhyme, with --tones also with loose 平仄,
 and free poems) and each sampling setting ``temperature:top_p:best_of`` it decodes
@@ -21,14 +21,15 @@ real poems of that form:
 Real Tang 七绝 are also scored under both rhyme schemes. With ``--out`` each
 setting's poems are written to a text file there, one per line, to read.
 
-The novelty term of the ranking only sees the poems chosen before in the
-same ask: ``--asks one`` (the default) decodes all ``--count`` poems as one
+The novelty term of the ranking and the reuse penalty only see the poems
+chosen before in the same ask: ``--asks one`` (the default) decodes all ``--count`` poems as one
 ask (``write --num 1000``), ``--asks each`` as that many asks of one poem
-(a user calling ``write`` again and again), where novelty has nothing to see.
+(a user calling ``write`` again and again), where neither has anything to see.
 """
 
 import argparse
 import collections
+import itertools
 import os
 import sys
 import time
@@ -39,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from poetry_rnn import (  # noqa: E402
-    corpus, dataset, decode, forms, modeldir, ngram, poem_request, prosody, quality, validator,
+    corpus, dataset, decode, forms, modeldir, ngram, poem_request, prosody, quality, ranking as ranking_lib, validator,
 )
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
@@ -80,6 +81,7 @@ def main():
     parser.add_argument("--rhyme_bonus", type=float, default=0.0)
     parser.add_argument("--novelty_weight", type=float, default=0.0)
     parser.add_argument("--line_end_bonus", type=float, default=SamplingOptions.line_end_bonus)
+    parser.add_argument("--reuse_penalty", type=float, nargs="*", default=[SamplingOptions.reuse_penalty])
     parser.add_argument("--scheme", default="xinyun", choices=prosody.SCHEME_NAMES)
     parser.add_argument("--forms", default="qijue,wulv,free")
     parser.add_argument("--real_only", action="store_true", help="only the real-poem figures")
@@ -131,8 +133,8 @@ def main():
     for setting in args.settings.split(","):
         temperature, top_p, best_of = setting.split(":")
         temperature, top_p, best_of = float(temperature), float(top_p), int(best_of)
-        for weight in args.ngram_weight if best_of > 1 else [0.0]:
-            ranking = decode.Ranking(lm if weight else None, weight, args.rhyme_bonus, args.novelty_weight)
+        for weight, penalty in itertools.product(args.ngram_weight if best_of > 1 else [0.0], args.reuse_penalty):
+            ranking = ranking_lib.Ranking(lm if weight else None, weight, args.rhyme_bonus, args.novelty_weight)
             for name in args.forms.split(","):
                 real, rm = real_sets[name]
                 variants = [("", {})] if name == "free" else [("rhyme", {"rhyme": True})]
@@ -143,19 +145,19 @@ def main():
                     began = time.perf_counter()
                     out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
                                           args.seed, best_of, decoder=decoder, ranking=ranking,
-                                          line_end_bonus=args.line_end_bonus,
+                                          line_end_bonus=args.line_end_bonus, reuse_penalty=penalty,
                                           groups=list(range(args.count)) if args.asks == "each" else None,
                                           **loaded.config.prompt_reading)
                     seconds = time.perf_counter() - began
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)
                     line = (f"T={temperature} top_p={top_p} best_of={best_of} ngram_weight={weight}"
-                            f" rhyme_bonus={args.rhyme_bonus} novelty_weight={args.novelty_weight} line_end_bonus={args.line_end_bonus} asks={args.asks} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
+                            f" rhyme_bonus={args.rhyme_bonus} novelty_weight={args.novelty_weight} line_end_bonus={args.line_end_bonus} reuse_penalty={penalty} asks={args.asks} {name} {label} ({len(contents)} poems, {seconds:.0f} s):"
                             f" 5-gram ppl {m['ngram_ppl']:.1f} ({m['ngram_ppl'] / rm['ngram_ppl']:.2f}x real),"
                             f" distinct-2 {m['distinct_2']:.1%} (real {rm['distinct_2']:.1%}),"
                             f" copied lines {m['copied_lines']:.1%}, 3+ repeats {m['repeat3']:.1%} (real {rm['repeat3']:.1%})")
                     if args.out:
-                        stem = f"{name}-{label or 'free'}-T{temperature}-p{top_p}-n{best_of}-ng{weight}-nov{args.novelty_weight}-end{args.line_end_bonus}-{args.asks}"
+                        stem = f"{name}-{label or 'free'}-T{temperature}-p{top_p}-n{best_of}-ng{weight}-nov{args.novelty_weight}-end{args.line_end_bonus}-reuse{penalty}-{args.asks}"
                         with open(os.path.join(args.out, stem + ".txt"), "w", encoding="utf-8") as f:
                             f.writelines(c + "\n" for c in contents)
                     if name == "free":

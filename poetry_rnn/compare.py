@@ -207,6 +207,7 @@ def _samples(model_dir, corpus, prefix, count, length, sampling):
         for pull in ("keyword_bonus", "title_bonus", "line_end_bonus"):  # no keywords, title or regular form here
             settings.pop(pull)
         if corpus == "lyrics":
+            settings.pop("reuse_penalty")  # poems only
             texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
         else:
             requests = [poem_request.PoemRequest(begin=prefix, max_len=length)] * copies

@@ -20,6 +20,7 @@ The decoder contract (``decode.py`` implements it in-graph)::
             logits += pull[b]
         if line_end_step[b, t]:                # the first line ends here, which the model cannot know yet
             logits += line_end_bonus[b] * end_lift
+        logits -= reuse_penalty[b] * {y : (prev, y) written by an earlier round of b's ask}   # ranking.AskMemory
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if rhyme_step[b, t]:

@@ -6,6 +6,9 @@ the step's allowed-token mask is looked up, the dynamic rhyme mask is ANDed
 in where a rhyme falls, and a token is sampled (greedy, temperature, top-k,
 top-p) from the masked logits; the pair mask (neighbours that would change
 how a character is heard) and the no-repeat mask are ANDed in the same way.
+Soft pulls (keywords, title, line ends) are added to the logits, and the
+reuse penalty subtracted where a character would repeat a character pair an
+earlier poem of the same ask wrote (``ranking.AskMemory``).
 A ``constraints.DecodePlan`` says what is
 allowed where; the decoder knows nothing about forms. It runs in a
 ``tf.while_loop`` with no Python per character, and stops when every poem has
@@ -15,12 +18,14 @@ Sampling uses stateless random ops seeded by ``(seed, step)``, so the same
 seed gives the same poems, and only ops XLA can compile.
 """
 
+import collections
 import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn import constraints, forms, poem_request, prosody, quality, vocab as vocab_lib
+from poetry_rnn import constraints, poem_request, vocab as vocab_lib
+from poetry_rnn.ranking import REUSE_WINDOW, AskMemory, Ranking, best_per_request, round_start
 from poetry_rnn.errors import PoetryError
 
 NEG_INF = float("-inf")
@@ -102,6 +107,42 @@ def per_row(value, rows, dtype):
     return np.broadcast_to(np.asarray(value, dtype), (rows,)).copy()
 
 
+@dataclasses.dataclass
+class ReuseTable:
+    """Character pairs to avoid, for the decoder: what followed each character in some poems.
+
+    index:      int32 (G, V), the row of ``successors`` for (set g, previous
+                token v); row 0 is empty
+    successors: int32 (R, K), the tokens written after it, padded with V
+    """
+
+    index: np.ndarray
+    successors: np.ndarray
+
+    @classmethod
+    def empty(cls, vocab_size, sets=1):
+        return cls(np.zeros((sets, vocab_size), np.int32), np.full((1, 1), vocab_size, np.int32))
+
+    @classmethod
+    def build(cls, vocab, bigram_sets):
+        """One set per entry of ``bigram_sets`` (iterables of two-character strings)."""
+        size = len(vocab)
+        triples = sorted({(g, vocab.id(b[0]), vocab.id(b[1])) for g, pairs in enumerate(bigram_sets) for b in pairs})
+        table = cls.empty(size, max(len(bigram_sets), 1))
+        if not triples:
+            return table
+        heads = collections.defaultdict(list)
+        for g, first, second in triples:
+            heads[g, first].append(second)
+        width = max(len(v) for v in heads.values())
+        successors = np.full((len(heads) + 1, width), size, np.int32)
+        for row, ((g, first), seconds) in enumerate(heads.items(), start=1):
+            table.index[g, first] = row
+            successors[row, : len(seconds)] = seconds
+        table.successors = successors
+        return table
+
+
 class Decoder:
     """Batched, constrained sampling from a PoetryModel, compiled once per model."""
 
@@ -137,13 +178,22 @@ class Decoder:
                 spec([None, None], tf.bool),  # line_end_step (B, T)
                 spec([None], tf.float32),  # end_lift (V,)
                 spec([None], tf.float32),  # line_end_bonus (B,)
+                spec([None, None], tf.int32),  # reuse_index (G, V): row of reuse_successors per (memory, previous token)
+                spec([None, None], tf.int32),  # reuse_successors (R, K): characters written after it, V-padded
+                spec([None], tf.int32),  # reuse_group (B,): each poem's row of reuse_index
+                spec([None], tf.float32),  # reuse_penalty (B,)
             ],
         )
 
     def decode(self, plan, temperature=1.0, top_k=0, top_p=1.0, keys=0, start=None, keyword_bonus=0.0,
-               title_bonus=0.0, line_end_bonus=0.0):
-        """Sample the plan's poems; each sampling setting is a scalar or one value per row."""
+               title_bonus=0.0, line_end_bonus=0.0, reuse=None, reuse_penalty=0.0):
+        """Sample the plan's poems; each sampling setting is a scalar or one value per row.
+
+        ``reuse`` is a :class:`ReuseTable` and its group per row (default:
+        nothing to avoid), penalised by ``reuse_penalty``.
+        """
         rows = len(plan.lengths)
+        table, reuse_group = reuse or (ReuseTable.empty(plan.mask_table.shape[1]), np.zeros(rows, np.int32))
         if start is None:
             start = np.full(rows, vocab_lib.BOS, np.int32)
         pull = (plan.keyword_tokens * per_row(keyword_bonus, rows, np.float32)[:, None]
@@ -171,6 +221,10 @@ class Decoder:
             plan.line_end_step,
             plan.end_lift,
             per_row(line_end_bonus, rows, np.float32),
+            table.index,
+            table.successors,
+            np.asarray(reuse_group, np.int32),
+            per_row(reuse_penalty, rows, np.float32),
         )
         steps = int(np.max(np.sum(tokens.numpy() != vocab_lib.PAD, axis=1), initial=0))
         return Decoded(tokens.numpy()[:, :steps], logprobs.numpy()[:, :steps], ended.numpy())
@@ -178,12 +232,14 @@ class Decoder:
     def decode_graph(self, mask_table, step_masks, rhyme_step, group_members, initial_groups, lengths,
                      temperature, top_k, top_p, keys, start, context_need=None, pair_tokens=None, pair_kinds=None,
                      no_repeat=None, fixed_counts=None, pull=None, content_start=None, prompt=None,
-                     line_end_step=None, end_lift=None, line_end_bonus=None):
+                     line_end_step=None, end_lift=None, line_end_bonus=None, reuse_index=None,
+                     reuse_successors=None, reuse_group=None, reuse_penalty=None):
         """The decoding loop as graph ops, for ``decode`` and for graphs that embed it (export).
 
         The pair and repeat arguments default to "no pair and no repeat mask",
         ``pull`` to "no keywords and no title", ``prompt`` to "no prompt",
-        ``line_end_step`` to "no line-end pull". A
+        ``line_end_step`` to "no line-end pull", ``reuse_index`` to "no
+        reuse penalty". A
         prompt-bag model reads ``prompt`` (``model.prompt_context``) at every
         step, from the first one on, as in training.
         """
@@ -202,9 +258,20 @@ class Decoder:
             line_end_step = tf.zeros_like(rhyme_step)
             end_lift = tf.zeros([vocab_size], tf.float32)
             line_end_bonus = tf.zeros([batch], tf.float32)
+        if reuse_index is None:
+            reuse_index = tf.zeros([1, vocab_size], tf.int32)
+            reuse_successors = tf.fill([1, 1], vocab_size)
+            reuse_group = tf.zeros([batch], tf.int32)
+            reuse_penalty = tf.zeros([batch], tf.float32)
         members = tf.cast(group_members, tf.float32)  # (G, V)
         char_groups = tf.transpose(group_members)  # (V, G)
-        rows = tf.range(batch)[:, None] + tf.zeros_like(pair_tokens[:1])  # (B, K) batch index per pair
+
+        def row_mask(columns, hit):
+            """bool (B, V): True at columns[b, k] where hit[b, k]; column V is padding."""
+            rows = tf.range(batch)[:, None] + tf.zeros_like(columns)
+            index = tf.stack([rows, columns], axis=-1)
+            return tf.scatter_nd(index, tf.cast(hit, tf.int32), tf.stack([batch, vocab_size + 1]))[:, :-1] > 0
+
         context = None if prompt is None else self.model.prompt_context(prompt)
 
         def body(t, prev, states, done, groups, used, counts, pull, tokens, logprobs):
@@ -214,9 +281,7 @@ class Decoder:
             allowed = tf.gather(mask_table, step_masks[:, t])
             # Pairs: the neighbours of prev that would change how prev or this character is heard.
             hit = (tf.gather(pair_kinds, prev) & context_need[:, t][:, None]) > 0  # (B, K)
-            index = tf.stack([rows, tf.gather(pair_tokens, prev)], axis=-1)  # (B, K, 2), padding at column V
-            paired = tf.scatter_nd(index, tf.cast(hit, tf.int32), tf.stack([batch, vocab_size + 1]))[:, :-1] > 0
-            allowed &= ~paired
+            allowed &= ~row_mask(tf.gather(pair_tokens, prev), hit)
             # Rhyme: a character of a group still open to this poem, not used before.
             rhyme_ok = (tf.matmul(tf.cast(groups, tf.float32), members) > 0) & ~used
             at_rhyme = rhyme_step[:, t]
@@ -234,6 +299,13 @@ class Decoder:
             pulled = tf.cond(tf.reduce_any(at_end),
                              lambda: pulled + tf.where(at_end[:, None], line_end_bonus[:, None] * end_lift[None, :], 0.0),
                              lambda: pulled)
+            # Character pairs the ask's earlier poems wrote after prev: a penalty, not a mask.
+            def penalise_reuse():
+                successors = tf.gather(reuse_successors, tf.gather_nd(reuse_index, tf.stack([reuse_group, prev], -1)))
+                reused = row_mask(successors, successors < vocab_size)
+                return pulled - tf.where(reused, reuse_penalty[:, None], 0.0)
+
+            pulled = tf.cond(tf.reduce_any(reuse_penalty > 0), penalise_reuse, lambda: pulled)
             filtered = filter_logits(pulled, allowed, temperature, top_k, top_p)
             # Gumbel-max: argmax(logits + Gumbel noise) is an exact categorical
             # sample, and greedy decoding is the same argmax without the noise.
@@ -321,47 +393,6 @@ def sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices):
     return owner, rows
 
 
-@dataclasses.dataclass(frozen=True)
-class Ranking:
-    """How ``best_of`` ranks the drafts of one request: the highest score wins.
-
-    score = mean log p per token under the model (length-normalised, so a
-    short free poem is not preferred for being short)
-          + ngram_weight * mean log p per token under ``ngram`` (a fitted
-            ``ngram.KneserNey``: a second opinion that has read the corpus
-            as it is, not as the network remembers it)
-          + rhyme_bonus * (the even lines rhyme, ``prosody.rhyme_ok`` in the
-            request's scheme; free poems, whose rhyme no mask enforces)
-          - novelty_weight * (share of the draft's bigrams that poems already
-            chosen in this batch use: ranking alone prefers the model's
-            favourite phrases, and a batch of poems should not all share them)
-          + keyword_weight * (share of the request's keywords the draft holds:
-            a draft with all its keywords beats one with none unless the
-            latter is a nat per character more likely)
-    """
-
-    ngram: object = None
-    ngram_weight: float = 0.0
-    rhyme_bonus: float = 0.0
-    novelty_weight: float = 0.0
-    keyword_weight: float = 1.0
-
-    def score(self, poem, seen=frozenset()):
-        total = poem.mean_logprob
-        if self.novelty_weight:
-            bigrams = quality.bigrams(poem.content)
-            total -= self.novelty_weight * (sum(b in seen for b in bigrams) / len(bigrams) if bigrams else 0.0)
-        if self.ngram is not None and self.ngram_weight:
-            total += self.ngram_weight * self.ngram.mean_logprob(poem.content)
-        if self.rhyme_bonus and not poem.request.rhyme:
-            lines = forms.split_lines(poem.content)
-            total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=poem_request.scheme_of(poem.request))
-        keywords = poem.request.keywords
-        if self.keyword_weight and keywords:
-            total += self.keyword_weight * sum(c in poem.content for c in keywords) / len(keywords)
-        return total
-
-
 def rankings_for(n, ranking, novelty_weight, rhyme_bonus):
     """One Ranking per request: ``ranking`` for all, else from the two weights (scalars or one per request)."""
     if ranking is not None:
@@ -370,34 +401,11 @@ def rankings_for(n, ranking, novelty_weight, rhyme_bonus):
             for w, b in zip(per_row(novelty_weight, n, np.float64), per_row(rhyme_bonus, n, np.float64))]
 
 
-def best_per_request(candidates, owner, n, rankings=None, groups=None, seen=None):
-    """The candidate with the highest score under its request's ranking (default: mean log-probability).
-
-    Requests are ranked in order, so a novelty term knows the bigrams of the
-    poems already chosen in the same group (``groups[i]``: by default one
-    group for all). ``seen`` maps a group to those bigrams; pass the same
-    dict to later calls to continue a group (the facade does, per ask, so a
-    poem does not depend on what else was decoded beside it).
-    """
-    rankings = rankings or [Ranking()] * n
-    groups = [0] * n if groups is None else groups
-    seen = {} if seen is None else seen
-    drafts = [[] for _ in range(n)]
-    for poem, i in zip(candidates, owner):
-        drafts[i].append(poem)
-    best = []
-    for options, group, ranking in zip(drafts, groups, rankings):
-        used = seen.setdefault(group, set())
-        best.append(options[0] if len(options) == 1 else max(options, key=lambda p: ranking.score(p, used)))
-        if ranking.novelty_weight:
-            used.update(quality.bigrams(best[-1].content))
-    return best
-
-
 def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
              condition="none", decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, ranking=None,
-             groups=None, seen=None, keyword_bonus=0.0, title_bonus=0.0, line_end_bonus=0.0, prompt_bag=False):
-    """Poems for ``requests`` in one batched call; with ``best_of`` > 1, the best per request.
+             groups=None, memory=None, keyword_bonus=0.0, title_bonus=0.0, line_end_bonus=0.0, reuse_penalty=0.0,
+             prompt_bag=False):
+    """Poems for ``requests``; with ``best_of`` > 1, the best per request.
 
     Each request is decoded ``best_of`` times in the same batch (drafts) and
     the candidate with the highest ``ranking`` score is kept; without
@@ -410,25 +418,62 @@ def generate(model, vocab, requests, temperature=1.0, top_k=0, top_p=1.0, seed=0
     are added to the logits of each request's keywords and of its title's
     other characters until the poem has written them; ``line_end_bonus``
     times ``line_ends`` lift where the first line of a regular poem ends.
+    ``reuse_penalty`` is subtracted from the logit of a character that would
+    repeat a bigram of an earlier round's poem of the same group
+    (``memory``); requests with a penalty are decoded round by round
+    (``round_start``), the others in the first call.
     """
-    owner, rows = sampling_rows(requests, temperature, top_k, top_p, seed, best_of, indices)
-    rows["keyword_bonus"] = per_row(keyword_bonus, len(requests), np.float32)[owner]
-    rows["title_bonus"] = per_row(title_bonus, len(requests), np.float32)[owner]
-    rows["line_end_bonus"] = per_row(line_end_bonus, len(requests), np.float32)[owner]
+    n = len(requests)
+    index = np.arange(n) if indices is None else per_row(indices, n, np.int64)
+    groups = [0] * n if groups is None else list(groups)
+    memory = AskMemory() if memory is None else memory
+    settings = {
+        "temperature": per_row(temperature, n, np.float64), "top_k": per_row(top_k, n, np.int64),
+        "top_p": per_row(top_p, n, np.float64), "seed": per_row(seed, n, np.int64),
+        "best_of": per_row(best_of, n, np.int64), "novelty_weight": per_row(novelty_weight, n, np.float64),
+        "rhyme_bonus": per_row(rhyme_bonus, n, np.float64), "keyword_bonus": per_row(keyword_bonus, n, np.float32),
+        "title_bonus": per_row(title_bonus, n, np.float32), "line_end_bonus": per_row(line_end_bonus, n, np.float32),
+        "reuse_penalty": per_row(reuse_penalty, n, np.float32),
+    }
+    rounds = np.array([round_start(i) if p > 0 else 0 for i, p in zip(index, settings["reuse_penalty"])], np.int64)
+    poems = [None] * n
+    for start in np.unique(rounds):
+        picked = np.flatnonzero(rounds == start)
+        out = _generate_round(model, vocab, [requests[k] for k in picked],
+                              {name: values[picked] for name, values in settings.items()}, index[picked],
+                              [groups[k] for k in picked], memory, condition, decoder, ranking, prompt_bag)
+        for k, poem in zip(picked, out):
+            poems[k] = poem
+    return poems
+
+
+def _generate_round(model, vocab, requests, settings, index, groups, memory, condition, decoder, ranking, prompt_bag):
+    """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
+    owner, rows = sampling_rows(requests, settings["temperature"], settings["top_k"], settings["top_p"],
+                                settings["seed"], settings["best_of"], index)
+    for name in ("keyword_bonus", "title_bonus", "line_end_bonus", "reuse_penalty"):
+        rows[name] = settings[name][owner]
+    reuse = None
+    if np.any(settings["reuse_penalty"] > 0):
+        sets = [(group, round_start(i)) for group, i in zip(groups, index)]
+        distinct = list(dict.fromkeys(sets))
+        table = ReuseTable.build(vocab, [memory.bigrams(group, before=start, window=REUSE_WINDOW)
+                                         for group, start in distinct])
+        reuse = (table, np.array([distinct.index(sets[i]) for i in owner], np.int32))
     expanded = [requests[i] for i in owner]
     plan = constraints.plan(expanded, vocab, condition=condition, prompt_bag=prompt_bag)
-    decoded = (decoder or Decoder(model)).decode(plan, **rows)
+    decoded = (decoder or Decoder(model)).decode(plan, reuse=reuse, **rows)
     candidates = []
     for b, request in enumerate(expanded):
         steps, start = decoded.steps(b), int(plan.content_start[b])
         content = vocab.decode(decoded.tokens[b][start:])
         candidates.append(Poem(request, request.title, content, decoded.logprobs[b, start:steps].tolist(), bool(decoded.ended[b])))
-    rankings = rankings_for(len(requests), ranking, novelty_weight, rhyme_bonus)
-    return best_per_request(candidates, owner, len(requests), rankings, groups, seen)
+    rankings = rankings_for(len(requests), ranking, settings["novelty_weight"], settings["rhyme_bonus"])
+    return best_per_request(candidates, owner, len(requests), rankings, groups, memory, index)
 
 
 def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, top_p=1.0, seed=0, best_of=1,
-                     decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, groups=None, seen=None):
+                     decoder=None, indices=None, novelty_weight=0.0, rhyme_bonus=0.0, groups=None, memory=None):
     """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
 
     A stream model never saw BOS, so the first prefix character is the first
@@ -463,4 +508,4 @@ def continue_streams(model, vocab, prefixes, length, temperature=1.0, top_k=0, t
         for b, (p, f) in enumerate(zip(expanded, forced))
     ]
     rankings = rankings_for(len(prefixes), None, novelty_weight, rhyme_bonus)
-    return best_per_request(candidates, owner, len(prefixes), rankings, groups, seen)
+    return best_per_request(candidates, owner, len(prefixes), rankings, groups, memory, indices)

@@ -108,20 +108,20 @@ def defaults(cls):
 class SamplingOptions:
     """How each character is drawn from the model's distribution, and how drafts are ranked.
 
-    The defaults were measured on 1,000 七绝 with rhyme against the real 七绝
-    of the validation split (``benchmarks/poem_quality.py``): temperature 0.9,
-    top-p 0.9, the best of 8 drafts with a novelty weight of 2 score 176.7
-    under the corpus 5-gram (1.13x the real poems' 157.0; plain sampling at
-    0.8 scores 237.9, 1.52x), copy no line, and keep distinct-2 at 86.9 %
-    (plain sampling 88.4 %, real 92.4 %). Ranking by log-probability alone
-    (novelty 0) drops distinct-2 to 77 %. 五律: 183.2, 1.25x the real 147.0,
-    distinct-2 84.8 % (real 91.6 %). The novelty term only sees the poems of
-    one ask: 300 poems written one ask at a time score 0.94x / 1.04x
-    (七绝 / 五律) with distinct-2 80.5 % / 78.4 % (docs/results.md has the
-    settings tried between these points).
+    The defaults were measured on 1,000 poems with rhyme in one ask against
+    the real poems of the validation split (``benchmarks/poem_quality.py``):
+    temperature 0.75, top-p 0.9, the best of 8 drafts with a novelty weight
+    of 2 and a reuse penalty of 1.5 score 1.06x the real 七绝's 5-gram
+    perplexity (166.4 against 157.0) with distinct-2 90.1 % (real 92.4 %),
+    and 1.13x for 五律 (166.4 against 147.0) with 88.6 % (real 91.6 %); they
+    copy no line. Before the reuse penalty the defaults (temperature 0.9)
+    scored 1.13x / 86.9 % and 1.25x / 84.8 % (plain sampling at 0.8: 1.52x).
+    The novelty term and the penalty only see the poems of one ask; a poem
+    written alone is ranked by log-probability (docs/results.md has the
+    settings tried).
     """
 
-    temperature: float = option(0.9, "Sampling temperature; 0 = greedy.", minimum=0)
+    temperature: float = option(0.75, "Sampling temperature; 0 = greedy.", minimum=0)
     top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1)
@@ -144,6 +144,12 @@ class SamplingOptions:
     line_end_bonus: float = option(
         1.0, "五言 forms: at the first line's last character, plus this times how readily each character "
         "ends a line (line_ends.py): the model cannot know yet that the line ends there (0 = off).",
+        minimum=0, maximum=100)
+    reuse_penalty: float = option(
+        1.5, "Minus this from the logit of a character that would repeat a character pair an earlier poem of "
+        "the same ask wrote (poems are written in rounds 1, 1, 2, 4, 8, ...; each round avoids the rounds "
+        "before it): the model's favourite phrases would otherwise recur from poem to poem. A penalty, "
+        "not a mask: the log-probabilities the ranking reads stay the model's own (0 = off).",
         minimum=0, maximum=100)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1)

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import random
 
-from poetry_rnn import constraints, decode, forms, modeldir, poem_request, prosody, validator
+from poetry_rnn import constraints, decode, forms, modeldir, poem_request, prosody, ranking, validator
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.options import SamplingOptions, option, validate
 
@@ -233,17 +233,17 @@ class Poet:
                 raise PoetryError(f"ask {a + 1}: {error}") from None
             jobs += [(a, item, i) for i, item in enumerate(items)]
         poems = [[] for _ in asks]
-        seen = {}  # per ask: bigrams of its poems chosen so far (the novelty term of the ranking)
+        memory = ranking.AskMemory()  # per ask: bigrams of its poems chosen so far (novelty term, reuse penalty)
         chunk, rows = [], 0
         for job in jobs:
             cost = asks[job[0]].sampling.best_of
             if chunk and rows + cost > CHUNK_ROWS:
-                self._decode(asks, chunk, poems, seen)
+                self._decode(asks, chunk, poems, memory)
                 chunk, rows = [], 0
             chunk.append(job)
             rows += cost
         if chunk:
-            self._decode(asks, chunk, poems, seen)
+            self._decode(asks, chunk, poems, memory)
         return poems
 
     def check(self, ask):
@@ -268,14 +268,15 @@ class Poet:
             raise PoetryError(f"{self.path} is a poem model; --prefix and --length are for lyrics models (use --begin)")
         return poem_requests(poem, ask.sampling.seed)
 
-    def _decode(self, asks, jobs, poems, seen):
-        """Decode one chunk of jobs and append each poem to its ask's list (``seen``: see write_asks)."""
+    def _decode(self, asks, jobs, poems, memory):
+        """Decode one chunk of jobs and append each poem to its ask's list (``memory``: see write_asks)."""
         settings = {
             name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
             for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus",
-                         "keyword_bonus", "title_bonus", "line_end_bonus")
+                         "keyword_bonus", "title_bonus", "line_end_bonus", "reuse_penalty")
         }
-        pulls = {name: settings.pop(name) for name in ("keyword_bonus", "title_bonus", "line_end_bonus")}  # poems only
+        pulls = {name: settings.pop(name)  # poems only
+                 for name in ("keyword_bonus", "title_bonus", "line_end_bonus", "reuse_penalty")}
         items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
         if self.is_lyrics:
             lengths = {asks[a].poem.length for a, _, _ in jobs}
@@ -284,13 +285,13 @@ class Poet:
                 out = decode.continue_streams(
                     self.loaded.model, self.loaded.vocab, [items[k] for k in picked], length,
                     decoder=self.decoder, indices=[indices[k] for k in picked], groups=[groups[k] for k in picked],
-                    seen=seen,
+                    memory=memory,
                     **{name: [values[k] for k in picked] for name, values in settings.items()})
                 for k, written in zip(picked, out):
                     poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
             return
         out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              groups=groups, seen=seen, **self.loaded.config.prompt_reading, **pulls, **settings)
+                              groups=groups, memory=memory, **self.loaded.config.prompt_reading, **pulls, **settings)
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir, poem_request, vocab as vocab_lib
+from poetry_rnn import constraints, decode, modeldir, poem_request, ranking, vocab as vocab_lib
 from poetry_rnn.errors import PoetryError
 from poetry_rnn.model import ModelConfig, PoetryModel
 from poetry_rnn.vocab import Vocab
@@ -105,18 +105,18 @@ def drafts_of(loaded, request, seed, index=0, copies=8):
 
 
 def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
-    from poetry_rnn import ngram, prosody
+    from poetry_rnn import forms, ngram, prosody
     from conftest import synthetic_poems
 
     request = poem_request.PoemRequest(begin="春", max_len=40)
     drafts = drafts_of(loaded, request, seed=5)
     lm = ngram.KneserNey(order=3, vocab=loaded.vocab.chars).fit(c for _, c in synthetic_poems(200, seed=1))
-    heavy = decode.Ranking(lm, ngram_weight=100.0)
+    heavy = ranking.Ranking(lm, ngram_weight=100.0)
     best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=heavy)[0]
     assert best.content == max(drafts, key=lambda p: lm.mean_logprob(p.content)).content
     assert heavy.score(best) == pytest.approx(best.mean_logprob + 100.0 * lm.mean_logprob(best.content))
-    rhymes = lambda p: prosody.rhyme_ok(decode.forms.split_lines(p.content))  # noqa: E731
-    bonus = decode.Ranking(rhyme_bonus=1000.0)
+    rhymes = lambda p: prosody.rhyme_ok(forms.split_lines(p.content))  # noqa: E731
+    bonus = ranking.Ranking(rhyme_bonus=1000.0)
     best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=bonus)[0]
     assert best.content == max(drafts, key=lambda p: (rhymes(p), p.mean_logprob)).content
 
@@ -125,14 +125,23 @@ def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
     from poetry_rnn import quality
 
     request = poem_request.PoemRequest(form="wujue")
-    ranking = decode.Ranking(novelty_weight=1000.0)
-    first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=ranking)
+    novelty = ranking.Ranking(novelty_weight=1000.0)
+    first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=novelty)
     assert first.content == max(drafts_of(loaded, request, 6, 0), key=lambda p: p.mean_logprob).content
     seen = set(quality.bigrams(first.content))
     overlap = lambda p: sum(b in seen for b in quality.bigrams(p.content)) / len(quality.bigrams(p.content))  # noqa: E731
     options = drafts_of(loaded, request, 6, 1)
     assert second.content == max(options, key=lambda p: (-overlap(p), p.mean_logprob)).content
     assert len({overlap(p) for p in options}) > 1  # the drafts differ in what they share
+
+
+def own_logprobs(loaded, tokens):
+    """log p of each of ``tokens`` (B, T) under the model, read teacher-forced from BOS."""
+    import tensorflow as tf
+
+    ids = np.concatenate([np.full((len(tokens), 1), vocab_lib.BOS), tokens], axis=1).astype(np.int32)
+    own = tf.nn.log_softmax(tf.cast(loaded.model(ids[:, :-1])[0], tf.float32)).numpy()
+    return np.take_along_axis(own, ids[:, 1:, None], 2)[..., 0]
 
 
 def test_begin_character_outside_the_vocabulary_is_an_error(loaded):
@@ -154,10 +163,64 @@ def test_the_line_end_pull_acts_where_the_first_line_ends_and_leaves_the_logprob
     assert (pulled.tokens[:, :4] == plain.tokens[:, :4]).all()  # nothing changes before the line end
     np.testing.assert_allclose(pulled.logprobs[:, :4], plain.logprobs[:, :4], rtol=1e-5)
     # The log-probabilities recorded are the model's own, not the pulled ones.
-    import tensorflow as tf
-
-    ids = np.concatenate([np.full((8, 1), vocab_lib.BOS), pulled.tokens[:, :6]], axis=1).astype(np.int32)
-    own = tf.nn.log_softmax(tf.cast(loaded.model(ids[:, :-1])[0], tf.float32)).numpy()
-    np.testing.assert_allclose(pulled.logprobs[:, :6], np.take_along_axis(own, ids[:, 1:, None], 2)[..., 0], atol=1e-4)
+    np.testing.assert_allclose(pulled.logprobs[:, :6], own_logprobs(loaded, pulled.tokens[:, :6]), atol=1e-4)
     off = decoder.decode(plan, keys=keys, line_end_bonus=0.0)
+    assert (off.tokens == plain.tokens).all()
+
+
+def test_rounds_double_so_each_poem_sees_at_least_half_of_those_before_it_or_of_the_window():
+    assert [ranking.round_start(i) for i in range(10)] == [0, 1, 2, 2, 4, 4, 4, 4, 8, 8]
+    assert ranking.round_start(ranking.ROUND_MAX * 3 + 5) == ranking.ROUND_MAX * 3
+    for i in range(1, 5000):
+        seen = min(ranking.round_start(i), ranking.REUSE_WINDOW)
+        assert seen * 2 > min(i, ranking.REUSE_WINDOW + ranking.ROUND_MAX) - 1
+        assert i - ranking.round_start(i) < ranking.ROUND_MAX
+
+
+def test_the_reuse_table_lists_what_followed_each_character_per_set(loaded):
+    vocab = loaded.vocab
+    table = decode.ReuseTable.build(vocab, [{"春花", "春月", "花落"}, set(), {"春风"}])
+    following = lambda g, c: sorted(vocab.decode([t for t in table.successors[table.index[g, vocab.id(c)]]  # noqa: E731
+                                                  if t < len(vocab)]))
+    assert following(0, "春") == ["月", "花"] and following(0, "花") == ["落"] and following(0, "月") == []
+    assert following(1, "春") == [] and following(2, "春") == ["风"]
+    assert table.index.shape == (3, len(vocab)) and (table.successors[0] == len(vocab)).all()  # row 0: nothing
+
+
+def test_the_reuse_penalty_keeps_each_round_off_the_pairs_of_the_rounds_before(loaded):
+    from poetry_rnn import quality
+
+    requests = [poem_request.PoemRequest(form="wujue")] * 8
+    write = lambda penalty, **kw: decode.generate(loaded.model, loaded.vocab, requests, temperature=0.5, seed=3,  # noqa: E731
+                                                  best_of=2, reuse_penalty=penalty, **kw)
+    pairs = lambda poem: set(quality.bigrams(poem.content))  # noqa: E731
+    earlier = lambda sets, i: set().union(*sets[: ranking.round_start(i)])  # noqa: E731
+    free = [pairs(p) for p in write(0.0)]
+    assert any(free[i] & earlier(free, i) for i in range(8))  # unpenalised, the model repeats itself
+    kept = [pairs(p) for p in write(1000.0)]
+    assert not any(kept[i] & earlier(kept, i) for i in range(8))
+    assert kept[0] == free[0]  # the first round has nothing to avoid
+    # The same poems however the ask is cut into calls.
+    memory = ranking.AskMemory()
+    cut = [p for part in ([0, 1, 2], [3, 4, 5, 6, 7]) for p in decode.generate(
+        loaded.model, loaded.vocab, [requests[i] for i in part], temperature=0.5, seed=3, best_of=2,
+        reuse_penalty=1000.0, indices=part, memory=memory)]
+    assert [pairs(p) for p in cut] == kept
+    assert memory.bigrams(0, before=4) == set().union(*kept[:4])
+    assert memory.bigrams(0, before=4, window=2) == kept[2] | kept[3]
+
+
+def test_the_reuse_penalty_leaves_the_logprobs_alone_and_is_off_at_zero(loaded):
+    from poetry_rnn import quality
+
+    requests = [poem_request.PoemRequest(form="wujue")] * 8
+    plan = constraints.plan(requests, loaded.vocab)
+    decoder, keys = decode.Decoder(loaded.model), np.arange(8)
+    plain = decoder.decode(plan, keys=keys)
+    table = decode.ReuseTable.build(loaded.vocab, [set(quality.bigrams(loaded.vocab.decode(plain.tokens[0])))])
+    reuse = (table, np.zeros(8, np.int32))
+    penalised = decoder.decode(plan, keys=keys, reuse=reuse, reuse_penalty=100.0)
+    assert (penalised.tokens != plain.tokens).any()
+    np.testing.assert_allclose(penalised.logprobs, own_logprobs(loaded, penalised.tokens), atol=1e-4)
+    off = decoder.decode(plan, keys=keys, reuse=reuse, reuse_penalty=0.0)
     assert (off.tokens == plain.tokens).all()

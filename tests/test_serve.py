@@ -10,6 +10,7 @@ fastapi = pytest.importorskip("fastapi")  # the [serve] extra
 from fastapi.testclient import TestClient  # noqa: E402
 
 from poetry_rnn import poet as poet_lib, serve, webapp  # noqa: E402
+from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_health_page_and_docs(client, poet):
     assert page.status_code == 200 and 'id="begin"' in page.text and "/api/poems" in page.text
     schema = client.get("/openapi.json").json()
     body = schema["components"]["schemas"]["PoemsRequest"]["properties"]
-    assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == 0.9
+    assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == SamplingOptions().temperature
 
 
 def test_a_full_queue_answers_503(client, monkeypatch):
