@@ -23,7 +23,8 @@ line) fails the request with an InvalidArgumentError naming it. Regular
 forms keep ``write``'s two-use limit per character (begin characters count
 first); rhyme, tones and keywords are not part of the signature, and it
 samples plainly (no top-p, no drafts to rank, no pulls: ``write``'s
-keyword, title and line-end bonuses are off).
+keyword, title and line-end bonuses and its reuse penalty are off; each
+call's poems are written at once, as one round).
 """
 
 import os

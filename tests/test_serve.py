@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import threading
 
 import pytest
@@ -70,6 +71,8 @@ def test_health_page_and_docs(client, poet):
     assert health["status"] == "ok" and health["model"] == poet.path and health["lyrics"] is False
     page = client.get("/")
     assert page.status_code == 200 and 'id="begin"' in page.text and "/api/poems" in page.text
+    shown = re.search(r'id="temperature"[^>]*value="([^"]+)"', page.text).group(1)
+    assert float(shown) == SamplingOptions().temperature  # the page starts from the default
     schema = client.get("/openapi.json").json()
     body = schema["components"]["schemas"]["PoemsRequest"]["properties"]
     assert body["form"]["enum"] == ["free", "wujue", "qijue", "wulv", "qilv"] and body["temperature"]["default"] == SamplingOptions().temperature
