@@ -127,20 +127,16 @@ class ReuseTable:
     def build(cls, vocab, bigram_sets):
         """One set per entry of ``bigram_sets`` (iterables of two-character strings)."""
         size = len(vocab)
-        triples = sorted({(g, vocab.id(b[0]), vocab.id(b[1])) for g, pairs in enumerate(bigram_sets) for b in pairs})
-        table = cls.empty(size, max(len(bigram_sets), 1))
-        if not triples:
-            return table
-        heads = collections.defaultdict(list)
-        for g, first, second in triples:
+        heads = collections.defaultdict(list)  # (set, first) -> the tokens after it, in id order
+        for g, first, second in sorted({(g, vocab.id(b[0]), vocab.id(b[1]))
+                                        for g, pairs in enumerate(bigram_sets) for b in pairs}):
             heads[g, first].append(second)
-        width = max(len(v) for v in heads.values())
-        successors = np.full((len(heads) + 1, width), size, np.int32)
+        index = np.zeros((max(len(bigram_sets), 1), size), np.int32)
+        successors = np.full((len(heads) + 1, max(map(len, heads.values()), default=1)), size, np.int32)
         for row, ((g, first), seconds) in enumerate(heads.items(), start=1):
-            table.index[g, first] = row
+            index[g, first] = row
             successors[row, : len(seconds)] = seconds
-        table.successors = successors
-        return table
+        return cls(index, successors)
 
 
 class Decoder:
@@ -456,10 +452,10 @@ def _generate_round(model, vocab, requests, settings, index, groups, memory, con
     reuse = None
     if np.any(settings["reuse_penalty"] > 0):
         sets = [(group, round_start(i)) for group, i in zip(groups, index)]
-        distinct = list(dict.fromkeys(sets))
+        number = {key: k for k, key in enumerate(dict.fromkeys(sets))}  # one table row per (ask, round)
         table = ReuseTable.build(vocab, [memory.bigrams(group, before=start, window=REUSE_WINDOW)
-                                         for group, start in distinct])
-        reuse = (table, np.array([distinct.index(sets[i]) for i in owner], np.int32))
+                                         for group, start in number])
+        reuse = (table, np.array([number[sets[i]] for i in owner], np.int32))
     expanded = [requests[i] for i in owner]
     plan = constraints.plan(expanded, vocab, condition=condition, prompt_bag=prompt_bag)
     decoded = (decoder or Decoder(model)).decode(plan, reuse=reuse, **rows)
