@@ -5,7 +5,9 @@ it, so no figure stands alone:
 
 * **Perplexity** per character (punctuation and EOS included) on any
   poems.txt file, batched; characters outside the model's vocabulary are
-  predicted as UNK and counted separately.
+  predicted as UNK and counted separately. With a corpus: on both held-out
+  halves, and on the held-out poems that share no line with a training poem
+  (what a near-duplicate cannot help with).
 * **A baseline to beat**: an interpolated Kneser-Ney character n-gram model
   (``ngram``) trained on the same training split and scored on the same file.
 * **Sample quality** of N generated poems (free, and in a form with the
@@ -176,8 +178,13 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         if not data and test_poems:
             progress(f"... and on the {len(test_poems):,} test poems ...")
             report["test"] = {"data": f"{corpus_path} (test split)", **split_report(loaded, test_poems, fitted)}
+    index = quality.TrainingIndex(p.content for p in (train_poems or []))
+    if scored and not data and test_poems:
+        unseen = [p for p in valid_poems + test_poems if not quality.shares_a_line(p.content, index)]
+        progress(f"... and on the {len(unseen):,} held-out poems that share no line with a training poem ...")
+        report["unseen"] = {"data": f"{corpus_path} (both held-out halves, only poems sharing no line with training)",
+                            **split_report(loaded, unseen, fitted)}
     if samples:
-        index = quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [poem_request.PoemRequest(max_len=120)] + list(form_requests)
         progress(f"writing {samples} poems for each of {len(requests)} modes (best of {sampling.best_of}) ...")
         real = (valid_poems or []) + (test_poems or [])  # held out: real poems no model here trained on
@@ -212,7 +219,7 @@ def markdown(report):
     out = [f"# Evaluation of `{report['model_dir']}`", ""]
     m = report["model"]
     out.append(f"Model: {m['layers']}×{m['units']} {m['cell']}, {m['input']} input, vocabulary {m['vocab_size']}.")
-    for split in [report, report.get("test")]:
+    for split in [report, report.get("test"), report.get("unseen")]:
         if split and "perplexity" in split:
             out += perplexity_table(split)
     for block in report.get("samples", []):

@@ -31,7 +31,6 @@ import os
 import shutil
 import sys
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
@@ -193,8 +192,7 @@ def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
         raise PoetryError(f"{out} already exists and is not empty; TensorFlow Serving wants a new version folder")
     if free_max_len < 1:
         raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
-    keras.mixed_precision.set_global_policy("float32")  # serve in float32, whatever the model trained in
-    loaded = modeldir.load(model_dir)
+    loaded = modeldir.load(model_dir)  # float32, whatever the model trained in
     poet = Poet(loaded.model, loaded.vocab, free_max_len, **loaded.config.prompt_reading)
     function = poet.generate.get_concrete_function()
     with files.staging_folder(out) as staging:

@@ -31,6 +31,7 @@ caller chooses (``train --lstm_kernel``, default by device), the model never
 probes for devices itself.
 """
 
+import contextlib
 import dataclasses
 import math
 
@@ -151,6 +152,23 @@ ADDED_BY = {"prompt_bag": ("bag_features/kernel", "bag_logits/kernel")}
 def added_weights(config):
     """The names (as ``variable_shapes`` keys) of the weights ``config``'s options add (``ADDED_BY``)."""
     return {name for option, names in ADDED_BY.items() if getattr(config, option) for name in names}
+
+
+@contextlib.contextmanager
+def precision(policy):
+    """Make layers under the Keras dtype ``policy``, then put the global policy back.
+
+    Keras reads its global policy when a layer is made, and the policy then
+    stays the layer's. Training makes its model under bf16 or fp16 this way
+    without leaving that policy to what the process makes next: a model
+    loaded afterwards for evaluation or writing computes in float32.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 class TiedLogits(keras.layers.Layer):

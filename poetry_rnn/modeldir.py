@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from poetry_rnn import files
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import FORMAT_VERSION, ModelConfig, PoetryModel, variable_shapes
+from poetry_rnn.model import FORMAT_VERSION, ModelConfig, PoetryModel, precision, variable_shapes
 from poetry_rnn.vocab import Vocab
 
 CONFIG = "config.json"
@@ -202,7 +202,8 @@ def load(model_dir):
         if not os.path.exists(weights):
             raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
         members = check_weights(weights, config)
-    model = PoetryModel(config)
+    with precision("float32"):  # a loaded model writes and scores in float32, whatever it trained in
+        model = PoetryModel(config)
     if latest:
         # The model's weights only: the optimizer's slots stay in the checkpoint, unread.
         restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()

@@ -76,6 +76,16 @@ class TrainingIndex:
             self.lines.update(text for text in line_texts(content) if len(text) in LINE_LENGTHS)
 
 
+def shares_a_line(content, index):
+    """True when a 5/7-character line of ``content`` is verbatim a line of a training poem.
+
+    The corpus holds the same poem under two authors, or one line quoted in
+    another poem; a held-out poem like that partly measures memory, not
+    generalisation, so ``evaluate`` also scores the held-out poems without one.
+    """
+    return any(text in index.lines for text in line_texts(content) if len(text) in LINE_LENGTHS)
+
+
 def novelty(poems, index):
     """How much of ``poems`` is copied from the training corpus.
 

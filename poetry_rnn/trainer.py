@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from poetry_rnn import distribution, lessons, lock, loss as loss_lib, modeldir, progress as progress_lib
 from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import PoetryModel, added_weights
+from poetry_rnn.model import PoetryModel, added_weights, precision
 from poetry_rnn.train_options import OPTIMIZERS, PRECISION_POLICIES, TrainOptions
 
 
@@ -191,12 +191,12 @@ def start_run(model_dir, config, vocab, options, strategy, log, init):
     restore, so a resumed run's weights come from its checkpoint.
     """
     keras.utils.set_random_seed(options.seed)
-    # Variables stay float32; the loss casts logits to float32 before the softmax.
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[options.mixed_precision])
     chief = distribution.is_chief(strategy)
     with strategy.scope():
-        model = PoetryModel(config, lstm_kernel=options.lstm_kernel)
-        init(model)
+        # Variables stay float32; the loss casts logits to float32 before the softmax.
+        with precision(PRECISION_POLICIES[options.mixed_precision]):
+            model = PoetryModel(config, lstm_kernel=options.lstm_kernel)
+            init(model)
         if options.train_only_new:
             freeze_all_but_added(model)
         optimizer = make_optimizer(options)

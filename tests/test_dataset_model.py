@@ -110,9 +110,11 @@ def test_prompt_positions_cover_a_prefix_up_to_the_last_separator_and_a_bag_afte
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("features", ["embedding", "onehot"])
+@pytest.mark.parametrize("features", ["embedding", "onehot", "tied"])
 def test_one_step_decoding_matches_full_sequence(cell, features):
-    model = PoetryModel(ModelConfig(vocab_size=30, cell=cell, input=features, units=12, embed_dim=6, layers=2))
+    tied = features == "tied"  # weight tying: the output layer reads the embedding matrix
+    model = PoetryModel(ModelConfig(vocab_size=30, cell=cell, input="embedding" if tied else features, units=12,
+                                    embed_dim=6, layers=2, tie_embeddings=tied))
     ids = tf.random.uniform((3, 6), 0, 30, tf.int32)
     logits, final = model(ids)
     states, stepped = model.initial_states(3), []

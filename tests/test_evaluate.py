@@ -5,7 +5,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import corpus, dataset, evaluate, modeldir, poem_request
+from poetry_rnn import corpus, dataset, evaluate, modeldir, poem_request, quality
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -49,15 +49,26 @@ def test_a_keywords_model_is_scored_unprompted_and_prompted_and_the_prompt_is_ne
 
 
 def test_the_report_has_every_field(tiny_model_dir, tmp_path):
-    data = write_poems(tmp_path / "poems.txt", synthetic_poems(400))
+    poems = synthetic_poems(400)
+    # A quarter more poems that quote another poem's first line, as the corpus's near-duplicates do.
+    quoting = [(f"引{i}", a.split("，")[0] + "，" + b.split("，", 1)[1]) for i, ((_, a), (_, b)) in
+               enumerate(zip(poems[::4], poems[1::4]))]
+    data = write_poems(tmp_path / "poems.txt", poems + quoting)
     request = poem_request.PoemRequest(form="wujue", rhyme=True, tones="loose")
     report = evaluate.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
     assert {"perplexity", "ngram", "ratio_to_ngram", "samples", "sampling"} <= set(report)
     assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1
     # Both held-out halves, each with its own n-gram figure from the same fitted baseline.
     valid, test = report["perplexity"], report["test"]["perplexity"]
-    assert valid["poems"] and test["poems"] and valid["poems"] + test["poems"] < 400 * 0.05
+    assert valid["poems"] and test["poems"] and valid["poems"] + test["poems"] < 500 * 0.05
     assert report["test"]["ngram"]["tokens"] == test["tokens"] and report["test"]["ratio_to_ngram"] > 0
+    # Held-out poems that share no line with training: the corpus's own poems, minus those holding a training line.
+    all_poems, _ = corpus.read_poems(data)
+    train, held_out = dataset.split_train_valid(all_poems, modeldir.load(tiny_model_dir).train["valid_fraction"])
+    index = quality.TrainingIndex(p.content for p in train)
+    unseen = [p for p in held_out if not any(t in index.lines for t in quality.line_texts(p.content))]
+    assert report["unseen"]["perplexity"]["poems"] == len(unseen) and 0 < len(unseen) < len(held_out)
+    assert report["unseen"]["ratio_to_ngram"] > 0
     free, wujue = report["samples"]
     for block in (free, wujue):  # the written text and real poems under the same 5-gram
         assert block["generated"]["ngram_perplexity"] > 1 and block["real"]["ngram_perplexity"] > 1
@@ -69,7 +80,7 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert wujue["generated"]["constraints_heard"] == 1.0  # free characters are heard as the masks chose them
     assert wujue["generated"]["form_valid"] == 1.0
     text = evaluate.markdown(report)
-    assert "Kneser-Ney" in text and "constraints met" in text and "(test split)" in text
+    assert "Kneser-Ney" in text and "constraints met" in text and "(test split)" in text and "sharing no line" in text
     assert "| 5-gram perplexity per character | " in text and "%" not in text.split("5-gram perplexity per character")[1].split("\n")[0]
     json.dumps(report)  # every figure serialises
 

@@ -5,6 +5,7 @@ import os
 import re
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,6 +16,21 @@ from poetry_rnn.model import ModelConfig, PoetryModel
 from conftest import run_module, synthetic_poems, write_poems
 
 TINY = dict(units=24, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True)
+
+
+def test_a_bf16_run_leaves_float32_behind_it(poems_file, tmp_path):
+    """Keras's dtype policy is process-wide: training must not hand bf16 to the next model made."""
+    model_dir = str(tmp_path / "m")
+    trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=2, mixed_precision="bf16", **TINY))
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["train"]["mixed_precision"] == "bf16"
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as a caller's own code might leave it
+    try:
+        loaded = modeldir.load(model_dir)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {layer.compute_dtype for layer in [loaded.model, *loaded.model.layers]} == {"float32"}
 
 
 def test_loss_falls_and_the_model_dir_is_complete(tmp_path):
