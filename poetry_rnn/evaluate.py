@@ -160,7 +160,7 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
 
     loaded = modeldir.load(model_dir)
     report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
-    train_poems = valid_poems = test_poems = None
+    train_poems = valid_poems = test_poems = index = None
     if corpus_path:
         all_poems, _ = corpus.read_poems(corpus_path)
         fraction = loaded.train.get("valid_fraction", TrainOptions.valid_fraction)
@@ -178,13 +178,13 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
         if not data and test_poems:
             progress(f"... and on the {len(test_poems):,} test poems ...")
             report["test"] = {"data": f"{corpus_path} (test split)", **split_report(loaded, test_poems, fitted)}
-    index = quality.TrainingIndex(p.content for p in (train_poems or []))
-    if scored and not data and test_poems:
-        unseen = [p for p in valid_poems + test_poems if not quality.shares_a_line(p.content, index)]
-        progress(f"... and on the {len(unseen):,} held-out poems that share no line with a training poem ...")
-        report["unseen"] = {"data": f"{corpus_path} (both held-out halves, only poems sharing no line with training)",
-                            **split_report(loaded, unseen, fitted)}
+            index = quality.TrainingIndex(p.content for p in train_poems)
+            unseen = [p for p in valid_poems + test_poems if not quality.shares_a_line(p.content, index)]
+            progress(f"... and on the {len(unseen):,} held-out poems that share no line with a training poem ...")
+            report["unseen"] = {"data": f"{corpus_path} (both held-out halves, only poems sharing no line with training)",
+                                **split_report(loaded, unseen, fitted)}
     if samples:
+        index = index or quality.TrainingIndex(p.content for p in (train_poems or []))
         requests = [poem_request.PoemRequest(max_len=120)] + list(form_requests)
         progress(f"writing {samples} poems for each of {len(requests)} modes (best of {sampling.best_of}) ...")
         real = (valid_poems or []) + (test_poems or [])  # held out: real poems no model here trained on
