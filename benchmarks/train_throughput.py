@@ -40,12 +40,16 @@ Variants (``--variants``, comma-separated; default all):
   compile time is printed).
 * ``sampled_bf16``: bf16 with a sampled softmax (``tf.nn.sampled_softmax_loss``,
   --num_sampled classes) for training; evaluation would keep the full softmax.
+* ``adaptive_f32`` / ``adaptive_bf16``: ours with ``--adaptive_softmax`` at
+  --cutoffs (an exact adaptive softmax: the same full distribution from
+  narrow bands; its own, smaller, FLOP count).
 * ``peak_f32`` / ``peak_bf16``: ``tf.matmul`` in a ``tf.function`` on the
   shapes our step multiplies (output projection over a bucket of tokens,
   recurrent step, input projection); the best of them is the peak.
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -61,27 +65,22 @@ sys.path.insert(0, REPO)
 
 import keras  # noqa: E402
 
-from poetry_rnn import corpus, dataset, fast_lstm as fast_lstm_lib, loss as loss_lib, steps  # noqa: E402
+from poetry_rnn import corpus, dataset, fast_lstm as fast_lstm_lib, loss as loss_lib, model as model_lib, steps  # noqa: E402
 from poetry_rnn import vocab as vocab_lib  # noqa: E402
 from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
 from poetry_rnn.vocab import Vocab  # noqa: E402
 
 ALL_VARIANTS = (
     "reference", "ours_f32", "ours_bf16", "ours_f32_bigbatch", "ours_bf16_bigbatch", "keraslstm_f32", "keraslstm_bf16",
-    "fixed_f32", "xla_f32", "fixed_bf16", "xla_bf16", "sampled_bf16", "peak_f32", "peak_bf16",
+    "fixed_f32", "xla_f32", "fixed_bf16", "xla_bf16", "sampled_bf16", "adaptive_f32", "adaptive_bf16", "peak_f32",
+    "peak_bf16",
 )
 POLICIES = {"f32": "float32", "bf16": "mixed_bfloat16"}
 
 
 def flops_per_token(config):
-    """Training FLOPs per position: 3x the forward matmuls (embedding lookup = 0)."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
-    forward, width = 0, config.embed_dim if config.input == "embedding" else config.vocab_size
-    for _ in range(config.layers):
-        forward += 2 * width * gates * config.units + 2 * config.units * gates * config.units
-        width = config.units
-    forward += 2 * config.units * config.vocab_size
-    return 3 * forward
+    """Training FLOPs per position: 3x the forward matmuls (``model.matmul_flops``; embedding lookup = 0)."""
+    return 3 * model_lib.matmul_flops(config)
 
 
 def sampled_flops_per_token(config, num_sampled):
@@ -279,6 +278,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--big_batch_size", type=int, default=128)
     parser.add_argument("--num_sampled", type=int, default=512)
+    parser.add_argument("--cutoffs", default="1024,3072", help="the adaptive variants' --adaptive_softmax")
     parser.add_argument("--min_count", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one timed window")
     parser.add_argument("--rounds", type=int, default=2, help="timed windows per variant, taken in turns")
@@ -294,6 +294,7 @@ def main():
     vocab = Vocab.build((p.content for p in poems), args.min_count)
     sequences = dataset.encode_poems(poems, vocab)
     config = ModelConfig(vocab_size=len(vocab), units=args.units, layers=args.layers, embed_dim=args.embed_dim)
+    adaptive = dataclasses.replace(config, adaptive_softmax=args.cutoffs)
     mean_len = float(np.mean([len(s) - 1 for s in sequences]))
     print(f"corpus {args.data}: {len(sequences):,} poems, vocabulary {len(vocab):,}, mean {mean_len:.1f} target tokens per poem")
     print(f"model: LSTM {config.layers}x{config.units}, embedding {config.embed_dim}; "
@@ -314,6 +315,8 @@ def main():
         "xla_f32": lambda: Ours(sequences, config, args.batch_size, "f32", jit_compile=True, fixed=qijue),
         "fixed_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16", fixed=qijue),
         "xla_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16", jit_compile=True, fixed=qijue),
+        "adaptive_f32": lambda: Ours(sequences, adaptive, args.batch_size, "f32"),
+        "adaptive_bf16": lambda: Ours(sequences, adaptive, args.batch_size, "bf16"),
         "sampled_bf16": lambda: Sampled(sequences, config, args.batch_size, "bf16", args.num_sampled),
         "peak_f32": lambda: Peak(config, args.batch_size, args.batch_size * int(round(mean_len)), "f32"),
         "peak_bf16": lambda: Peak(config, args.batch_size, args.batch_size * int(round(mean_len)), "bf16"),
@@ -376,6 +379,8 @@ def main():
     ratio("ours_bf16_bigbatch", "ours_f32_bigbatch", f"lever --mixed_precision bf16 (batch {args.big_batch_size})")
     ratio("ours_f32_bigbatch", "ours_f32", f"lever batch {args.big_batch_size} vs {args.batch_size}, float32")
     ratio("ours_bf16_bigbatch", "ours_bf16", f"lever batch {args.big_batch_size} vs {args.batch_size}, bf16")
+    ratio("adaptive_f32", "ours_f32", f"lever --adaptive_softmax {args.cutoffs}, float32")
+    ratio("adaptive_bf16", "ours_bf16", f"lever --adaptive_softmax {args.cutoffs}, bf16")
     ratio("ours_f32", "keraslstm_f32", "lever fast_lstm vs the Keras LSTM layer, float32")
     ratio("ours_bf16", "keraslstm_bf16", "lever fast_lstm vs the Keras LSTM layer, bf16")
     ratio("xla_f32", "fixed_f32", "lever XLA jit_compile, float32 (one fixed shape)")

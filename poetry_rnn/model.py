@@ -74,6 +74,12 @@ class ModelConfig:
     condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
                             "(BOS title SEP keywords SEP content EOS: its title half the time and 0-3 of its own "
                             "characters, drawn anew each epoch).", choices=CONDITIONS)
+    # Grave et al. (2017): the 6,628-way output layer was about half a 2x512's
+    # training FLOPs, and 86 % of poem characters are the 1,024 most frequent.
+    adaptive_softmax: str = option("", "Exact adaptive softmax: cutoffs in the vocabulary (ordered by frequency), e.g. "
+                                       "1024,3072. Ids below the first are scored straight from the last layer, each "
+                                       "later band through a projection a quarter as wide as the one before; every "
+                                       "id still gets its exact probability. Empty: one full output layer.")
     prompt_bag: bool = option(False, "Read the prompt as a bag of characters at every step (their mean embedding, "
                                      "projected onto the first layer's input and the logits), not as a prefix: "
                                      "the recurrent layers read the poem alone. Needs --condition title or keywords.")
@@ -84,8 +90,17 @@ class ModelConfig:
             raise PoetryError("--prompt_bag needs --condition title or keywords and --input embedding")
         if self.tie_embeddings and self.input != "embedding":
             raise PoetryError("--tie_embeddings needs --input embedding (a one-hot input has no embedding to share)")
+        cutoffs = softmax_cutoffs(self)
+        if self.tie_embeddings and cutoffs:
+            raise PoetryError("--adaptive_softmax and --tie_embeddings are two output layers; choose one")
+        if cutoffs and self.units < 4 ** len(cutoffs):
+            raise PoetryError(f"--adaptive_softmax {self.adaptive_softmax}: {len(cutoffs)} bands, each a quarter as "
+                              f"wide as the one before, need --units >= {4 ** len(cutoffs)}, got {self.units}")
         if self.vocab_size is None:
             return  # TrainOptions' network, before the data decides the vocabulary
+        if cutoffs and cutoffs[-1] >= self.vocab_size:
+            raise PoetryError(f"--adaptive_softmax {self.adaptive_softmax}: cutoff {cutoffs[-1]} is not below the "
+                              f"vocabulary's {self.vocab_size} tokens")
         parameters = sum(math.prod(shape) for shape in variable_shapes(self).values())
         if parameters > MAX_PARAMETERS:
             raise PoetryError(
@@ -115,6 +130,26 @@ class ModelConfig:
             raise PoetryError(f"{source}: {str(error).removeprefix('--')}") from None
 
 
+def softmax_cutoffs(config):
+    """``config.adaptive_softmax`` as a tuple of ints, () for a full output layer; refuses a malformed list."""
+    if not config.adaptive_softmax:
+        return ()
+    try:
+        cutoffs = tuple(int(part) for part in config.adaptive_softmax.split(","))
+    except ValueError:
+        cutoffs = ()
+    if not cutoffs or cutoffs[0] <= vocab_lib.SEP or any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
+        raise PoetryError(f"--adaptive_softmax must be increasing whole numbers above {vocab_lib.SEP} separated "
+                          f"by commas (e.g. 1024,3072), got {config.adaptive_softmax!r}")
+    return cutoffs
+
+
+def softmax_bands(config):
+    """[(first id, end id, width)] of each tail band of the adaptive softmax: its ids and projection width."""
+    edges = (*softmax_cutoffs(config), config.vocab_size)
+    return [(start, end, config.units // 4 ** (i + 1)) for i, (start, end) in enumerate(zip(edges, edges[1:]))]
+
+
 def variable_shapes(config):
     """{'lstm_0/lstm_cell/kernel': (256, 2048), ...}: every weight ``PoetryModel(config)`` makes, and its shape.
 
@@ -132,16 +167,38 @@ def variable_shapes(config):
         shapes[f"{prefix}/kernel"] = (features if i == 0 else config.units, width)
         shapes[f"{prefix}/recurrent_kernel"] = (config.units, width)
         shapes[f"{prefix}/bias"] = (2, width) if config.cell == "gru" else (width,)  # GRU reset_after: two biases
-    if config.tie_embeddings:
-        shapes["logits/projection/kernel"] = (config.units, config.embed_dim)
-        shapes["logits/projection/bias"] = (config.embed_dim,)
+    if config.adaptive_softmax:
+        bands, shortlist = softmax_bands(config), softmax_cutoffs(config)[0]
+        shapes["logits/head/kernel"] = (config.units, shortlist + len(bands))
+        shapes["logits/head/bias"] = (shortlist + len(bands),)
+        for i, (start, end, width) in enumerate(bands):
+            shapes[f"logits/tail_{i}_projection/kernel"] = (config.units, width)
+            shapes[f"logits/tail_{i}/kernel"] = (width, end - start)
+            shapes[f"logits/tail_{i}/bias"] = (end - start,)
     else:
-        shapes["logits/kernel"] = (config.units, config.vocab_size)
-    shapes["logits/bias"] = (config.vocab_size,)
+        if config.tie_embeddings:
+            shapes["logits/projection/kernel"] = (config.units, config.embed_dim)
+            shapes["logits/projection/bias"] = (config.embed_dim,)
+        else:
+            shapes["logits/kernel"] = (config.units, config.vocab_size)
+        shapes["logits/bias"] = (config.vocab_size,)
     if config.prompt_bag:
         shapes["bag_features/kernel"] = (config.embed_dim, config.embed_dim)
         shapes["bag_logits/kernel"] = (config.embed_dim, config.vocab_size)
     return shapes
+
+
+def matmul_flops(config):
+    """Forward FLOPs per position (2 per multiply-add) of every matrix product ``PoetryModel(config)`` makes.
+
+    The embedding lookup costs none, and the prompt bag's are made once per
+    poem, not per position; a tied model multiplies by its embedding matrix
+    too. Training costs about 3x this (forward, and two products backward).
+    """
+    shapes = variable_shapes(config)
+    flops = sum(2 * math.prod(shape) for name, shape in shapes.items()
+                if name.endswith("kernel") and not name.startswith("bag_"))
+    return flops + (2 * config.vocab_size * config.embed_dim if config.tie_embeddings else 0)
 
 
 # Weights a model with these options has and one without them lacks; they start at zero, so
@@ -196,6 +253,49 @@ class TiedLogits(keras.layers.Layer):
         return tf.matmul(self.projection(x), matrix, transpose_b=True) + tf.cast(self.bias, self.compute_dtype)
 
 
+class AdaptiveLogits(keras.layers.Layer):
+    """Exact log-probabilities of every id from a head and frequency bands (adaptive softmax, Grave et al. 2017).
+
+    The head scores the ids below the first cutoff and one entry per tail
+    band; a band's ids are scored from a narrow projection of the same
+    input (a quarter of the units, then a sixteenth, ...), and
+    log p(id) = log p_head(band) + log p_band(id). Every id is computed for
+    every position, so the result is the full normalised distribution that
+    the loss, perplexity and the decoder read as logits, as they read a
+    full layer's; the saving is in the narrow bands (for a 2x512 with
+    cutoffs 1024,3072, 1.0 M multiply-adds a position instead of 3.4 M).
+    Computed in float32 under mixed precision, as Keras advises for a
+    model's last softmax.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.shortlist = softmax_cutoffs(config)[0]
+        bands = softmax_bands(config)
+        self.head = keras.layers.Dense(self.shortlist + len(bands), name="head")
+        self.tails = []
+        for i, (start, end, width) in enumerate(bands):
+            projection = keras.layers.Dense(width, use_bias=False, name=f"tail_{i}_projection")
+            band = keras.layers.Dense(end - start, name=f"tail_{i}")
+            setattr(self, f"tail_{i}_projection", projection)  # attributes, for tf.train.Checkpoint (see PoetryModel)
+            setattr(self, f"tail_{i}", band)
+            self.tails.append((projection, band))
+
+    def build(self, input_shape):
+        self.head.build(input_shape)
+        for projection, band in self.tails:
+            projection.build(input_shape)
+            band.build((*input_shape[:-1], projection.units))
+
+    def call(self, x):
+        head = tf.nn.log_softmax(tf.cast(self.head(x), tf.float32))
+        parts = [head[..., : self.shortlist]]
+        for i, (projection, band) in enumerate(self.tails):
+            band_logits = tf.nn.log_softmax(tf.cast(band(projection(x)), tf.float32))
+            parts.append(head[..., self.shortlist + i : self.shortlist + i + 1] + band_logits)
+        return tf.concat(parts, axis=-1)
+
+
 class PoetryModel(keras.Model):
     def __init__(self, config, lstm_kernel="keras", **kwargs):
         super().__init__(**kwargs)
@@ -217,7 +317,9 @@ class PoetryModel(keras.Model):
         # checkpoint holds model/rnn_<i>/... and not only the optimizer's copy.
         for i, rnn in enumerate(self.rnns):
             setattr(self, f"rnn_{i}", rnn)
-        if config.tie_embeddings:
+        if config.adaptive_softmax:
+            self.head = AdaptiveLogits(config, name="logits")
+        elif config.tie_embeddings:
             self.head = TiedLogits(self.embedding, config.embed_dim, config.vocab_size, name="logits")
         else:
             self.head = keras.layers.Dense(config.vocab_size, name="logits")
@@ -285,7 +387,7 @@ class PoetryModel(keras.Model):
             x = dropout(x, training=training)
             final.append(tuple(state))
         logits = self.head(x)
-        return (logits if context is None else logits + context[1][:, None, :]), tuple(final)
+        return (logits if context is None else logits + tf.cast(context[1], logits.dtype)[:, None, :]), tuple(final)
 
     def step(self, ids, states, context=None):
         """One character for a batch: ids (batch,) -> logits (batch, vocab), new states.
@@ -301,7 +403,7 @@ class PoetryModel(keras.Model):
             x, state = rnn.cell(x, list(state))
             new_states.append(tuple(state) if isinstance(state, (list, tuple)) else (state,))
         logits = self.head(x)
-        return (logits if context is None else logits + context[1]), tuple(new_states)
+        return (logits if context is None else logits + tf.cast(context[1], logits.dtype)), tuple(new_states)
 
     def count_params(self):
         return int(sum(v.numpy().size for v in self.weights))

@@ -110,11 +110,12 @@ def test_prompt_positions_cover_a_prefix_up_to_the_last_separator_and_a_bag_afte
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("features", ["embedding", "onehot", "tied"])
+@pytest.mark.parametrize("features", ["embedding", "onehot", "tied", "adaptive"])
 def test_one_step_decoding_matches_full_sequence(cell, features):
     tied = features == "tied"  # weight tying: the output layer reads the embedding matrix
-    model = PoetryModel(ModelConfig(vocab_size=30, cell=cell, input="embedding" if tied else features, units=12,
-                                    embed_dim=6, layers=2, tie_embeddings=tied))
+    model = PoetryModel(ModelConfig(vocab_size=30, cell=cell, input="onehot" if features == "onehot" else "embedding",
+                                    units=12, embed_dim=6, layers=2, tie_embeddings=tied,
+                                    adaptive_softmax="10" if features == "adaptive" else ""))
     ids = tf.random.uniform((3, 6), 0, 30, tf.int32)
     logits, final = model(ids)
     states, stepped = model.initial_states(3), []
