@@ -168,7 +168,8 @@ def variable_shapes(config):
         shapes[f"{prefix}/recurrent_kernel"] = (config.units, width)
         shapes[f"{prefix}/bias"] = (2, width) if config.cell == "gru" else (width,)  # GRU reset_after: two biases
     if config.adaptive_softmax:
-        bands, shortlist = softmax_bands(config), softmax_cutoffs(config)[0]
+        bands = softmax_bands(config)
+        shortlist = bands[0][0]  # the head scores the ids before the first band
         shapes["logits/head/kernel"] = (config.units, shortlist + len(bands))
         shapes["logits/head/bias"] = (shortlist + len(bands),)
         for i, (start, end, width) in enumerate(bands):
@@ -270,8 +271,8 @@ class AdaptiveLogits(keras.layers.Layer):
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.shortlist = softmax_cutoffs(config)[0]
         bands = softmax_bands(config)
+        self.shortlist = bands[0][0]  # the ids before the first band
         self.head = keras.layers.Dense(self.shortlist + len(bands), name="head")
         self.tails = []
         for i, (start, end, width) in enumerate(bands):
