@@ -95,8 +95,10 @@ def filter_logits(logits, allowed, temperature, top_k, top_p):
     def keep_top_p():
         ordered = tf.sort(scaled, direction="DESCENDING")
         before = tf.math.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
-        # The smallest logit still inside the nucleus; the top token always is.
-        threshold = tf.reduce_min(tf.where(before < top_p[:, None], ordered, tf.float32.max), axis=-1, keepdims=True)
+        # The smallest logit still inside the nucleus. The top token always is, even for a top_p that
+        # float32 rounds to 0 (a denormal such as 1e-45), where `before < top_p` would keep nothing.
+        inside = (before < top_p[:, None]) | (tf.range(tf.shape(ordered)[-1]) == 0)[None, :]
+        threshold = tf.reduce_min(tf.where(inside, ordered, tf.float32.max), axis=-1, keepdims=True)
         return tf.where((top_p[:, None] < 1.0) & (scaled < threshold), NEG_INF, scaled)
 
     return tf.cond(tf.reduce_any(top_p < 1.0), keep_top_p, lambda: scaled)

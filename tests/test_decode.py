@@ -1,4 +1,5 @@
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from poetry_rnn import constraints, decode, modeldir, poem_request, ranking, vocab as vocab_lib
@@ -224,3 +225,12 @@ def test_the_reuse_penalty_leaves_the_logprobs_alone_and_is_off_at_zero(loaded):
     np.testing.assert_allclose(penalised.logprobs, own_logprobs(loaded, penalised.tokens), atol=1e-4)
     off = decoder.decode(plan, keys=keys, reuse=reuse, reuse_penalty=0.0)
     assert (off.tokens == plain.tokens).all()
+
+
+def test_a_top_p_that_float32_rounds_to_zero_still_keeps_the_top_token():
+    """Hypothesis found top_p=1.17e-45 (0 in float32) writing empty poems: no token was left to draw."""
+    logits = tf.constant([[0.5, 2.0, -1.0]])
+    for top_p in (1.168873517457605e-45, 1e-9):
+        kept = decode.filter_logits(logits, tf.ones((1, 3), tf.bool), tf.constant([1.0]), tf.constant([0]),
+                                    tf.constant([top_p], tf.float32))
+        assert (kept.numpy() > decode.NEG_INF / 2).tolist() == [[False, True, False]]
