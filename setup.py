@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # The shipped default model (checkpoints/default in a checkout) travels inside the
 # package as poetry_rnn/default_model, so a wheel or `pip install .` has it too.
@@ -12,9 +12,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    packages=["poetry_rnn", "poetry_rnn.default_model"],
+    packages=find_packages(include=["poetry_rnn", "poetry_rnn.*"]) + ["poetry_rnn.default_model"],
     package_dir={"poetry_rnn": "poetry_rnn", "poetry_rnn.default_model": "checkpoints/default"},
-    package_data={"poetry_rnn": ["static/*.html", "data/*"], "poetry_rnn.default_model": MODEL_FILES},
+    package_data={"poetry_rnn": ["data/*"], "poetry_rnn.serving": ["static/*.html"], "poetry_rnn.default_model": MODEL_FILES},
     python_requires=">=3.10",
     # What `write` needs; the rest is in extras, and each command names its extra when it is missing.
     install_requires=[

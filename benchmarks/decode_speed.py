@@ -2,7 +2,7 @@
 
     python benchmarks/decode_speed.py [--model_dir checkpoints/default] [--poems 64]
 
-(a) ours: 64 七绝 with rhyme and loose 平仄 in one ``decode.generate`` call
+(a) ours: 64 七绝 with rhyme and loose 平仄 in one ``drafts.generate`` call
     (one tf.function, a tf.while_loop over the batch);
 (b) the seeds' way: the same 64 poems one at a time, one eager model call
     per character from Python, sampling in numpy under the same masks.
@@ -22,8 +22,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poetry_rnn import constraints, decode, modeldir, poem_request, validator, vocab as vocab_lib  # noqa: E402
-from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
+from poetry_rnn.generation import constraints, drafts, sampler
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.model import store, vocab as vocab_lib
+from poetry_rnn.verse import poem_request, validator  # noqa: E402
+from poetry_rnn.model.network import ModelConfig, PoetryModel  # noqa: E402
 
 
 def untrained(vocab_size=6600):
@@ -66,23 +69,22 @@ def main():
     parser.add_argument("--poems", type=int, default=64)
     args = parser.parse_args()
     if args.model_dir:
-        loaded = modeldir.load(args.model_dir)
+        loaded = store.load(args.model_dir)
         model, vocab = loaded.model, loaded.vocab
-        prompt = loaded.config.prompt_reading
     else:
-        (model, vocab), prompt = untrained(), {}
+        model, vocab = untrained()
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")
-    decoder = decode.Decoder(model)
-    decode.generate(model, vocab, [request] * args.poems, seed=0, decoder=decoder, **prompt)  # trace once
-    decode.generate(model, vocab, [request], seed=0, decoder=decoder, **prompt)
+    decoder = sampler.Decoder(model)
+    drafts.generate(decoder, vocab, [request] * args.poems, SamplingOptions.plain(seed=0))  # trace once
+    drafts.generate(decoder, vocab, [request], SamplingOptions.plain(seed=0))
 
     started = time.perf_counter()
-    poems = decode.generate(model, vocab, [request] * args.poems, seed=1, decoder=decoder, **prompt)
+    poems = drafts.generate(decoder, vocab, [request] * args.poems, SamplingOptions.plain(seed=1))
     batched_s = time.perf_counter() - started
     batched_chars = sum(len(p.logprobs) for p in poems)
     assert all(not validator.check_poem(p.content, request) for p in poems)
 
-    plan = constraints.plan([request] * args.poems, vocab, **prompt)
+    plan = constraints.plan([request] * args.poems, vocab, model.config)
     started = time.perf_counter()
     eager_chars = eager_loop(model, plan)
     eager_s = time.perf_counter() - started
@@ -90,7 +92,7 @@ def main():
     latencies = []
     for seed in range(20):
         started = time.perf_counter()
-        decode.generate(model, vocab, [request], seed=seed, decoder=decoder, **prompt)
+        drafts.generate(decoder, vocab, [request], SamplingOptions.plain(seed=seed))
         latencies.append(time.perf_counter() - started)
 
     ours, seeds = batched_chars / batched_s, eager_chars / eager_s

@@ -39,7 +39,12 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from poetry_rnn import corpus, dataset, forms, ngram, poet as poet_lib, prosody, quality, titles  # noqa: E402
+from poetry_rnn.corpus import reading, titles
+from poetry_rnn.training import dataset
+from poetry_rnn.verse import forms, prosody
+from poetry_rnn.evaluation import ngram, quality
+from poetry_rnn import poet as poet_lib  # noqa: E402
+from poetry_rnn import options
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 KEYWORDS = 2  # per prompt
@@ -57,7 +62,7 @@ def prompts(poems, vocab, count, seed):
     for poem in poems:
         chars = sorted({c for c in poem.content if prosody.is_han(c) and c in vocab})
         title = "".join(c for c in poem.title if prosody.is_han(c) and c in vocab)
-        if len(chars) < KEYWORDS or not title or len(title) > poet_lib.MAX_TITLE:
+        if len(chars) < KEYWORDS or not title or len(title) > options.MAX_TITLE:
             continue
         out.append(("".join(rng.choice(chars, KEYWORDS, replace=False)), title, poem.content))
         if len(out) == count:
@@ -100,7 +105,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    all_poems, _ = corpus.read_poems(args.corpus)
+    all_poems, _ = reading.read_poems(args.corpus)
     train, held_out = dataset.split_train_valid(all_poems, 0.02)
     _, test = dataset.split_held_out(held_out)
     poets = [poet_lib.load(d) for d in args.model_dirs]

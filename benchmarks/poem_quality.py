@@ -39,9 +39,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poetry_rnn import (  # noqa: E402
-    corpus, dataset, decode, forms, modeldir, ngram, poem_request, prosody, quality, ranking as ranking_lib, validator,
-)
+from poetry_rnn.corpus import reading  # noqa: E402
+from poetry_rnn.evaluation import ngram, quality  # noqa: E402
+from poetry_rnn.generation import drafts, ranking as ranking_lib, sampler  # noqa: E402
+from poetry_rnn.model import store  # noqa: E402
+from poetry_rnn.training import dataset  # noqa: E402
+from poetry_rnn.verse import forms, poem_request, prosody, validator  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 
@@ -73,7 +76,7 @@ def measure(contents, real_size, lm, index):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model_dir", default=modeldir.DEFAULT_MODEL_DIR)
+    parser.add_argument("--model_dir", default=store.DEFAULT_MODEL_DIR)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--settings", default="0.8:1.0:1", help="temperature:top_p:best_of, comma-separated")
@@ -94,8 +97,8 @@ def main():
     if args.out:
         os.makedirs(args.out, exist_ok=True)
 
-    loaded = modeldir.load(args.model_dir)
-    poems, _ = corpus.read_poems(args.corpus)
+    loaded = store.load(args.model_dir)
+    poems, _ = reading.read_poems(args.corpus)
     train, valid = dataset.split_train_valid(poems, loaded.train.get("valid_fraction", 0.02))
     began = time.perf_counter()
     lm = ngram.KneserNey(order=5, vocab=loaded.vocab.chars).fit(p.content for p in train)
@@ -129,7 +132,7 @@ def main():
     if args.real_only:
         return
 
-    decoder = decode.Decoder(loaded.model)
+    decoder = sampler.Decoder(loaded.model)
     for setting in args.settings.split(","):
         temperature, top_p, best_of = setting.split(":")
         temperature, top_p, best_of = float(temperature), float(top_p), int(best_of)
@@ -143,11 +146,10 @@ def main():
                 for label, fields in variants:
                     request = poem_request.PoemRequest(form=name, scheme=args.scheme, max_len=120, **fields)
                     began = time.perf_counter()
-                    out = decode.generate(loaded.model, loaded.vocab, [request] * args.count, temperature, 0, top_p,
-                                          args.seed, best_of, decoder=decoder, ranking=ranking,
-                                          line_end_bonus=args.line_end_bonus, reuse_penalty=penalty,
-                                          groups=list(range(args.count)) if args.asks == "each" else None,
-                                          **loaded.config.prompt_reading)
+                    sampling = SamplingOptions(temperature=temperature, top_p=top_p, best_of=best_of, seed=args.seed,
+                                               line_end_bonus=args.line_end_bonus, reuse_penalty=penalty)
+                    placement = drafts.Placement.of(args.count, groups=range(args.count) if args.asks == "each" else None)
+                    out = drafts.generate(decoder, loaded.vocab, [request] * args.count, sampling, placement, ranking)
                     seconds = time.perf_counter() - began
                     contents = [p.content for p in out if p.ended]
                     m = measure(contents, len(real), lm, index)

@@ -21,7 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from poetry_rnn import prepare  # noqa: E402  (needs the repo root on sys.path)
-from poetry_rnn.errors import PoetryError  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 
 BUDGET_S = 15.0
 

@@ -5,8 +5,8 @@
 Four runs (LSTM and GRU poems, with cosine and dropout; LSTM and one-hot RNN
 lyrics, consecutive and random sampling, the book's SGD and init) print each
 epoch's train loss and validation perplexity in full precision, and two
-poems. A refactoring that changes no behaviour prints the same bytes. Works
-on commits from before ``TrainOptions.of`` too (flat TrainOptions).
+poems. A refactoring that changes no behaviour prints the same bytes (for poems
+across a change of the Python API, ``same_poems.py`` compares what ``write`` prints).
 """
 import os
 import sys
@@ -15,7 +15,11 @@ import tempfile
 sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from conftest import synthetic_poems, write_poems  # noqa: E402
-from poetry_rnn import decode, modeldir, poem_request, trainer  # noqa: E402
+from poetry_rnn.generation import drafts, sampler
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.model import store
+from poetry_rnn.verse import poem_request
+from poetry_rnn.training import trainer  # noqa: E402
 
 TINY = dict(units=16, embed_dim=8, layers=2, batch_size=32, epochs=3, samples=0, quiet=True, seed=7, learning_rate=1e-2)
 RUNS = {
@@ -41,9 +45,9 @@ def main():
             print("  train_loss", [repr(x) for x in history.train_loss])
             print("  valid_ppl ", [repr(x) for x in history.valid_perplexity])
             if settings["corpus"] == "poems":
-                loaded = modeldir.load(model_dir)
+                loaded = store.load(model_dir)
                 requests = [poem_request.PoemRequest(begin="春", max_len=40)] * 2
-                print("  poems", [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1, **loaded.config.prompt_reading)])
+                print("  poems", [p.content for p in drafts.generate(sampler.Decoder(loaded.model), loaded.vocab, requests, SamplingOptions.plain(temperature=0.8, seed=1))])
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ import tensorflow as tf  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from poetry_rnn import lessons, model as model_lib, trainer  # noqa: E402
-from poetry_rnn.train_options import TrainOptions  # noqa: E402
+from poetry_rnn.training import lessons, trainer
+from poetry_rnn.model import network as model_lib  # noqa: E402
+from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 
 BASE = dict(cell="lstm", units=512, layers=2, embed_dim=256, dropout=0.1, batch_size=64, learning_rate=1e-2,
             lr_schedule="constant", clip_norm=5.0, mixed_precision="off")

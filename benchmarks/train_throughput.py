@@ -33,7 +33,7 @@ Variants (``--variants``, comma-separated; default all):
   float32 variables and softmax).
 * ``ours_f32_bigbatch`` / ``ours_bf16_bigbatch``: the same at --big_batch_size.
 * ``keraslstm_f32`` / ``keraslstm_bf16``: ours with ``lstm_kernel="keras"``
-  (the Keras LSTM layer instead of ``poetry_rnn.fast_lstm``).
+  (the Keras LSTM layer instead of ``poetry_rnn.model.fast_lstm``).
 * ``xla_f32`` / ``xla_bf16`` against ``fixed_f32`` / ``fixed_bf16``: our step
   with and without ``jit_compile=True`` on one fixed qijue-shaped batch
   (XLA compiles once per shape, and bucketed batches have many shapes; the
@@ -65,10 +65,12 @@ sys.path.insert(0, REPO)
 
 import keras  # noqa: E402
 
-from poetry_rnn import corpus, dataset, fast_lstm as fast_lstm_lib, loss as loss_lib, model as model_lib, steps  # noqa: E402
-from poetry_rnn import vocab as vocab_lib  # noqa: E402
-from poetry_rnn.model import ModelConfig, PoetryModel  # noqa: E402
-from poetry_rnn.vocab import Vocab  # noqa: E402
+from poetry_rnn.corpus import reading
+from poetry_rnn.training import dataset, steps
+from poetry_rnn.model import fast_lstm as fast_lstm_lib, loss as loss_lib, network as model_lib  # noqa: E402
+from poetry_rnn.model import vocab as vocab_lib  # noqa: E402
+from poetry_rnn.model.network import ModelConfig, PoetryModel  # noqa: E402
+from poetry_rnn.model.vocab import Vocab  # noqa: E402
 
 ALL_VARIANTS = (
     "reference", "ours_f32", "ours_bf16", "ours_f32_bigbatch", "ours_bf16_bigbatch", "keraslstm_f32", "keraslstm_bf16",
@@ -290,7 +292,7 @@ def main():
         sys.exit(f"unknown variants: {', '.join(sorted(unknown))}; choose from {', '.join(ALL_VARIANTS)}")
 
     started = time.perf_counter()
-    poems, _ = corpus.read_poems(args.data, corpus.DEFAULT_MAX_LEN)
+    poems, _ = reading.read_poems(args.data, reading.DEFAULT_MAX_LEN)
     vocab = Vocab.build((p.content for p in poems), args.min_count)
     sequences = dataset.encode_poems(poems, vocab)
     config = ModelConfig(vocab_size=len(vocab), units=args.units, layers=args.layers, embed_dim=args.embed_dim)
@@ -304,7 +306,7 @@ def main():
 
     qijue = fixed_batch(sequences, args.batch_size)
     makers = {
-        "reference": lambda: Reference(sequences, config, args.batch_size, corpus.DEFAULT_MAX_LEN),
+        "reference": lambda: Reference(sequences, config, args.batch_size, reading.DEFAULT_MAX_LEN),
         "ours_f32": lambda: Ours(sequences, config, args.batch_size, "f32"),
         "ours_bf16": lambda: Ours(sequences, config, args.batch_size, "bf16"),
         "ours_f32_bigbatch": lambda: Ours(sequences, config, args.big_batch_size, "f32"),

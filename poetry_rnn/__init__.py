@@ -10,19 +10,17 @@ From Python::
 One module per stage: ``prepare`` (corpus JSON -> poems.txt), ``train``
 (poems.txt -> model directory), ``write`` (model directory -> poems),
 ``serve`` (a web page and JSON API), ``evaluate`` and ``export``; ``poet`` is
-the facade all of them share. Importing the package loads no TensorFlow, so
-``prosody``, ``corpus`` and the checks import in a moment; TensorFlow loads
-with the first model (see ``quiet`` for how its start-up notices are kept
-off the terminal).
+the facade all of them share. Importing the package loads no TensorFlow and
+changes nothing in the process (no environment variable, no import hook);
+TensorFlow loads with the first model. The command-line entry points, and
+only they, keep TensorFlow's start-up notices off the terminal
+(``infra.quiet``).
 """
 
-from poetry_rnn import quiet
-from poetry_rnn.errors import PoetryError
+from poetry_rnn.infra.errors import PoetryError
 
 __version__ = "0.2.0"
 __all__ = ["load", "PoetryError", "__version__"]
-
-quiet.install()
 
 
 def load(model_dir=None):

@@ -22,23 +22,32 @@ table with its error, and the others still run.
 flags onto it.
 """
 
-import dataclasses
-import gc
-import math
-import os
-import shutil
-import statistics
-import sys
-import time
+from poetry_rnn.infra import quiet
 
-import keras
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cli, decode, files, lock, modeldir, poem_request, trainer
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import CELLS, INPUTS, ModelConfig
-from poetry_rnn.options import SamplingOptions
-from poetry_rnn.train_options import TrainOptions
+import dataclasses  # noqa: E402
+import gc  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+from absl import flags  # noqa: E402
+
+from poetry_rnn.infra import cli, files, lock  # noqa: E402
+from poetry_rnn.generation import drafts, sampler  # noqa: E402
+from poetry_rnn.model import store  # noqa: E402
+from poetry_rnn.verse import poem_request  # noqa: E402
+from poetry_rnn.training import trainer  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
+from poetry_rnn.model.network import CELLS, INPUTS, ModelConfig  # noqa: E402
+from poetry_rnn.options import SamplingOptions  # noqa: E402
+from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 
 DEFAULT_PREFIX = {"lyrics": "分开", "poems": "日"}
 # compare trains many small models on one budget: its own defaults for TrainOptions' flags.
@@ -176,7 +185,7 @@ def _clear_previous_runs(runs, overwrite):
         with lock.hold(folder):  # a folder that another run is training in is refused, never removed
             if not overwrite:
                 raise PoetryError(f"{folder} holds an earlier run; use --overwrite (or another --out)")
-            if not modeldir.exists(folder):
+            if not store.exists(folder):
                 raise PoetryError(f"{folder} is not a model directory; not removing it")
             shutil.rmtree(folder)
 
@@ -196,23 +205,18 @@ def _record(run, history):
 
 def _samples(model_dir, corpus, prefix, count, length, sampling):
     """Greedy, then ``count`` texts sampled with ``sampling`` from ``prefix``, by the trained model as ``write`` loads it."""
-    loaded = modeldir.load(model_dir)
-    decoder = decode.Decoder(loaded.model)
+    loaded = store.load(model_dir)
+    decoder = sampler.Decoder(loaded.model)
     greedy = dataclasses.replace(sampling, temperature=0.0, top_k=0, top_p=1.0, best_of=1)
     out = []
     for label, how, copies in (("greedy", greedy, 1), (f"T={sampling.temperature:g}", sampling, count)):
         if copies < 1:
             continue
-        settings = dataclasses.asdict(how)
-        for pull in ("keyword_bonus", "title_bonus", "line_end_bonus"):  # no keywords, title or regular form here
-            settings.pop(pull)
         if corpus == "lyrics":
-            settings.pop("reuse_penalty")  # poems only
-            texts = decode.continue_streams(loaded.model, loaded.vocab, [prefix] * copies, length, **settings, decoder=decoder)
+            texts = drafts.continue_streams(decoder, loaded.vocab, [prefix] * copies, length, how)
         else:
             requests = [poem_request.PoemRequest(begin=prefix, max_len=length)] * copies
-            texts = decode.generate(loaded.model, loaded.vocab, requests, **settings, decoder=decoder,
-                                    **loaded.config.prompt_reading)
+            texts = drafts.generate(decoder, loaded.vocab, requests, how)
         out.extend((label, t.content) for t in texts)
     return out
 

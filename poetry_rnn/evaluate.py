@@ -19,26 +19,36 @@ Writes ``report.md`` (what the README quotes) and ``report.json`` (every
 figure) to ``--out``.
 """
 
-import dataclasses
-import math
-import os
-import sys
-import time
+from poetry_rnn.infra import quiet
 
-import numpy as np
-import tensorflow as tf
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import (cli, corpus, dataset, fast_lstm, files, forms, loss as loss_lib, modeldir, ngram, poem_request,
-                        poet as poet_lib, prosody, quality, steps, tone_patterns, validator)
-from poetry_rnn import vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.options import SamplingOptions
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+from poetry_rnn.infra import cli, files  # noqa: E402
+from poetry_rnn.corpus import reading  # noqa: E402
+from poetry_rnn.training import dataset, steps  # noqa: E402
+from poetry_rnn.model import fast_lstm, loss as loss_lib, store  # noqa: E402
+from poetry_rnn.verse import forms, poem_request, prosody, tone_patterns, validator  # noqa: E402
+from poetry_rnn.evaluation import ngram, quality  # noqa: E402
+from poetry_rnn import poet as poet_lib  # noqa: E402
+from poetry_rnn.model import vocab as vocab_lib  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
+from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
 
 # The request fields a sample report passes to the facade (the rest stay at their defaults).
 SAMPLE_FIELDS = ("form", "rhyme", "rhyme_loose", "first_line_rhymes", "scheme", "allow_repeats", "tones", "tone_start",
                  "max_len")
-from poetry_rnn.train_options import TrainOptions
+from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 
 DEFAULT_SAMPLING = SamplingOptions(seed=0)  # a report is reproducible unless asked otherwise
 
@@ -130,7 +140,7 @@ def sample_report(poet, request, count, index, sampling, real_poems, fitted=None
     perplexity under it: how far the written text is from what the corpus makes likely.
     """
     shape = {name: getattr(request, name) for name in SAMPLE_FIELDS}
-    written = poet.write(poem=poet_lib.PoemOptions(num=count, **shape), sampling=sampling)
+    written = poet.write(poem=PoemOptions(num=count, **shape), sampling=sampling)
     finished = [p.text for p in written if p.ended]
     extra = prosody_measures(request.first_line_rhymes)
     if fitted:
@@ -158,15 +168,15 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
-    loaded = modeldir.load(model_dir)
+    loaded = store.load(model_dir)
     report = {"model_dir": model_dir, "model": loaded.config.to_dict()}
     train_poems = valid_poems = test_poems = index = None
     if corpus_path:
-        all_poems, _ = corpus.read_poems(corpus_path)
+        all_poems, _ = reading.read_poems(corpus_path)
         fraction = loaded.train.get("valid_fraction", TrainOptions.valid_fraction)
         train_poems, held_out = dataset.split_train_valid(all_poems, fraction)
         valid_poems, test_poems = dataset.split_held_out(held_out)
-    scored = corpus.read_poems(data)[0] if data else valid_poems
+    scored = reading.read_poems(data)[0] if data else valid_poems
     fitted = None
     if train_poems and (scored or samples):
         progress(f"fitting the {ngram_order}-gram baseline on {len(train_poems):,} poems ...")
@@ -284,7 +294,7 @@ def main(argv):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
     form_requests = [poem_request.PoemRequest(form=FLAGS.form, rhyme=FLAGS.rhyme, tones=FLAGS.tones, scheme=FLAGS.scheme)
                      ] if FLAGS.form else []
-    report = evaluate(FLAGS.model_dir or modeldir.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
+    report = evaluate(FLAGS.model_dir or store.DEFAULT_MODEL_DIR, FLAGS.data, FLAGS.corpus, FLAGS.samples, form_requests,
                       FLAGS.ngram_order, sampling)
     print(write_report(report, FLAGS.out))
 

@@ -1,205 +1,24 @@
-"""Export a model as a SavedModel for TensorFlow Serving: ``python -m poetry_rnn.export``.
+"""Export a model: ``python -m poetry_rnn.export``.
 
     python -m poetry_rnn.export --model_dir checkpoints/default --out exported/poet/1
     python -m poetry_rnn.export --model_dir checkpoints/mine --out checkpoints/small --format compact
 
-The SavedModel holds the network's weights, the vocabulary as lookup tables
-and the per-form masks, so it needs neither poetry_rnn nor vocab.txt to run.
-Its signature ``generate`` (also ``serving_default``) takes
-
-    begin        string (B,)  begin characters, one poem per element ("" = none)
-    form         string ()    free | wujue | qijue | wulv | qilv
-    temperature  float32 ()   0 = greedy
-    seed         int64 ()     same seed, same poems
-
-and returns ``poems``, string (B,): each poem's content up to its end. It runs
-the same in-graph decoder as ``write`` (``decode.Decoder``'s graph): at
-export time ``constraints.plan`` gives each form's steps for a request with
-no begin; in the graph, each begin character gets a mask row of its own (a
-one-hot of its id) appended to the mask table, and its step points at that
-row. A begin character the step could not take anyway (not in the
-vocabulary, not a Han character where a form needs one, past the first
-line) fails the request with an InvalidArgumentError naming it. Regular
-forms keep ``write``'s two-use limit per character (begin characters count
-first); rhyme, tones and keywords are not part of the signature, and it
-samples plainly (no top-p, no drafts to rank, no pulls: ``write``'s
-keyword, title and line-end bonuses and its reuse penalty are off; each
-call's poems are written at once, as one round).
+A SavedModel for TensorFlow Serving (``serving.savedmodel`` says what its
+``generate`` signature takes), or the compact folder (config, vocabulary,
+float16 weights) the default model ships in.
 """
 
-import os
-import shutil
-import sys
+from poetry_rnn.infra import quiet
 
-import numpy as np
-import tensorflow as tf
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cli, constraints, decode, files, forms, modeldir, poem_request
-from poetry_rnn import vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
+import sys  # noqa: E402
 
-SIGNATURE = "generate"
-DEFAULT_FREE_MAX_LEN = 120
+from absl import flags  # noqa: E402
 
-
-def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none", prompt_bag=False):
-    """Each form's steps for a request with no begin, over one shared mask table.
-
-    Returns (mask_table (M, V) bool, step_rows (F, T) int32, lengths (F,),
-    content_starts (F,), no_repeat (F, T) bool), the forms in
-    ``forms.FORM_NAMES`` order: one ``constraints.plan`` for one request per
-    form, whose rows are already distinct, whose steps past a form's length
-    point at row 0 (EOS only), and whose free steps of a regular form are
-    under the two-use limit.
-    """
-    requests = [poem_request.PoemRequest(form=name, max_len=free_max_len) for name in forms.FORM_NAMES]
-    plan = constraints.plan(requests, vocab, condition=condition, prompt_bag=prompt_bag)
-    return plan.mask_table, plan.step_masks, plan.lengths, plan.content_start, plan.no_repeat
-
-
-class Poet(tf.Module):
-    """The serving module: model, lookup tables, per-form masks and the ``generate`` function."""
-
-    def __init__(self, model, vocab, free_max_len=DEFAULT_FREE_MAX_LEN, condition="none", prompt_bag=False):
-        super().__init__(name="poet")
-        self.model = model
-        self.decoder = decode.Decoder(model)
-        mask_table, step_rows, lengths, starts, no_repeat = form_tables(vocab, free_max_len, condition, prompt_bag)
-        self.vocab_size = len(vocab)
-        self.mask_table = tf.constant(mask_table)
-        self.step_rows = tf.constant(step_rows)
-        self.lengths = tf.constant(lengths)
-        self.content_starts = tf.constant(starts)
-        self.no_repeat = tf.constant(no_repeat)
-        self.char_ids = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(vocab.chars, tf.string),
-                tf.constant(np.arange(len(vocab_lib.RESERVED), len(vocab)), tf.int32),
-            ),
-            default_value=vocab_lib.UNK,
-        )
-        self.form_ids = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(forms.FORM_NAMES), tf.range(len(forms.FORM_NAMES))),
-            default_value=-1,
-        )
-        # Token id -> text: reserved tokens print as nothing, UNK as □ (as Vocab.decode).
-        texts = ["", "□", "", "", ""] + list(vocab.chars)
-        self.texts = tf.constant(texts, tf.string)
-
-    @tf.function(
-        autograph=False,  # explicit graph ops only; see decode.Decoder
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="begin"),
-            tf.TensorSpec([], tf.string, name="form"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int64, name="seed"),
-        ]
-    )
-    def generate(self, begin, form, temperature, seed):
-        form_id = self.form_ids.lookup(form)
-        checks = [
-            tf.debugging.assert_non_negative(form_id, message=f"unknown form; choose one of {', '.join(forms.FORM_NAMES)}"),
-            tf.debugging.Assert(tf.math.is_finite(temperature) & (temperature >= 0),
-                                ["temperature must be a finite number >= 0, got", temperature]),
-        ]
-        with tf.control_dependencies(checks):
-            form_id = tf.identity(form_id)
-        length, start = self.lengths[form_id], self.content_starts[form_id]
-        rows = self.step_rows[form_id, :length]  # (T,)
-        batch = tf.shape(begin)[0]
-
-        # Begin characters: position start + i of poem b gets its own one-hot mask row.
-        chars = tf.strings.unicode_split(begin, "UTF-8")
-        ids = self.char_ids.lookup(chars.flat_values)  # (N,)
-        poem = tf.cast(chars.value_rowids(), tf.int32)
-        position = start + tf.cast(tf.ragged.range(chars.row_lengths()).flat_values, tf.int32)
-        inside = position < length - 1  # the last step is the end of the poem
-        at = tf.minimum(position, length - 1)
-        fits = inside & tf.gather_nd(self.mask_table, tf.stack([tf.gather(rows, at), ids], axis=1))
-        checks = [tf.debugging.Assert(
-            tf.reduce_all(fits),
-            ["begin character(s) not allowed at their place in this form (not in the vocabulary, "
-             "not a Han character, or longer than the first line):", tf.boolean_mask(chars.flat_values, ~fits)],
-        )]
-        with tf.control_dependencies(checks):
-            ids = tf.identity(ids)
-        mask_table = tf.concat([self.mask_table, tf.one_hot(ids, self.vocab_size, on_value=True, off_value=False)], 0)
-        step_masks = tf.tensor_scatter_nd_update(
-            tf.tile(rows[None, :], [batch, 1]),
-            tf.stack([poem, at], axis=1),
-            tf.shape(self.mask_table)[0] + tf.range(tf.size(ids)),
-        )
-        # The two-use limit, as constraints.plan sets it for a begin: begin characters are fixed
-        # steps (off the limit) that count as uses up front.
-        no_repeat = tf.tensor_scatter_nd_update(
-            tf.tile(self.no_repeat[form_id, :length][None, :], [batch, 1]), tf.stack([poem, at], axis=1),
-            tf.zeros_like(ids, tf.bool))
-        fixed_counts = tf.tensor_scatter_nd_add(
-            tf.zeros([batch, self.vocab_size], tf.int8), tf.stack([poem, ids], axis=1), tf.ones_like(ids, tf.int8))
-        tokens, _, _ = self.decoder.decode_graph(
-            mask_table=mask_table,
-            step_masks=step_masks,
-            rhyme_step=tf.zeros([batch, length], tf.bool),
-            group_members=tf.zeros([1, self.vocab_size], tf.bool),
-            initial_groups=tf.zeros([batch, 1], tf.bool),
-            lengths=tf.fill([batch], length),
-            temperature=tf.fill([batch], temperature),
-            top_k=tf.zeros([batch], tf.int32),
-            top_p=tf.ones([batch], tf.float32),
-            keys=decode.row_key(seed, tf.range(batch, dtype=tf.int64), 0),  # poem b of the request, as write keys it
-            start=tf.fill([batch], vocab_lib.BOS),
-            context_need=tf.zeros([batch, length], tf.int32),  # no rhyme or tones: no neighbour to mask
-            pair_tokens=tf.fill([self.vocab_size, 1], self.vocab_size),
-            pair_kinds=tf.zeros([self.vocab_size, 1], tf.int32),
-            no_repeat=no_repeat,
-            fixed_counts=fixed_counts,
-        )
-        content = tokens[:, start:]
-        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(content, vocab_lib.EOS), tf.int32), axis=1), 0)
-        text = tf.where(before_end, tf.gather(self.texts, content), "")
-        return {"poems": tf.strings.reduce_join(text, axis=1)}
-
-
-def export_compact(model_dir, out):
-    """Write config, vocabulary and float16 weights of ``model_dir`` to ``out`` (the shipped form).
-
-    The folder is built beside ``out`` and swapped in whole, so an
-    interrupted export never leaves a mix of old and new files; the next
-    export first puts back (or clears away) what an interrupted one left.
-    """
-    recovered = files.finish_interrupted_swap(out)
-    if recovered:
-        print(recovered, file=sys.stderr)
-    loaded = modeldir.load(model_dir)
-    with files.staging_folder(out) as staging:
-        modeldir.save_compact(loaded, staging)
-        for name in os.listdir(out) if os.path.isdir(out) else []:
-            if name not in os.listdir(staging):  # keep the model card and anything else beside the model
-                source = os.path.join(out, name)
-                (shutil.copytree if os.path.isdir(source) else shutil.copy2)(source, os.path.join(staging, name))
-        files.swap_folder(staging, out)
-    return out
-
-
-def export(model_dir, out, free_max_len=DEFAULT_FREE_MAX_LEN):
-    """Write ``model_dir``'s model as a SavedModel with the ``generate`` signature to ``out``.
-
-    It is written into a staging folder beside ``out`` and renamed into place,
-    so TensorFlow Serving, watching the parent folder, never sees half a version.
-    """
-    if os.path.exists(out) and os.listdir(out):
-        raise PoetryError(f"{out} already exists and is not empty; TensorFlow Serving wants a new version folder")
-    if free_max_len < 1:
-        raise PoetryError(f"--free_max_len must be positive, got {free_max_len}")
-    loaded = modeldir.load(model_dir)  # float32, whatever the model trained in
-    poet = Poet(loaded.model, loaded.vocab, free_max_len, **loaded.config.prompt_reading)
-    function = poet.generate.get_concrete_function()
-    with files.staging_folder(out) as staging:
-        tf.saved_model.save(poet, staging, signatures={SIGNATURE: function, "serving_default": function})
-        os.replace(staging, out)  # onto nothing, or an empty folder
-    return out
-
+from poetry_rnn.infra import cli  # noqa: E402
+from poetry_rnn.serving import savedmodel  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -207,7 +26,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_string("model_dir", "checkpoints/default", "Model directory to export.")
     flags.DEFINE_string("out", "exported/poet/1", "New SavedModel folder (TensorFlow Serving: <base>/<name>/<version>).")
-    flags.DEFINE_integer("free_max_len", DEFAULT_FREE_MAX_LEN, "Most characters of a free poem.")
+    flags.DEFINE_integer("free_max_len", savedmodel.DEFAULT_FREE_MAX_LEN, "Most characters of a free poem.")
     flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "compact"],
                       "savedmodel (TensorFlow Serving) or compact (config, vocabulary, float16 weights: the shipped form).")
 
@@ -215,10 +34,10 @@ def define_flags():
 def main(argv):
     cli.refuse_arguments(argv)
     if FLAGS.format == "compact":
-        print(f"wrote {export_compact(FLAGS.model_dir, FLAGS.out)}", file=sys.stderr)
+        print(f"wrote {savedmodel.export_compact(FLAGS.model_dir, FLAGS.out)}", file=sys.stderr)
         return
-    path = export(FLAGS.model_dir, FLAGS.out, FLAGS.free_max_len)
-    print(f"exported {FLAGS.model_dir} to {path} (signature {SIGNATURE!r})", file=sys.stderr)
+    path = savedmodel.export(FLAGS.model_dir, FLAGS.out, FLAGS.free_max_len)
+    print(f"exported {FLAGS.model_dir} to {path} (signature {savedmodel.SIGNATURE!r})", file=sys.stderr)
 
 
 if __name__ == "__main__":

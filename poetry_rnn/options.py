@@ -1,107 +1,18 @@
-"""Option dataclasses that say once what each setting means, and check themselves.
+"""Every option of writing a poem, once: what to write (:class:`PoemOptions`) and how to sample (:class:`SamplingOptions`).
 
-A setting is declared once, as a dataclass field made by :func:`option`: its
-default, its help text, and what values make sense (a range, a list of
-choices). From that one declaration
-
-* ``validate(self)`` in the dataclass's ``__post_init__`` refuses a bad
-  value with a one-line :class:`PoetryError` that names the flag and the
-  value (``--temperature must be a finite number >= 0, got nan``), for the
-  command line and the Python API alike;
-* ``cli.define_flags`` makes the absl flag (same name, default and help), so
-  every entry point that takes the setting takes it the same way.
-
-:class:`SamplingOptions` (how characters are drawn from the model) lives here
-because ``write``, ``evaluate``, ``compare``, ``export``, the Python facade and
-training-time samples all share it. This module imports no TensorFlow.
+``write``, ``evaluate``, ``compare``, the Python facade, the server and
+training-time samples all read these two dataclasses; each field is declared
+once with :func:`infra.fields.option` (default, help, range), and the
+command-line flags, the keyword arguments and the JSON fields are made from
+it. The fields one poem shares with its ask are declared once, in
+``verse.poem_request.PoemShape``. This module imports no TensorFlow.
 """
 
 import dataclasses
-import math
-import numbers
 
-from poetry_rnn.errors import PoetryError
-
-
-def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True):
-    """A dataclass field with its help text and the values it accepts.
-
-    ``minimum``/``maximum`` are inclusive bounds, ``above``/``below``
-    exclusive ones; ``choices`` a tuple of allowed strings; ``flag=False``
-    keeps the field off the command line (set by code, not by users).
-    """
-    metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "maximum": maximum, "above": above, "below": below, "flag": flag}
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def describe_range(meta, integer):
-    """'a finite number >= 0', 'a whole number >= 1', 'a finite number in (0, 1]', ..."""
-    kind = "a whole number" if integer else "a finite number"
-    low = (">", meta["above"]) if meta["above"] is not None else (">=", meta["minimum"])
-    high = ("<", meta["below"]) if meta["below"] is not None else ("<=", meta["maximum"])
-    if low[1] is not None and high[1] is not None:
-        return f"{kind} in {'(' if low[0] == '>' else '['}{low[1]}, {high[1]}{')' if high[0] == '<' else ']'}"
-    if low[1] is not None:
-        return f"{kind} {low[0]} {low[1]}"
-    if high[1] is not None:
-        return f"{kind} {high[0]} {high[1]}"
-    return kind
-
-
-def check_value(name, value, meta, kind):
-    """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
-    flag = f"--{name}" if meta["flag"] else name
-    if meta.get("choices") is not None:
-        if value not in meta["choices"]:
-            raise PoetryError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
-        return
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise PoetryError(f"{flag} must be true or false, got {value!r}")
-        return
-    if kind in (int, float):
-        integer = kind is int
-        ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
-        finite = ok_type and math.isfinite(value)
-        low_ok = finite and (meta["above"] is None or value > meta["above"]) and (
-            meta["minimum"] is None or value >= meta["minimum"])
-        high_ok = finite and (meta["below"] is None or value < meta["below"]) and (
-            meta["maximum"] is None or value <= meta["maximum"])
-        if not (low_ok and high_ok):
-            raise PoetryError(f"{flag} must be {describe_range(meta, integer)}, got {value!r}")
-        return
-    if kind is str and not isinstance(value, str):
-        raise PoetryError(f"{flag} must be text, got {value!r}")
-    if kind is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise PoetryError(f"{flag} must be a list of strings, got {value!r}")
-
-
-def field_kind(field):
-    """The field's declared type as a class (dataclass annotations may be strings)."""
-    kind = field.type
-    if isinstance(kind, str):
-        kind = {"int": int, "float": float, "bool": bool, "str": str, "list": list}.get(kind, object)
-    return kind
-
-
-def validate(instance):
-    """Check every field of an option dataclass that was declared with :func:`option`.
-
-    A field whose default is None (meaning "not given", e.g. a random seed)
-    accepts None.
-    """
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if "help" in field.metadata and not (value is None and field.default is None):
-            check_value(field.name, value, field.metadata, field_kind(field))
-
-
-def defaults(cls):
-    """``{name: default}`` of a dataclass's fields (for documentation and tests)."""
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.infra.fields import option, validate
+from poetry_rnn.verse import forms, poem_request, prosody
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,3 +67,73 @@ class SamplingOptions:
 
     def __post_init__(self):
         validate(self)
+
+    @classmethod
+    def plain(cls, **changes):
+        """Plain sampling from the model: one draft, no top-p, and every pull and penalty off.
+
+        The neutral value of each setting (the one its processor in
+        ``generation.processors`` takes when none is given), for tests,
+        benchmarks and training-time samples that want the model as it is.
+        """
+        neutral = dict(temperature=1.0, top_k=0, top_p=1.0, best_of=1, novelty_weight=0.0, rhyme_bonus=0.0,
+                       keyword_bonus=0.0, title_bonus=0.0, line_end_bonus=0.0, reuse_penalty=0.0, seed=0)
+        return cls(**{**neutral, **changes})
+
+
+MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute
+MAX_TITLE = 32  # characters: longer than almost every Tang title, and each one is a pulled character and a prompt step
+MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
+TONE_STARTS = poem_request.TONE_STARTS + ("random",)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoemOptions(poem_request.PoemShape):
+    """What to write: one ask's poems. The shape they share is ``PoemShape``'s; here, what makes them many."""
+
+    begin: list = option([], "Begin characters: one poem (per --num) for each, e.g. --begin 日 红 山 夜.")
+    num: int = option(1, "Poems per begin character (or in all without --begin).", minimum=1, maximum=MAX_POEMS)
+    tone_start: str = option("random", "平起 (ping) or 仄起 (ze); random: per poem, among the starts that fit.",
+                             choices=TONE_STARTS)
+    keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
+                            "(any poem model) and read as a prompt by models trained with --condition keywords (the "
+                            "shipped one is). A pull, not a promise: docs/results.md has how often they appear.")
+    prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
+    length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
+
+    def __post_init__(self):
+        validate(self)
+        if not all(isinstance(k, str) for k in self.keywords):
+            raise PoetryError(f"--keywords must be characters, got {self.keywords!r}")
+        wrong = [c for c in self.keyword_text if not prosody.is_han(c)]
+        if wrong:
+            raise PoetryError(f"--keywords takes Han characters, got {wrong[0]!r}")
+        if len(self.keyword_text) > MAX_KEYWORDS:
+            raise PoetryError(f"at most {MAX_KEYWORDS} --keywords characters, got {len(self.keyword_text)}")
+        if len(self.title) > MAX_TITLE:
+            raise PoetryError(f"at most {MAX_TITLE} --title characters, got {len(self.title)}")
+        if self.count > MAX_POEMS:
+            raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
+
+    @property
+    def keyword_text(self):
+        """The keywords as one string of distinct characters, in the order given (江月 and 江 月 alike)."""
+        return "".join(dict.fromkeys("".join(self.keywords)))
+
+    @property
+    def count(self):
+        """Poems this ask writes: --num for each begin character (or prefix)."""
+        return self.num * max(len(self.prefix or self.begin), 1)
+
+    def request(self, begin, tone_start):
+        """The PoemRequest of one of this ask's poems: the shared shape, this poem's begin and tone start."""
+        shape = {f.name: getattr(self, f.name) for f in dataclasses.fields(poem_request.PoemShape)}
+        return poem_request.PoemRequest(begin=begin, keywords=self.keyword_text, tone_start=tone_start, **shape)
+
+    def used_poem_options(self):
+        """The poem-only options this ask sets (a lyrics model refuses them)."""
+        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme or self.rhyme_loose,
+                "--tones": self.tones != "off",
+                "--acrostic": self.acrostic, "--template": self.template, "--title": self.title,
+                "--keywords": self.keywords}
+        return [name for name, value in used.items() if value]

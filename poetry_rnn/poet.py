@@ -7,9 +7,9 @@
 
 ``write`` (the command line), ``evaluate``'s samples and ``serve`` (the web
 page and JSON API) are thin layers over :class:`Poet`, so an option means the
-same thing in all of them. The options are the fields of :class:`PoemOptions`
-(what to write) and :class:`options.SamplingOptions` (how characters are
-drawn); a bad value raises :class:`PoetryError` with the one-line message the
+same thing in all of them. The options are the fields of
+:class:`options.PoemOptions` (what to write) and
+:class:`options.SamplingOptions` (how characters are drawn); a bad value raises :class:`PoetryError` with the one-line message the
 command line prints. :meth:`Poet.write_asks` decodes many asks in one
 batched in-graph call (the server coalesces concurrent requests with it);
 each poem's random numbers are keyed by its ask's seed and its number in
@@ -20,81 +20,13 @@ import dataclasses
 import math
 import random
 
-from poetry_rnn import constraints, decode, forms, modeldir, poem_request, prosody, ranking, validator
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.options import SamplingOptions, option, validate
+from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model import store
+from poetry_rnn.options import PoemOptions, SamplingOptions
+from poetry_rnn.verse import forms, poem_request, validator
 
-MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute
-MAX_TITLE = 32  # characters: longer than almost every Tang title, and each one is a pulled character and a prompt step
-MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
 CHUNK_ROWS = 512  # rows (poems x best_of) per decoder call: bounds memory, not results
-TONE_STARTS = ("ping", "ze", "random")
-
-
-@dataclasses.dataclass
-class PoemOptions:
-    """What to write: one ask's shape, fixed characters, rhyme and tones."""
-
-    begin: list = option([], "Begin characters: one poem (per --num) for each, e.g. --begin 日 红 山 夜.")
-    num: int = option(1, "Poems per begin character (or in all without --begin).", minimum=1, maximum=MAX_POEMS)
-    form: str = option(forms.FREE, "free, wujue (五绝), qijue (七绝), wulv (五律), qilv (七律).",
-                       choices=forms.FORM_NAMES)
-    rhyme: bool = option(False, "Even lines end in one rhyme group of --scheme (needs --form); --rhyme loose: "
-                         "平水韵's 邻韵 may be mixed.")
-    rhyme_loose: bool = option(False, "平水韵: neighbouring groups (邻韵: 东冬, 支微齐, ...) may be mixed (needs --rhyme).")
-    first_line_rhymes: bool = option(False, "首句入韵: the first line rhymes too.")
-    scheme: str = option(prosody.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a "
-                         "reader today hears the line) or pingshui (平水韵, the Tang rhyme book; 入声 is 仄).",
-                         choices=poem_request.SCHEMES)
-    allow_repeats: bool = option(False, "Regular forms: lift the limit of two uses per character.")
-    tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.",
-                        choices=poem_request.TONE_LEVELS)
-    tone_start: str = option("random", "平起 (ping) or 仄起 (ze); random: per poem, among the starts that fit.",
-                             choices=TONE_STARTS)
-    acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
-    template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
-    title: str = option("", "Title to write to, e.g. 春望: its characters are pulled in by --title_bonus (any poem "
-                        "model) and it is read as a prompt by models trained with --condition title or keywords (the "
-                        "shipped one is).")
-    keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
-                            "(any poem model) and read as a prompt by models trained with --condition keywords (the "
-                            "shipped one is). A pull, not a promise: the README's Keywords and titles has how often "
-                            "they appear.")
-    max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
-    prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
-    length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
-
-    def __post_init__(self):
-        validate(self)
-        if not all(isinstance(k, str) for k in self.keywords):
-            raise PoetryError(f"--keywords must be characters, got {self.keywords!r}")
-        wrong = [c for c in self.keyword_text if not prosody.is_han(c)]
-        if wrong:
-            raise PoetryError(f"--keywords takes Han characters, got {wrong[0]!r}")
-        if len(self.keyword_text) > MAX_KEYWORDS:
-            raise PoetryError(f"at most {MAX_KEYWORDS} --keywords characters, got {len(self.keyword_text)}")
-        if len(self.title) > MAX_TITLE:
-            raise PoetryError(f"at most {MAX_TITLE} --title characters, got {len(self.title)}")
-        if self.count > MAX_POEMS:
-            raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
-
-    @property
-    def keyword_text(self):
-        """The keywords as one string of distinct characters, in the order given (江月 and 江 月 alike)."""
-        return "".join(dict.fromkeys("".join(self.keywords)))
-
-    @property
-    def count(self):
-        """Poems this ask writes: --num for each begin character (or prefix)."""
-        return self.num * max(len(self.prefix or self.begin), 1)
-
-    def used_poem_options(self):
-        """The poem-only options this ask sets (a lyrics model refuses them)."""
-        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme or self.rhyme_loose,
-                "--tones": self.tones != "off",
-                "--acrostic": self.acrostic, "--template": self.template, "--title": self.title,
-                "--keywords": self.keywords}
-        return [name for name, value in used.items() if value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +99,7 @@ def make_ask(poem=None, sampling=None, **kwargs):
     poem = dataclasses.replace(poem, **poem_kwargs) if poem else PoemOptions(**poem_kwargs)
     sampling = dataclasses.replace(sampling, **sampling_kwargs) if sampling else SamplingOptions(**sampling_kwargs)
     if sampling.seed is None:
-        sampling = dataclasses.replace(sampling, seed=random.SystemRandom().randrange(decode.MAX_SEED))
+        sampling = dataclasses.replace(sampling, seed=random.SystemRandom().randrange(noise.MAX_SEED))
     return Ask(poem, sampling)
 
 
@@ -180,12 +112,8 @@ def poem_requests(poem, seed):
     rng = random.Random(seed)
     requests = []
     for begin in poem.begin or [""]:
-        request = poem_request.PoemRequest(
-            begin=begin, form=poem.form, rhyme=poem.rhyme, rhyme_loose=poem.rhyme_loose,
-            first_line_rhymes=poem.first_line_rhymes, scheme=poem.scheme, allow_repeats=poem.allow_repeats,
-            tones=poem.tones, acrostic=poem.acrostic, template=poem.template, title=poem.title,
-            keywords=poem.keyword_text, max_len=poem.max_len)
-        fitting = constraints.tone_starts_that_fit(request) or ["ping"]
+        request = poem.request(begin, poem_request.TONE_STARTS[0])
+        fitting = constraints.tone_starts_that_fit(request) or [request.tone_start]
         starts = [poem.tone_start] if poem.tone_start != "random" else fitting
         requests += [dataclasses.replace(request, tone_start=rng.choice(starts)) for _ in range(poem.num)]
     return requests
@@ -196,7 +124,7 @@ class Poet:
 
     def __init__(self, loaded):
         self.loaded = loaded
-        self.decoder = decode.Decoder(loaded.model)
+        self.decoder = sampler.Decoder(loaded.model)
 
     @property
     def path(self):
@@ -254,7 +182,7 @@ class Poet:
         """
         items = self._items(ask)
         if not self.is_lyrics:
-            constraints.plan(items, self.loaded.vocab, **self.loaded.config.prompt_reading)
+            constraints.plan(items, self.loaded.vocab, self.loaded.config)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
@@ -270,28 +198,20 @@ class Poet:
 
     def _decode(self, asks, jobs, poems, memory):
         """Decode one chunk of jobs and append each poem to its ask's list (``memory``: see write_asks)."""
-        settings = {
-            name: [getattr(asks[a].sampling, name) for a, _, _ in jobs]
-            for name in ("temperature", "top_k", "top_p", "seed", "best_of", "novelty_weight", "rhyme_bonus",
-                         "keyword_bonus", "title_bonus", "line_end_bonus", "reuse_penalty")
-        }
-        pulls = {name: settings.pop(name)  # poems only
-                 for name in ("keyword_bonus", "title_bonus", "line_end_bonus", "reuse_penalty")}
-        items, indices, groups = [item for _, item, _ in jobs], [i for _, _, i in jobs], [a for a, _, _ in jobs]
-        if self.is_lyrics:
-            lengths = {asks[a].poem.length for a, _, _ in jobs}
-            for length in lengths:  # one decode per continuation length
+        items = [item for _, item, _ in jobs]
+        sampling = [asks[a].sampling for a, _, _ in jobs]
+        placement = drafts.Placement.of(len(jobs), [i for _, _, i in jobs], [a for a, _, _ in jobs], memory)
+        vocab = self.loaded.vocab
+        if not self.is_lyrics:
+            out = drafts.generate(self.decoder, vocab, items, sampling, placement)
+        else:  # one decode per continuation length
+            out = [None] * len(jobs)
+            for length in {asks[a].poem.length for a, _, _ in jobs}:
                 picked = [k for k, (a, _, _) in enumerate(jobs) if asks[a].poem.length == length]
-                out = decode.continue_streams(
-                    self.loaded.model, self.loaded.vocab, [items[k] for k in picked], length,
-                    decoder=self.decoder, indices=[indices[k] for k in picked], groups=[groups[k] for k in picked],
-                    memory=memory,
-                    **{name: [values[k] for k in picked] for name, values in settings.items()})
-                for k, written in zip(picked, out):
-                    poems[jobs[k][0]].append(self._poem(written, asks[jobs[k][0]]))
-            return
-        out = decode.generate(self.loaded.model, self.loaded.vocab, items, decoder=self.decoder, indices=indices,
-                              groups=groups, memory=memory, **self.loaded.config.prompt_reading, **pulls, **settings)
+                written = drafts.continue_streams(self.decoder, vocab, [items[k] for k in picked], length,
+                                                  [sampling[k] for k in picked], placement.pick(picked))
+                for k, draft in zip(picked, written):
+                    out[k] = draft
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 
@@ -316,4 +236,4 @@ class Poet:
 
 def load(model_dir=None):
     """A :class:`Poet` for ``model_dir``, or for the shipped default model."""
-    return Poet(modeldir.load(model_dir or modeldir.DEFAULT_MODEL_DIR))
+    return Poet(store.load(model_dir or store.DEFAULT_MODEL_DIR))

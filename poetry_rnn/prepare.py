@@ -25,20 +25,27 @@ could read, then exits with status 2 and a one-line error naming the skipped
 files, so a script never mistakes a partial corpus for a whole one.
 """
 
-import collections
-import dataclasses
-import json
-import math
-import os
-import re
-import zipfile
+from poetry_rnn.infra import quiet
 
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cleaning, cli, corpus, fetch, files, forms, line_ends, titles
-from poetry_rnn.errors import PoetryError
+import collections  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import zipfile  # noqa: E402
 
-DEFAULT_MAX_LEN = corpus.DEFAULT_MAX_LEN
+from absl import flags  # noqa: E402
+
+from poetry_rnn.corpus import cleaning, reading, line_ends, titles  # noqa: E402
+from poetry_rnn.infra import cli, fetch, files  # noqa: E402
+from poetry_rnn.verse import forms  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
+
+DEFAULT_MAX_LEN = reading.DEFAULT_MAX_LEN
 TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
 
 FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
@@ -290,11 +297,12 @@ def write_training_tables(poems_path, title_table=None, line_end_table=None, val
     ``line_ends.write_table``; each written when a path is given.
     ``valid_fraction`` defaults to train's, so the poems counted are the ones a default run trains on.
     """
-    from poetry_rnn import dataset, options, train_options  # here, not above: they load TensorFlow
+    from poetry_rnn.training import dataset, train_options
+    from poetry_rnn import options  # here, not above: they load TensorFlow
 
     if valid_fraction is None:
         valid_fraction = options.defaults(train_options.TrainOptions)["valid_fraction"]
-    poems, _ = corpus.read_poems(poems_path)
+    poems, _ = reading.read_poems(poems_path)
     train, _ = dataset.split_train_valid(poems, valid_fraction)
     for name, path, writer in (("title", title_table, titles.write_table),
                                ("line-end", line_end_table, line_ends.write_table)):

@@ -5,18 +5,25 @@ decoder, and run the ``webapp`` application under uvicorn. Needs the
 ``[serve]`` extra (FastAPI, uvicorn): ``pip install 'poetry_rnn[serve]'``.
 """
 
-import dataclasses
+from poetry_rnn.infra import quiet
 
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cli, poet as poet_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.options import option, validate
+import dataclasses  # noqa: E402
+
+from absl import flags  # noqa: E402
+
+from poetry_rnn.infra import cli  # noqa: E402
+from poetry_rnn import poet as poet_lib  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
+from poetry_rnn.infra.fields import option, validate  # noqa: E402
+from poetry_rnn.options import MAX_POEMS  # noqa: E402
 
 try:
     import uvicorn
 
-    from poetry_rnn import webapp
+    from poetry_rnn.serving import webapp
 except ImportError as error:  # the [serve] extra is not installed; main says so in one line
     webapp = None
     MISSING = error
@@ -29,7 +36,7 @@ class ServerOptions:
     host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     port: int = option(8000, "Port to listen on.", minimum=1, maximum=65535)
     max_poems: int = option(16, "Most poems one request may ask for (num x begin characters).", minimum=1,
-                            maximum=poet_lib.MAX_POEMS)
+                            maximum=MAX_POEMS)
     max_body_bytes: int = option(16_384, "Largest request body accepted (bytes).", minimum=256)
     queue_size: int = option(256, "Requests that may wait for the decoder; more get HTTP 503.", minimum=1)
     window_ms: float = option(5.0, "How long the batcher waits for more requests to coalesce (ms).", minimum=0)

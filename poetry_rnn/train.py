@@ -4,13 +4,19 @@ Flags -> ``TrainOptions`` -> ``trainer.fit``. Running the same command again
 resumes from the newest checkpoint; see docs/training.md for every flag.
 """
 
-import os
-import sys
+from poetry_rnn.infra import quiet
 
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cli, trainer
-from poetry_rnn.train_options import TrainOptions
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absl import flags  # noqa: E402
+
+from poetry_rnn.infra import cli  # noqa: E402
+from poetry_rnn.training import trainer  # noqa: E402
+from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 
 FLAGS = flags.FLAGS
 

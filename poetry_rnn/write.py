@@ -1,18 +1,24 @@
 """Write poems with a trained model: ``python -m poetry_rnn.write --begin 日 红 山 夜``.
 
-Flags -> ``poet.PoemOptions`` and ``options.SamplingOptions`` -> ``Poet.write``
+Flags -> ``options.PoemOptions`` and ``options.SamplingOptions`` -> ``Poet.write``
 -> text or JSON lines. Without ``--model_dir`` it uses the shipped default
 model. All the logic (forms, rhyme, tones, sampling, batching) is in ``poet``
 and below; this module only parses flags and prints.
 """
 
-import json
-import sys
+from poetry_rnn.infra import quiet
 
-from absl import flags
+if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
+    quiet.install()
 
-from poetry_rnn import cli, files, poet as poet_lib
-from poetry_rnn.options import SamplingOptions
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from absl import flags  # noqa: E402
+
+from poetry_rnn.infra import cli, files  # noqa: E402
+from poetry_rnn import poet as poet_lib  # noqa: E402
+from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
 
 FLAGS = flags.FLAGS
 # --begin 日 红 (lists), --tones alone (= loose), --rhyme loose (= --rhyme --rhyme_loose).
@@ -22,7 +28,7 @@ CLI_CONVENTIONS = dict(list_flags=("begin", "prefix", "keywords"), bare_values={
 
 def define_flags():
     flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped model).")
-    cli.define_flags(poet_lib.PoemOptions)
+    cli.define_flags(PoemOptions)
     cli.define_flags(SamplingOptions)
     flags.DEFINE_enum("format", "text", ["text", "jsonl"], "text: one line per sentence; jsonl: one JSON object per poem.")
     flags.DEFINE_string("out", None, "Write to this file (atomically) instead of stdout.")
@@ -56,7 +62,7 @@ def write(model_dir, poem_options, sampling, fmt="text", out=None):
 
 def main(argv):
     cli.refuse_arguments(argv)
-    write(FLAGS.model_dir, cli.options_from_flags(poet_lib.PoemOptions), cli.options_from_flags(SamplingOptions),
+    write(FLAGS.model_dir, cli.options_from_flags(PoemOptions), cli.options_from_flags(SamplingOptions),
           FLAGS.format, FLAGS.out)
 
 

@@ -45,7 +45,7 @@ def poems_file(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A small LSTM trained for a few epochs on synthetic poems (shared, read-only)."""
-    from poetry_rnn import trainer
+    from poetry_rnn.training import trainer
 
     folder = tmp_path_factory.mktemp("tiny")
     data = write_poems(folder / "poems.txt", synthetic_poems(400))

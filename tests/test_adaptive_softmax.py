@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import evaluate, export, model as model_lib, modeldir, poet, trainer
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn import evaluate, export, poet
+from poetry_rnn.model import network as model_lib, store
+from poetry_rnn.training import trainer
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -81,11 +83,11 @@ def test_an_adaptive_model_with_a_prompt_bag_trains_in_bf16_scores_and_writes(tm
                                       condition="keywords", prompt_bag=True, mixed_precision="bf16")
     history = trainer.fit(data, model_dir, options)
     assert history.train_loss[-1] < 0.7 * history.train_loss[0]
-    loaded = modeldir.load(model_dir)  # in float32, whatever it trained in
+    loaded = store.load(model_dir)  # in float32, whatever it trained in
     assert loaded.config.adaptive_softmax == "10,30"
     logits, _ = loaded.model(tf.constant([[2, 9, 12, 30, 31, 50]]))
     np.testing.assert_allclose(tf.reduce_logsumexp(logits, axis=-1).numpy(), 0.0, atol=1e-5)  # normalised as it is
-    poems = [p for p in evaluate.corpus.read_poems(data)[0]]
+    poems = [p for p in evaluate.reading.read_poems(data)[0]]
     assert evaluate.perplexity_report(loaded, poems)["perplexity"] < 10  # it learnt its twelve poems (uniform: 63)
     [written] = poet.load(model_dir).write(begin="春", form="wujue", keywords="月", seed=1)
     assert written.text.startswith("春") and [len(line) for line in written.lines] == [6, 6, 6, 6]  # 5 + punctuation
@@ -93,7 +95,7 @@ def test_an_adaptive_model_with_a_prompt_bag_trains_in_bf16_scores_and_writes(tm
     compact = tmp_path / "compact"
     compact.mkdir()
     export.export_compact(model_dir, str(compact))
-    shipped, _ = modeldir.load(str(compact)).model(tf.constant([[2, 9, 12, 30, 31, 50]]))
+    shipped, _ = store.load(str(compact)).model(tf.constant([[2, 9, 12, 30, 31, 50]]))
     np.testing.assert_allclose(tf.reduce_logsumexp(shipped, axis=-1).numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(shipped.numpy(), logits.numpy(), atol=0.05)
     # And as a SavedModel, which runs without poetry_rnn.

@@ -18,9 +18,15 @@ import time
 import numpy as np
 import pytest
 
-from poetry_rnn import constraints, corpus, evaluate, files, modeldir, poem_request, poet, trainer
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.vocab import Vocab
+from poetry_rnn.generation import constraints
+from poetry_rnn.corpus import reading
+from poetry_rnn import evaluate, poet
+from poetry_rnn.infra import files
+from poetry_rnn.model import store
+from poetry_rnn.verse import poem_request
+from poetry_rnn.training import trainer
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.vocab import Vocab
 from conftest import run_module, synthetic_poems, write_poems
 
 TINY = dict(units=16, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True)
@@ -87,7 +93,7 @@ def test_unreadable_poems_files_are_one_line_errors(tmp_path, make, words):
     made = make(path)
     path = made if isinstance(made, os.PathLike) else path
     with pytest.raises(PoetryError) as error:
-        corpus.read_poems(path)
+        reading.read_poems(path)
     assert "\n" not in str(error.value) and all(w in str(error.value) for w in words), str(error.value)
 
 
@@ -108,7 +114,7 @@ def test_a_10_mb_line_is_skipped_quickly(tmp_path):
     huge = "字" * (10 * 2**20 // 3)
     path.write_text(f"题:{huge}\n{huge}\n题:{huge}：{huge}\na:春眠不觉晓。\n", encoding="utf-8")  # ~40 MB, 3 huge lines
     start = time.perf_counter()
-    poems, stats = corpus.read_poems(path)
+    poems, stats = reading.read_poems(path)
     assert time.perf_counter() - start < 5  # about 0.1 s: one line in memory at a time, no quadratic work
     assert [p.content for p in poems] == ["春眠不觉晓。"]
     assert stats.skipped == {"content over 200 characters": 1, "no colon": 1, "colon in content": 1}
@@ -117,10 +123,10 @@ def test_a_10_mb_line_is_skipped_quickly(tmp_path):
 def test_only_punctuation_trains_but_cannot_fill_a_form(tmp_path):
     # Decision: a poem of only punctuation is a valid (if useless) line; the
     # reader keeps it, training runs, and a regular form is refused by plan.
-    assert corpus.parse_line("题:，。？！")[0].content == "，。？！"
+    assert reading.parse_line("题:，。？！")[0].content == "，。？！"
     data = write_poems(tmp_path / "poems.txt", [("题", "，。？！")] * 30)
     trainer.fit(data, str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, max_steps=1, **TINY))
-    loaded = modeldir.load(str(tmp_path / "m"))
+    loaded = store.load(str(tmp_path / "m"))
     assert set(loaded.vocab.chars) == set("，。？！")
     with pytest.raises(PoetryError, match="no token of the vocabulary can stand at line 1, character 1"):
         constraints.plan([poem_request.PoemRequest(form="wujue")], loaded.vocab)
@@ -199,15 +205,15 @@ def test_a_damaged_model_dir_is_a_one_line_error(model_copy, damage):
     make, pattern = DAMAGE[damage]
     make(model_copy)
     with pytest.raises(PoetryError, match=pattern) as error:
-        modeldir.load(model_copy)
+        store.load(model_copy)
     assert "\n" not in str(error.value)
 
 
 def weights_only(model_dir):
     """Turn a model dir into a shipped one: weights.npz instead of checkpoints."""
-    loaded = modeldir.load(model_dir)
-    shutil.rmtree(modeldir.checkpoint_dir(model_dir))
-    modeldir.save_weights(loaded.model, os.path.join(model_dir, "weights.npz"))
+    loaded = store.load(model_dir)
+    shutil.rmtree(store.checkpoint_dir(model_dir))
+    store.save_weights(loaded.model, os.path.join(model_dir, "weights.npz"))
     return loaded
 
 
@@ -259,11 +265,11 @@ def promise_more(path, shape):
 def test_damaged_weights_npz_is_a_one_line_error(model_copy, damage):
     weights_only(model_copy)
     path = os.path.join(model_copy, "weights.npz")
-    modeldir.load(model_copy)  # intact: loads
+    store.load(model_copy)  # intact: loads
     make, pattern = WEIGHT_DAMAGE[damage]
     make(path)
     with pytest.raises(PoetryError, match=pattern) as error:
-        modeldir.load(model_copy)
+        store.load(model_copy)
     assert "\n" not in str(error.value) and "allow_pickle" not in str(error.value)
 
 
@@ -276,10 +282,10 @@ def test_sizes_are_checked_before_any_model_is_built(model_copy, monkeypatch, da
     def refuse_to_build(config):
         raise AssertionError(f"a model was built for {config}")
 
-    monkeypatch.setattr(modeldir, "PoetryModel", refuse_to_build)
+    monkeypatch.setattr(store, "PoetryModel", refuse_to_build)
     start = time.perf_counter()
     with pytest.raises(PoetryError, match=pattern):
-        modeldir.load(model_copy)
+        store.load(model_copy)
     assert time.perf_counter() - start < 1
 
 
@@ -327,7 +333,7 @@ def test_write_options_out_of_range(options, words):
     ],
 )
 def test_impossible_requests_are_refused(trained, request_, pattern):
-    vocab = modeldir.load(trained[1]).vocab
+    vocab = store.load(trained[1]).vocab
     with pytest.raises(PoetryError, match=pattern):
         constraints.plan([poem_request.PoemRequest(**request_)], vocab)
 
@@ -463,4 +469,4 @@ def test_reports_are_strict_json_even_when_a_measure_is_nan(tiny_model_dir, tmp_
 
     saved = json.loads((tmp_path / "eval" / "report.json").read_text(), parse_constant=refuse)
     assert saved["perplexity"]["perplexity"] is None and saved["rhyme_rate"] == [None, 0.5]
-    assert saved["perplexity"]["poems"] == len(corpus.read_poems(tmp_path / "poems.txt")[0])
+    assert saved["perplexity"]["poems"] == len(reading.read_poems(tmp_path / "poems.txt")[0])

@@ -2,8 +2,8 @@
 
 import re
 
-from poetry_rnn import cli
-from poetry_rnn.train_options import TrainOptions
+from poetry_rnn.infra import cli
+from poetry_rnn.training.train_options import TrainOptions
 from conftest import run_module
 
 

@@ -14,8 +14,9 @@ import pytest
 from absl import flags
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from poetry_rnn import cli, poet as poet_lib, write
-from poetry_rnn.errors import PoetryError
+from poetry_rnn.infra import cli
+from poetry_rnn import poet as poet_lib, write
+from poetry_rnn.infra.errors import PoetryError
 
 NUMBERS = ["nan", "inf", "-inf", "-1", "0", "0.5", "1", "3", "1e308", "99999999999999999999", "", "abc"]
 TEXT = st.text(alphabet="春花秋月日红山夜龘aZ1?，。！ ", max_size=12)

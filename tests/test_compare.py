@@ -9,8 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.image  # noqa: E402
 import pytest  # noqa: E402
 
-from poetry_rnn import compare, trainer  # noqa: E402
-from poetry_rnn.errors import PoetryError  # noqa: E402
+from poetry_rnn import compare
+from poetry_rnn.training import trainer  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 from conftest import run_module  # noqa: E402
 from test_lyrics import write_stream  # noqa: E402

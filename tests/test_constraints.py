@@ -5,13 +5,16 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import forms, prosody, titles, tone_patterns, vocab as vocab_lib, vocab_prosody
-from poetry_rnn.constraints import DecodePlan, plan, tone_starts_that_fit
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import CONDITIONS
-from poetry_rnn.poem_request import MAX_USES, PoemRequest
-from poetry_rnn.validator import check_poem, rhyme_group_name
-from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
+from poetry_rnn.verse import forms, prosody, tone_patterns
+from poetry_rnn.corpus import titles
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.generation import vocab_prosody
+from poetry_rnn.generation.constraints import DecodePlan, plan, tone_starts_that_fit
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import CONDITIONS
+from poetry_rnn.verse.poem_request import MAX_USES, PoemRequest
+from poetry_rnn.verse.validator import check_poem, rhyme_group_name
+from poetry_rnn.model.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
 
 # ~270 common characters of Tang verse, every rhyme group represented.
 COMMON = "".join(dict.fromkeys(

@@ -1,14 +1,15 @@
 import pytest
 
-from poetry_rnn import corpus, vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.vocab import Vocab
+from poetry_rnn.corpus import reading
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.vocab import Vocab
 
 
 def test_parse_line_splits_on_first_ascii_or_fullwidth_colon():
-    assert corpus.parse_line("静夜思:床前明月光，疑是地上霜。")[0] == corpus.Poem("静夜思", "床前明月光，疑是地上霜。")
-    assert corpus.parse_line("静夜思：床前明月光。")[0].title == "静夜思"
-    assert corpus.parse_line(":无题之诗。")[0] == corpus.Poem("", "无题之诗。")
+    assert reading.parse_line("静夜思:床前明月光，疑是地上霜。")[0] == reading.Poem("静夜思", "床前明月光，疑是地上霜。")
+    assert reading.parse_line("静夜思：床前明月光。")[0].title == "静夜思"
+    assert reading.parse_line(":无题之诗。")[0] == reading.Poem("", "无题之诗。")
 
 
 @pytest.mark.parametrize(
@@ -16,13 +17,13 @@ def test_parse_line_splits_on_first_ascii_or_fullwidth_colon():
     [("no colon here", "no colon"), ("title:   ", "empty content"), ("t:" + "字" * 201, "content over 200 characters"), ("t:a:b", "colon in content")],
 )
 def test_malformed_lines_are_skipped_with_a_reason(line, reason):
-    assert corpus.parse_line(line) == (None, reason)
+    assert reading.parse_line(line) == (None, reason)
 
 
 def test_read_poems_counts_skips(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("a:春眠不觉晓。\nbad line\nb:\n\nc:" + "字" * 300 + "\n", encoding="utf-8")
-    poems, stats = corpus.read_poems(path)
+    poems, stats = reading.read_poems(path)
     assert [p.title for p in poems] == ["a"]
     assert stats.skipped == {"no colon": 1, "empty content": 1, "content over 200 characters": 1}
     assert "kept 1 poems" in stats.summary()
@@ -32,15 +33,15 @@ def test_non_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "p.txt"
     path.write_bytes("a:春眠不觉晓。\n".encode() + "b:处处闻啼鸟。\n".encode("gbk"))
     with pytest.raises(PoetryError, match=r"p\.txt:2: not valid UTF-8"):
-        corpus.read_poems(path)
+        reading.read_poems(path)
 
 
 def test_missing_and_empty_files_are_errors(tmp_path):
     with pytest.raises(PoetryError, match="not found"):
-        corpus.read_poems(tmp_path / "missing.txt")
+        reading.read_poems(tmp_path / "missing.txt")
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(PoetryError, match="no usable poems"):
-        corpus.read_poems(tmp_path / "empty.txt")
+        reading.read_poems(tmp_path / "empty.txt")
 
 
 def test_vocab_reserved_ids_frequency_order_and_min_count():

@@ -2,15 +2,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import corpus, dataset, vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
-from poetry_rnn.vocab import Vocab
+from poetry_rnn.corpus import reading
+from poetry_rnn.training import dataset
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
+from poetry_rnn.model.vocab import Vocab
 from conftest import synthetic_poems
 
 
 def encoded(count=300, seed=0):
-    poems = [corpus.Poem(t, c) for t, c in synthetic_poems(count, seed)]
+    poems = [reading.Poem(t, c) for t, c in synthetic_poems(count, seed)]
     vocab = Vocab.build((p.content for p in poems), min_count=1)
     return poems, vocab, dataset.encode_poems(poems, vocab)
 

@@ -2,10 +2,12 @@ import numpy as np
 import tensorflow as tf
 import pytest
 
-from poetry_rnn import constraints, decode, modeldir, poem_request, ranking, vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
-from poetry_rnn.vocab import Vocab
+from poetry_rnn.generation import constraints, decode, ranking
+from poetry_rnn.model import store, vocab as vocab_lib
+from poetry_rnn.verse import poem_request
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
+from poetry_rnn.model.vocab import Vocab
 from conftest import CHARS
 
 SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
@@ -13,7 +15,7 @@ SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return modeldir.load(tiny_model_dir)
+    return store.load(tiny_model_dir)
 
 
 def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
@@ -106,7 +108,8 @@ def drafts_of(loaded, request, seed, index=0, copies=8):
 
 
 def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
-    from poetry_rnn import forms, ngram, prosody
+    from poetry_rnn.verse import forms, prosody
+    from poetry_rnn.evaluation import ngram
     from conftest import synthetic_poems
 
     request = poem_request.PoemRequest(begin="春", max_len=40)
@@ -123,14 +126,14 @@ def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
 
 
 def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
-    from poetry_rnn import quality
+    from poetry_rnn.evaluation import quality
 
     request = poem_request.PoemRequest(form="wujue")
     novelty = ranking.Ranking(novelty_weight=1000.0)
     first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=novelty)
     assert first.content == max(drafts_of(loaded, request, 6, 0), key=lambda p: p.mean_logprob).content
-    seen = set(quality.bigrams(first.content))
-    overlap = lambda p: sum(b in seen for b in quality.bigrams(p.content)) / len(quality.bigrams(p.content))  # noqa: E731
+    seen = set(forms.bigrams(first.content))
+    overlap = lambda p: sum(b in seen for b in forms.bigrams(p.content)) / len(forms.bigrams(p.content))  # noqa: E731
     options = drafts_of(loaded, request, 6, 1)
     assert second.content == max(options, key=lambda p: (-overlap(p), p.mean_logprob)).content
     assert len({overlap(p) for p in options}) > 1  # the drafts differ in what they share
@@ -189,12 +192,12 @@ def test_the_reuse_table_lists_what_followed_each_character_per_set(loaded):
 
 
 def test_the_reuse_penalty_keeps_each_round_off_the_pairs_of_the_rounds_before(loaded):
-    from poetry_rnn import quality
+    from poetry_rnn.evaluation import quality
 
     requests = [poem_request.PoemRequest(form="wujue")] * 8
     write = lambda penalty, **kw: decode.generate(loaded.model, loaded.vocab, requests, temperature=0.5, seed=3,  # noqa: E731
                                                   best_of=2, reuse_penalty=penalty, **kw)
-    pairs = lambda poem: set(quality.bigrams(poem.content))  # noqa: E731
+    pairs = lambda poem: set(forms.bigrams(poem.content))  # noqa: E731
     earlier = lambda sets, i: set().union(*sets[: ranking.round_start(i)])  # noqa: E731
     free = [pairs(p) for p in write(0.0)]
     assert any(free[i] & earlier(free, i) for i in range(8))  # unpenalised, the model repeats itself
@@ -212,13 +215,13 @@ def test_the_reuse_penalty_keeps_each_round_off_the_pairs_of_the_rounds_before(l
 
 
 def test_the_reuse_penalty_leaves_the_logprobs_alone_and_is_off_at_zero(loaded):
-    from poetry_rnn import quality
+    from poetry_rnn.evaluation import quality
 
     requests = [poem_request.PoemRequest(form="wujue")] * 8
     plan = constraints.plan(requests, loaded.vocab)
     decoder, keys = decode.Decoder(loaded.model), np.arange(8)
     plain = decoder.decode(plan, keys=keys)
-    table = decode.ReuseTable.build(loaded.vocab, [set(quality.bigrams(loaded.vocab.decode(plain.tokens[0])))])
+    table = decode.ReuseTable.build(loaded.vocab, [set(forms.bigrams(loaded.vocab.decode(plain.tokens[0])))])
     reuse = (table, np.zeros(8, np.int32))
     penalised = decoder.decode(plan, keys=keys, reuse=reuse, reuse_penalty=100.0)
     assert (penalised.tokens != plain.tokens).any()

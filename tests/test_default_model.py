@@ -6,14 +6,16 @@ import os
 import numpy as np
 import pytest
 
-from poetry_rnn import decode, modeldir, poem_request, validator
-from poetry_rnn.modeldir import DEFAULT_MODEL_DIR
+from poetry_rnn.generation import decode
+from poetry_rnn.model import store
+from poetry_rnn.verse import poem_request, validator
+from poetry_rnn.model.store import DEFAULT_MODEL_DIR
 from conftest import run_module
 
 
 @pytest.fixture(scope="module")
 def default_model():
-    return modeldir.load(DEFAULT_MODEL_DIR)
+    return store.load(DEFAULT_MODEL_DIR)
 
 
 def test_the_shipped_files_are_small_and_hold_no_optimizer_state():

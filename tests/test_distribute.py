@@ -86,7 +86,8 @@ TRAIN_ARGS = ["--units", "16", "--embed_dim", "8", "--layers", "1", "--batch_siz
 
 
 def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
-    from poetry_rnn import modeldir, trainer
+    from poetry_rnn.model import store
+    from poetry_rnn.training import trainer
 
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(150, seed=4))
     model_dir, scratch = tmp_path / "model", tmp_path / "tmp"
@@ -116,7 +117,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
     losses = [float(re.search(r"epoch 1/1: train loss ([\d.]+)", err).group(1)) for _, err in outputs]
     assert losses[0] == losses[1]
     # The chief's checkpoint restores; the other worker left nothing behind.
-    loaded = modeldir.load(str(model_dir))
+    loaded = store.load(str(model_dir))
     assert loaded.config.units == 16
     assert sorted(os.listdir(model_dir)) == ["ckpt", "config.json", "logs", "vocab.txt"]
     assert not [name for name in os.listdir(scratch) if name.startswith("poetry_rnn_worker")]
@@ -172,7 +173,7 @@ def _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel):
     }
 
 
-def _compare_fit(out, tf, trainer, modeldir):
+def _compare_fit(out, tf, trainer, store):
     data = write_poems(os.path.join(out, "poems.txt"), synthetic_poems(90, seed=2))
     results, weights = {}, {}
     for name in ("single", "mirrored"):
@@ -181,7 +182,7 @@ def _compare_fit(out, tf, trainer, modeldir):
                                      mixed_precision="off")  # float32 on every CPU: bf16 would differ by rounding alone
         history = trainer.fit(data, os.path.join(out, name), options)
         results[name] = {"train_loss": history.train_loss, "valid_perplexity": history.valid_perplexity, "step": history.step}
-        weights[name] = [v.numpy() for v in modeldir.load(os.path.join(out, name)).model.weights]
+        weights[name] = [v.numpy() for v in store.load(os.path.join(out, name)).model.weights]
     results["max_weight_diff"] = max(float(np.max(np.abs(a - b))) for a, b in zip(weights["single"], weights["mirrored"]))
     return results
 
@@ -193,10 +194,11 @@ def _mirrored_main(out):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
 
-    from poetry_rnn import distribution, modeldir, steps, trainer
-    from poetry_rnn.model import ModelConfig, PoetryModel
+    from poetry_rnn.training import distribution, steps, trainer
+    from poetry_rnn.model import store
+    from poetry_rnn.model.network import ModelConfig, PoetryModel
 
-    report = {"steps": _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, trainer, modeldir)}
+    report = {"steps": _compare_steps(tf, keras, distribution, steps, ModelConfig, PoetryModel), "fit": _compare_fit(out, tf, trainer, store)}
     print(json.dumps(report))
 
 

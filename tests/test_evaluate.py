@@ -5,13 +5,18 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import corpus, dataset, evaluate, modeldir, poem_request, quality
+from poetry_rnn.corpus import reading
+from poetry_rnn.training import dataset
+from poetry_rnn import evaluate
+from poetry_rnn.model import store
+from poetry_rnn.verse import poem_request
+from poetry_rnn.evaluation import quality
 from conftest import run_module, synthetic_poems, write_poems
 
 
 def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp_path):
-    loaded = modeldir.load(tiny_model_dir)
-    poems = [corpus.Poem(t, c) for t, c in synthetic_poems(30, seed=9)]
+    loaded = store.load(tiny_model_dir)
+    poems = [reading.Poem(t, c) for t, c in synthetic_poems(30, seed=9)]
     report = evaluate.perplexity_report(loaded, poems)
     total, count = 0.0, 0
     for seq in dataset.encode_poems(poems, loaded.vocab):
@@ -24,8 +29,8 @@ def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp
 
 
 def test_unknown_characters_are_counted(tiny_model_dir):
-    loaded = modeldir.load(tiny_model_dir)
-    report = evaluate.perplexity_report(loaded, [corpus.Poem("", "龘龘春风，花月夜。")])
+    loaded = store.load(tiny_model_dir)
+    report = evaluate.perplexity_report(loaded, [reading.Poem("", "龘龘春风，花月夜。")])
     assert report["unknown"] == 2
 
 
@@ -35,15 +40,15 @@ def test_a_keywords_model_is_scored_unprompted_and_prompted_and_the_prompt_is_ne
     config = json.loads((keyed / "config.json").read_text())
     config["model"]["condition"] = "keywords"  # shapes no weights: the same network, read with prompts
     (keyed / "config.json").write_text(json.dumps(config))
-    poems = [corpus.Poem(t, c) for t, c in synthetic_poems(40, seed=5)]
-    plain = evaluate.split_report(modeldir.load(tiny_model_dir), poems)
-    report = evaluate.split_report(modeldir.load(str(keyed)), poems)
+    poems = [reading.Poem(t, c) for t, c in synthetic_poems(40, seed=5)]
+    plain = evaluate.split_report(store.load(tiny_model_dir), poems)
+    report = evaluate.split_report(store.load(str(keyed)), poems)
     assert "prompted" not in plain and report["perplexity"] == pytest.approx(plain["perplexity"])
     prompted = report["prompted"]
     # content and EOS only, prompted or not
     assert (prompted["tokens"], prompted["unknown"]) == (report["perplexity"]["tokens"], report["perplexity"]["unknown"])
     assert prompted["perplexity"] != pytest.approx(report["perplexity"]["perplexity"])
-    again = evaluate.split_report(modeldir.load(str(keyed)), poems)["prompted"]
+    again = evaluate.split_report(store.load(str(keyed)), poems)["prompted"]
     assert again == prompted  # the same prompts every run
     assert "| RNN, prompted as in training" in "\n".join(evaluate.perplexity_table({**report, "data": "d"}))
 
@@ -63,10 +68,10 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert valid["poems"] and test["poems"] and valid["poems"] + test["poems"] < 500 * 0.05
     assert report["test"]["ngram"]["tokens"] == test["tokens"] and report["test"]["ratio_to_ngram"] > 0
     # Held-out poems that share no line with training: the corpus's own poems, minus those holding a training line.
-    all_poems, _ = corpus.read_poems(data)
-    train, held_out = dataset.split_train_valid(all_poems, modeldir.load(tiny_model_dir).train["valid_fraction"])
+    all_poems, _ = reading.read_poems(data)
+    train, held_out = dataset.split_train_valid(all_poems, store.load(tiny_model_dir).train["valid_fraction"])
     index = quality.TrainingIndex(p.content for p in train)
-    unseen = [p for p in held_out if not any(t in index.lines for t in quality.line_texts(p.content))]
+    unseen = [p for p in held_out if not any(t in index.lines for t in forms.line_texts(p.content))]
     assert report["unseen"]["perplexity"]["poems"] == len(unseen) and 0 < len(unseen) < len(held_out)
     assert report["unseen"]["ratio_to_ngram"] > 0
     free, wujue = report["samples"]

@@ -7,8 +7,11 @@ import sys
 
 import pytest
 
-from poetry_rnn import decode, export, forms, modeldir, poem_request, validator
-from poetry_rnn.errors import PoetryError
+from poetry_rnn.generation import decode
+from poetry_rnn import export
+from poetry_rnn.verse import forms, poem_request, validator
+from poetry_rnn.model import store
+from poetry_rnn.infra.errors import PoetryError
 from conftest import run_module
 
 # Runs with only TensorFlow: no poetry_rnn on the path, cwd outside the repository.
@@ -72,7 +75,7 @@ def test_the_saved_model_writes_qijue_without_poetry_rnn(served):
 
 
 def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
-    loaded = modeldir.load(tiny_model_dir)
+    loaded = store.load(tiny_model_dir)
     requests = [poem_request.PoemRequest(form="qijue", begin=b) for b in ["春", "花", "月夜"]]
     written = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)
     assert [p.content for p in written] == served["qijue"]
@@ -86,7 +89,7 @@ def test_greedy_ignores_the_seed_and_keeps_the_two_use_limit(served, tiny_model_
     first, second = served["greedy"]
     assert first == second and forms.classify(first) == "wujue"
     # A greedy tiny model repeats itself; the exported limit is what stops it, as in write.
-    loaded = modeldir.load(tiny_model_dir)
+    loaded = store.load(tiny_model_dir)
     unlimited = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(form="wujue", begin="山",
                                                                                        allow_repeats=True)],
                                 temperature=0.0)[0].content
@@ -116,7 +119,9 @@ def test_the_export_command(tiny_model_dir, tmp_path):
 
 
 def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, tmp_path):
-    from poetry_rnn import decode, modeldir, poem_request
+    from poetry_rnn.generation import decode
+    from poetry_rnn.model import store
+    from poetry_rnn.verse import poem_request
     from poetry_rnn.export import export_compact
 
     out = tmp_path / "compact"
@@ -124,7 +129,7 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
     (out / "README.md").write_text("model card")
     export_compact(tiny_model_dir, str(out))
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "vocab.txt", "weights.npz"]
-    original, compact = modeldir.load(tiny_model_dir), modeldir.load(str(out))
+    original, compact = store.load(tiny_model_dir), store.load(str(out))
     request = [poem_request.PoemRequest(form="wujue")] * 4
     for a, b in zip(decode.generate(original.model, original.vocab, request, temperature=0),
                     decode.generate(compact.model, compact.vocab, request, temperature=0)):
@@ -132,9 +137,9 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
 
 
 def test_a_shipped_config_names_no_path_of_the_training_machine():
-    from poetry_rnn import modeldir
+    from poetry_rnn.model import store
 
-    assert modeldir.shippable_settings({"init_from": "/work/runs/finetune", "epochs": 4}) == {"init_from": "finetune", "epochs": 4}
-    assert modeldir.shippable_settings({"init_from": "checkpoints/default"})["init_from"] == "checkpoints/default"
-    assert modeldir.shippable_settings({"init_from": ""})["init_from"] == ""
-    assert "init_from" not in modeldir.shippable_settings({"corpus": "poems"})
+    assert store.shippable_settings({"init_from": "/work/runs/finetune", "epochs": 4}) == {"init_from": "finetune", "epochs": 4}
+    assert store.shippable_settings({"init_from": "checkpoints/default"})["init_from"] == "checkpoints/default"
+    assert store.shippable_settings({"init_from": ""})["init_from"] == ""
+    assert "init_from" not in store.shippable_settings({"corpus": "poems"})

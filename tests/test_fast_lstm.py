@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import fast_lstm, loss as loss_lib
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.model import fast_lstm, loss as loss_lib
+from poetry_rnn.model.network import ModelConfig, PoetryModel
 
 
 def _model(**fields):

@@ -34,9 +34,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import corpus, dataset, modeldir, poem_request, steps, trainer, validator
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.vocab import Vocab
+from poetry_rnn.corpus import reading
+from poetry_rnn.training import dataset, steps, trainer
+from poetry_rnn.model import store
+from poetry_rnn.verse import poem_request, validator
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.vocab import Vocab
 from conftest import REPO, run_module, synthetic_poems, write_poems
 from test_bad_input import FileSizeLimit
 
@@ -81,7 +84,7 @@ def state(model_dir):
     in a tight loop while the trainer writes it (atomically, by rename).
     """
     try:
-        with open(os.path.join(modeldir.checkpoint_dir(model_dir), "checkpoint")) as handle:
+        with open(os.path.join(store.checkpoint_dir(model_dir), "checkpoint")) as handle:
             text = handle.read()
     except FileNotFoundError:
         return 0, []
@@ -121,7 +124,7 @@ def logged_steps(model_dir):
 
 def debris(model_dir):
     """Files a save interrupted by the kill left behind (never named by the state file)."""
-    folder = modeldir.checkpoint_dir(model_dir)
+    folder = store.checkpoint_dir(model_dir)
     _, named = state(model_dir)
     pieces = []
     for path in glob.glob(os.path.join(folder, "*")):
@@ -133,7 +136,7 @@ def debris(model_dir):
 
 
 def batches_per_epoch(data, batch_size=8):
-    poems, _ = corpus.read_poems(data)
+    poems, _ = reading.read_poems(data)
     vocab = Vocab.build(p.content for p in poems)
     train_poems, _ = dataset.split_train_valid(poems, trainer.TrainOptions().valid_fraction)
     return dataset.poem_dataset(dataset.encode_poems(train_poems, vocab), batch_size).batches_per_epoch
@@ -172,11 +175,11 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
         assert process.returncode == -signal.SIGKILL, stderr
         latest, named = state(model_dir)
         if run:  # it picked up where the last one stopped
-            assert f"resumed from {modeldir.checkpoint_dir(model_dir)}/ckpt-{previous}: step {previous}," in stderr
+            assert f"resumed from {store.checkpoint_dir(model_dir)}/ckpt-{previous}: step {previous}," in stderr
         # The latest checkpoint is whole and holds its own step; so is every older one the
         # state names, unless a kill mid-sweep already deleted it (.index goes first).
         for step in named:
-            prefix = os.path.join(modeldir.checkpoint_dir(model_dir), f"ckpt-{step}")
+            prefix = os.path.join(store.checkpoint_dir(model_dir), f"ckpt-{step}")
             if step == latest or os.path.exists(prefix + ".index"):
                 assert checkpoint_step(prefix) == step
         assert latest > previous and (latest % EVERY == 0 or latest % batches_per_epoch(data) == 0)
@@ -192,7 +195,7 @@ def test_kill_9_at_random_moments_always_resumes_from_the_latest_checkpoint(data
     finished = run_command(command)
     assert finished.returncode == 0, finished.stderr
     assert f"ckpt-{previous}: step {previous}," in finished.stderr
-    final = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
+    final = tf.train.latest_checkpoint(store.checkpoint_dir(model_dir))
     assert checkpoint_step(final) == epochs * batches_per_epoch(data)  # as many steps as an uninterrupted run
     assert debris(model_dir) == []  # temp folders removed at start, partial ckpt-N rewritten, then swept
 
@@ -229,7 +232,7 @@ def test_nan_loss_on_the_command_line_is_one_line_and_keeps_the_checkpoint(data,
     model_dir = str(tmp_path / "m")
     options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, quiet=True)
     trainer.fit(data, model_dir, dataclasses.replace(options, max_steps=2))
-    folder = modeldir.checkpoint_dir(model_dir)
+    folder = store.checkpoint_dir(model_dir)
     before = {p: open(p, "rb").read() for p in glob.glob(os.path.join(folder, "*"))}
     result = run_module(
         "train", "--data", data, "--model_dir", model_dir, *TINY,
@@ -244,7 +247,7 @@ def test_nan_loss_on_the_command_line_is_one_line_and_keeps_the_checkpoint(data,
     ), last
     assert int(re.search(r"at step (\d+)", last).group(1)) > 2
     assert {p: open(p, "rb").read() for p in glob.glob(os.path.join(folder, "*"))} == before
-    assert all(np.isfinite(v.numpy()).all() for v in modeldir.load(model_dir).model.weights)
+    assert all(np.isfinite(v.numpy()).all() for v in store.load(model_dir).model.weights)
 
 
 def test_a_non_finite_gradient_stops_before_it_is_saved(data, tmp_path, monkeypatch):
@@ -272,7 +275,7 @@ def test_a_non_finite_gradient_stops_before_it_is_saved(data, tmp_path, monkeypa
     with pytest.raises(trainer.TrainingDiverged, match=r"gradient norm became inf at step 3; kept the last good checkpoint \(.*ckpt-2\)"):
         trainer.fit(data, model_dir, options)
     assert state(model_dir)[0] == 2
-    assert all(np.isfinite(v.numpy()).all() for v in modeldir.load(model_dir).model.weights)
+    assert all(np.isfinite(v.numpy()).all() for v in store.load(model_dir).model.weights)
 
 
 # --------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def test_a_full_disk_is_found_before_training_and_during_it(data, tmp_path):
 def test_max_steps_stops_with_one_line_and_a_resumed_run_trains_no_step_more(data, tmp_path, capsys):
     model_dir = str(tmp_path / "m")
     options = trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, batch_size=8, samples=0, max_steps=3, checkpoint_every=100)
-    saved = os.path.join(modeldir.checkpoint_dir(model_dir), "ckpt-3")
+    saved = os.path.join(store.checkpoint_dir(model_dir), "ckpt-3")
     assert trainer.fit(data, model_dir, options).step == 3
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"stopped at step 3 (--max_steps); saved {saved}"
     assert trainer.fit(data, model_dir, options).step == 3

@@ -12,7 +12,7 @@ from conftest import REPO, run_module
 
 
 def test_import_poetry_rnn_loads_no_tensorflow():
-    code = ("import sys, poetry_rnn, poetry_rnn.prosody, poetry_rnn.corpus, poetry_rnn.options, poetry_rnn.forms; "
+    code = ("import sys, poetry_rnn, poetry_rnn.verse.prosody, poetry_rnn.corpus.reading, poetry_rnn.options, poetry_rnn.verse.forms; "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"

@@ -5,13 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from poetry_rnn import corpus, dataset, line_ends, vocab as vocab_lib
+from poetry_rnn.corpus import reading, line_ends
+from poetry_rnn.training import dataset
+from poetry_rnn.model import vocab as vocab_lib
 from conftest import run_module
 from test_prepare import entry, write_json
 
 
 def poem(content):
-    return corpus.Poem(title="", content=content)
+    return reading.Poem(title="", content=content)
 
 
 def test_counts_are_per_line_and_only_han_characters():
@@ -49,7 +51,7 @@ def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     out, table = tmp_path / "poems.txt", tmp_path / "ends.tsv"
     result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--line_end_table", str(table))
     assert result.returncode == 0, result.stderr
-    prepared, _ = corpus.read_poems(str(out))
+    prepared, _ = reading.read_poems(str(out))
     train, _ = dataset.split_train_valid(prepared, 0.02)
     with open(table, encoding="utf-8") as handle:
         counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}

@@ -1,4 +1,4 @@
-"""One trainer per model directory (poetry_rnn.lock): a second run is refused, a killed one leaves no lock."""
+"""One trainer per model directory (poetry_rnn.infra.lock): a second run is refused, a killed one leaves no lock."""
 
 import os
 import re
@@ -6,8 +6,9 @@ import signal
 
 import pytest
 
-from poetry_rnn import lock, trainer
-from poetry_rnn.errors import PoetryError
+from poetry_rnn.infra import lock
+from poetry_rnn.training import trainer
+from poetry_rnn.infra.errors import PoetryError
 from conftest import synthetic_poems, write_poems
 from test_faults import run_command, running, state, train_command, wait_for
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn import loss
+from poetry_rnn.model import loss
 
 
 def test_masked_poem_loss_is_per_poem_mean_then_batch_mean():

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import dataset, decode, lessons, modeldir, steps, trainer
-from poetry_rnn import vocab as vocab_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.training import dataset, lessons, steps, trainer
+from poetry_rnn.generation import decode
+from poetry_rnn.model import store
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
 from conftest import CHARS, run_module
 
 TINY = dict(corpus="lyrics", cell="rnn", input="onehot", units=32, layers=1, batch_size=4, num_steps=10,
@@ -182,14 +184,14 @@ def test_a_tiny_stream_trains_and_its_loss_falls(tmp_path, sampling):
     assert np.isfinite(history.valid_perplexity[-1])
     config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
     assert config["train"]["corpus"] == "lyrics" and config["train"]["sampling"] == sampling
-    assert " " in modeldir.load(str(tmp_path / "m")).vocab  # lines are joined with a space
+    assert " " in store.load(str(tmp_path / "m")).vocab  # lines are joined with a space
 
 
 def test_max_chars_keeps_the_first_characters(tmp_path):
     data = tmp_path / "lyrics.txt"
     data.write_text("春花秋月何时了\n" * 30 + "往事知多少\n" * 30, encoding="utf-8")
     trainer.fit(str(data), str(tmp_path / "m"), trainer.TrainOptions.of(epochs=1, max_chars=200, **TINY))
-    loaded = modeldir.load(str(tmp_path / "m"))
+    loaded = store.load(str(tmp_path / "m"))
     assert "春" in loaded.vocab and "往" not in loaded.vocab
     assert loaded.train["max_chars"] == 200
 
@@ -234,7 +236,7 @@ def lyrics_model_dir(tmp_path_factory):
 
 
 def test_continue_streams_feeds_the_prefix_from_zero_state(lyrics_model_dir):
-    loaded = modeldir.load(lyrics_model_dir)
+    loaded = store.load(lyrics_model_dir)
     prefix = "".join(loaded.vocab.chars[1:4])
     text = decode.continue_streams(loaded.model, loaded.vocab, [prefix], 12, temperature=0.0)[0].content
     # d2l's predict_rnn by hand: the prefix through the model from zeros, then argmax
@@ -253,7 +255,7 @@ def test_continue_streams_feeds_the_prefix_from_zero_state(lyrics_model_dir):
 
 
 def test_write_prefix_gives_the_prefix_and_exactly_length_characters(lyrics_model_dir):
-    loaded = modeldir.load(lyrics_model_dir)
+    loaded = store.load(lyrics_model_dir)
     a, b = loaded.vocab.chars[1], "".join(loaded.vocab.chars[2:4])
     result = run_module("write", "--model_dir", lyrics_model_dir, "--prefix", a, b, "--length", "23", "--temperature", "0")
     assert result.returncode == 0, result.stderr

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.ngram import BOS, EOS, UNK, KneserNey, NgramScore
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.evaluation.ngram import BOS, EOS, UNK, KneserNey, NgramScore
 
 
 def total_prob(model, context):

@@ -1,4 +1,4 @@
-"""Tests for poetry_rnn.prepare and poetry_rnn.cleaning: cleaning rules, sources, errors, atomic output.
+"""Tests for poetry_rnn.prepare and poetry_rnn.corpus.cleaning: cleaning rules, sources, errors, atomic output.
 
 Every fixture poem is invented for these tests (traditional characters where
 conversion matters); nothing is copied from the real corpus. The one test on
@@ -17,8 +17,11 @@ import zipfile
 import pytest
 from conftest import SHARED_CORPUS, run_module
 
-from poetry_rnn import cleaning, fetch, files, forms, prepare, prosody
-from poetry_rnn.errors import PoetryError
+from poetry_rnn.corpus import cleaning
+from poetry_rnn.infra import fetch, files
+from poetry_rnn.verse import forms, prosody
+from poetry_rnn import prepare
+from poetry_rnn.infra.errors import PoetryError
 
 CORPUS = pathlib.Path(SHARED_CORPUS)
 

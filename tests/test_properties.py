@@ -13,11 +13,13 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn import (constraints, corpus, decode, forms, poem_request, prosody, tone_patterns, validator,
-                        vocab as vocab_lib)
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import CONDITIONS, ModelConfig, PoetryModel
-from poetry_rnn.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
+from poetry_rnn.generation import constraints, decode
+from poetry_rnn.corpus import reading
+from poetry_rnn.verse import forms, poem_request, prosody, tone_patterns, validator
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import CONDITIONS, ModelConfig, PoetryModel
+from poetry_rnn.model.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
 from test_constraints import COMMON, OTHER, poem_requests, prompt_ids
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,7 +41,7 @@ def test_read_poems_keeps_only_clean_poems(tmp_path_factory, lines, max_len):
     path = tmp_path_factory.mktemp("corpus") / "poems.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     try:
-        poems, stats = corpus.read_poems(path, max_len)
+        poems, stats = reading.read_poems(path, max_len)
     except PoetryError as error:
         assert "no usable poems" in str(error)
         return
@@ -58,7 +60,7 @@ def test_read_poems_on_any_bytes_raises_only_poetry_error(tmp_path_factory, data
     path = tmp_path_factory.mktemp("bytes") / "poems.txt"
     path.write_bytes(data)
     try:
-        poems, _ = corpus.read_poems(path)
+        poems, _ = reading.read_poems(path)
     except PoetryError:
         return
     assert all(p.content and ":" not in p.content and "：" not in p.content for p in poems)
@@ -67,7 +69,7 @@ def test_read_poems_on_any_bytes_raises_only_poetry_error(tmp_path_factory, data
 @FAST
 @given(tricky_text)
 def test_parse_line_never_raises_and_splits_on_the_first_colon(line):
-    poem, reason = corpus.parse_line(line)
+    poem, reason = reading.parse_line(line)
     assert (poem is None) != (reason is None)
     if poem is not None:
         assert poem.content and not set(":：") & set(poem.content + poem.title)

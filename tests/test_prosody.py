@@ -1,4 +1,4 @@
-"""Rhyme groups, tone classes and 平仄 patterns (poetry_rnn.prosody, tone_patterns, vocab_prosody)."""
+"""Rhyme groups, tone classes and 平仄 patterns (poetry_rnn.verse.prosody, tone_patterns, vocab_prosody)."""
 
 import collections
 import json
@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from poetry_rnn import prosody, tone_patterns, vocab_prosody
-from poetry_rnn.prosody import PING, RHYME_GROUPS, ZE
-from poetry_rnn.vocab import RESERVED, Vocab
+from poetry_rnn.verse import prosody, tone_patterns
+from poetry_rnn.generation import vocab_prosody
+from poetry_rnn.verse.prosody import PING, RHYME_GROUPS, ZE
+from poetry_rnn.model.vocab import RESERVED, Vocab
 from conftest import SHARED_CORPUS
 
 TANG = os.path.join(SHARED_CORPUS, "quan_tang_shi")

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.quality import (
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.evaluation.quality import (
     Cooccurrence,
     TrainingIndex,
     consistent_line_length,

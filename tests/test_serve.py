@@ -10,7 +10,8 @@ import pytest
 fastapi = pytest.importorskip("fastapi")  # the [serve] extra
 from fastapi.testclient import TestClient  # noqa: E402
 
-from poetry_rnn import poet as poet_lib, serve, webapp  # noqa: E402
+from poetry_rnn import poet as poet_lib, serve
+from poetry_rnn.serving import webapp  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
 

@@ -13,8 +13,10 @@ import signal
 
 import pytest
 
-from poetry_rnn import evaluate, export, files, modeldir
-from poetry_rnn.errors import PoetryError
+from poetry_rnn import evaluate, export
+from poetry_rnn.infra import files
+from poetry_rnn.model import store
+from poetry_rnn.infra.errors import PoetryError
 
 
 def snapshot(folder):
@@ -90,7 +92,7 @@ def test_kill_9_at_every_step_of_the_swap_loses_nothing_and_leaves_nothing(expor
         export.export_compact(tiny_model_dir, out)
         assert litter(out) == [] and not os.path.exists(files.old_copy(out))
         assert open(os.path.join(out, "README.md")).read() == "the model card\n"
-        modeldir.load(out)
+        store.load(out)
         shutil.rmtree(out)
         shutil.copytree(pristine, out)
         step += 1
@@ -104,7 +106,7 @@ def test_a_stale_old_folder_never_crashes_the_next_export(exported, tiny_model_d
     stale = files.old_copy(out)
     shutil.copytree(out, stale)  # a kill between the swap and the clean-up
     export.export_compact(tiny_model_dir, out)
-    assert not os.path.exists(stale) and modeldir.load(out)
+    assert not os.path.exists(stale) and store.load(out)
 
 
 def test_an_old_folder_without_the_new_one_is_restored_not_deleted(exported, tmp_path):

@@ -2,13 +2,14 @@
 
 import pytest
 
-from poetry_rnn import corpus, dataset, titles
+from poetry_rnn.corpus import reading, titles
+from poetry_rnn.training import dataset
 from conftest import run_module
 from test_prepare import entry, write_json
 
 
 def poem(title, content):
-    return corpus.Poem(title=title, content=content)
+    return reading.Poem(title=title, content=content)
 
 
 def test_counts_are_per_poem_and_only_han_characters():
@@ -33,7 +34,7 @@ def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     out, table = tmp_path / "poems.txt", tmp_path / "carry.tsv"
     result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--title_table", str(table))
     assert result.returncode == 0, result.stderr
-    prepared, _ = corpus.read_poems(str(out))
+    prepared, _ = reading.read_poems(str(out))
     train, _ = dataset.split_train_valid(prepared, 0.02)
     plum = sum(p.title == "咏梅" for p in train)
     counts, mean = titles.read_table(str(table))

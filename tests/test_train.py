@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import fast_lstm, modeldir, progress as progress_lib, steps, trainer
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.model import fast_lstm, store
+from poetry_rnn.infra import progress as progress_lib
+from poetry_rnn.training import steps, trainer
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
 from conftest import run_module, synthetic_poems, write_poems
 
 TINY = dict(units=24, embed_dim=8, layers=1, batch_size=16, samples=0, quiet=True)
@@ -27,7 +29,7 @@ def test_a_bf16_run_leaves_float32_behind_it(poems_file, tmp_path):
         assert json.load(handle)["train"]["mixed_precision"] == "bf16"
     keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as a caller's own code might leave it
     try:
-        loaded = modeldir.load(model_dir)
+        loaded = store.load(model_dir)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {layer.compute_dtype for layer in [loaded.model, *loaded.model.layers]} == {"float32"}
@@ -90,12 +92,12 @@ def test_a_different_model_shape_is_refused(tmp_path, poems_file):
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, poems_file):
     model_dir = str(tmp_path / "m")
     trainer.fit(poems_file, model_dir, trainer.TrainOptions.of(epochs=1, max_steps=2, **TINY))
-    good = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
+    good = tf.train.latest_checkpoint(store.checkpoint_dir(model_dir))
     absurd = trainer.TrainOptions.of(epochs=50, optimizer="sgd", learning_rate=1e38, clip_norm=0, checkpoint_every=1, **TINY)
     with pytest.raises(trainer.TrainingDiverged, match=r"became (nan|inf) at step \d+"):
         trainer.fit(poems_file, model_dir, absurd)
-    latest = tf.train.latest_checkpoint(modeldir.checkpoint_dir(model_dir))
-    loaded = modeldir.load(model_dir)
+    latest = tf.train.latest_checkpoint(store.checkpoint_dir(model_dir))
+    loaded = store.load(model_dir)
     assert all(np.all(np.isfinite(v.numpy())) for v in loaded.model.weights), (good, latest)
 
 
@@ -147,7 +149,7 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
     # SGD at a vanishing rate: one step leaves the weights where they started.
     options = trainer.TrainOptions.of(epochs=1, max_steps=1, optimizer="sgd", learning_rate=1e-12, init_from=source, **TINY)
     trainer.fit(other_data, str(tmp_path / "tuned"), options)
-    before, after = modeldir.load(source), modeldir.load(str(tmp_path / "tuned"))
+    before, after = store.load(source), store.load(str(tmp_path / "tuned"))
     assert after.vocab == before.vocab
     for a, b in zip(before.model.weights, after.model.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
@@ -159,18 +161,18 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
     options = trainer.TrainOptions.of(epochs=2, max_steps=2, init_from=source, condition="keywords", dropout=0.2, **TINY)
     trainer.fit(other_data, keyed, options)
     resumed = trainer.fit(other_data, keyed, dataclasses.replace(options, max_steps=4))
-    assert resumed.step == 4 and modeldir.load(keyed).vocab == before.vocab
-    assert modeldir.load(keyed).config.condition == "keywords"
+    assert resumed.step == 4 and store.load(keyed).vocab == before.vocab
+    assert store.load(keyed).config.condition == "keywords"
     # A prompt bag adds weights, which start at zero; --train_only_new trains them alone, so poems
     # without a prompt stay exactly the source's. The bag's weights cannot be dropped on the way back.
     bagged = str(tmp_path / "bagged")
     trainer.fit(other_data, bagged, trainer.TrainOptions.of(epochs=1, max_steps=3, learning_rate=0.01, init_from=source,
                                                             condition="keywords", prompt_bag=True, train_only_new=True,
                                                             **TINY))
-    tuned = modeldir.load(bagged).model
-    source_weights = {modeldir.weight_name(v): v.numpy() for v in before.model.weights}
+    tuned = store.load(bagged).model
+    source_weights = {store.weight_name(v): v.numpy() for v in before.model.weights}
     for variable in tuned.weights:
-        name = modeldir.weight_name(variable)
+        name = store.weight_name(variable)
         if name.startswith("bag_"):
             assert np.abs(variable.numpy()).max() > 0, name
         else:
@@ -230,7 +232,7 @@ def test_train_into_a_log_file_writes_plain_lines(tmp_path, poems_file):
 
 
 def test_bf16_is_the_default_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
-    from poetry_rnn import distribution
+    from poetry_rnn.training import distribution
 
     amx, avx2, odd = tmp_path / "amx", tmp_path / "avx2", tmp_path / "odd"
     amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16\n")

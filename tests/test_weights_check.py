@@ -6,9 +6,9 @@ import types
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import model as model_lib
-from poetry_rnn.errors import PoetryError
-from poetry_rnn.model import ModelConfig, PoetryModel
+from poetry_rnn.model import network as model_lib
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model.network import ModelConfig, PoetryModel
 
 
 @pytest.mark.parametrize("cell", sorted(model_lib.CELLS))

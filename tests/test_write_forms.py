@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import decode, modeldir, poem_request, poet as poet_lib, prosody, titles, trainer, validator, vocab
+from poetry_rnn.generation import decode
+from poetry_rnn.model import store, vocab
+from poetry_rnn.verse import poem_request, prosody, validator
+from poetry_rnn import options, poet as poet_lib
+from poetry_rnn.corpus import titles
+from poetry_rnn.training import trainer
 from conftest import run_module, synthetic_poems, write_poems
 
 
@@ -41,7 +46,7 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     data = write_poems(tmp_path / "poems.txt", synthetic_poems(200))
     model_dir = str(tmp_path / "titled")
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
-    loaded = modeldir.load(model_dir)
+    loaded = store.load(model_dir)
     poem = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(title="题1", form="wujue")],
                            seed=0, condition="title")[0]
     assert poem.title == "题1" and not validator.check_poem(poem.content, poem_request.PoemRequest(form="wujue"))
@@ -55,7 +60,7 @@ def test_a_model_fine_tuned_to_keywords_writes_to_keywords_and_titles(tiny_model
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=1, batch_size=32,
                                                          condition="keywords", init_from=tiny_model_dir, samples=0,
                                                          quiet=True))
-    keyword, title = [c for c in sorted(modeldir.load(model_dir).vocab.chars) if prosody.is_han(c)][:2]
+    keyword, title = [c for c in sorted(store.load(model_dir).vocab.chars) if prosody.is_han(c)][:2]
     result = run_module("write", "--model_dir", model_dir, "--keywords", keyword, title, "--title", title + keyword,
                         "--form", "qijue", "--rhyme", "--num", "2", "--format", "jsonl", "--seed", "3")
     assert result.returncode == 0, result.stderr
@@ -72,7 +77,7 @@ def test_a_prompt_bag_model_reads_its_prompt_at_every_step_of_decoding_as_in_tra
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=32, embed_dim=16, layers=2, epochs=1, batch_size=32,
                                                          condition="keywords", prompt_bag=True, init_from=tiny_model_dir,
                                                          learning_rate=0.05, samples=0, quiet=True))
-    loaded = modeldir.load(model_dir)
+    loaded = store.load(model_dir)
     keyword, title = [c for c in sorted(loaded.vocab.chars) if prosody.is_han(c)][:2]
     request = poem_request.PoemRequest(form="wujue", keywords=keyword, title=title + keyword)
     poem = decode.generate(loaded.model, loaded.vocab, [request], seed=1, condition="keywords", prompt_bag=True)[0]
@@ -121,5 +126,5 @@ def test_any_poem_model_writes_towards_its_title_and_prints_it(tiny_model_dir):
     assert [p.text for p in poems(title=title, title_bonus=0.0)] == [p.text for p in without]
     result = run_module("write", "--model_dir", tiny_model_dir, "--title", title, "--form", "wujue", "--seed", "1")
     assert result.returncode == 0 and result.stdout.startswith(f"《{title}》"), result.stderr
-    too_long = run_module("write", "--model_dir", tiny_model_dir, "--title", "春" * (poet_lib.MAX_TITLE + 1))
-    assert too_long.returncode == 2 and f"at most {poet_lib.MAX_TITLE} --title characters" in too_long.stderr
+    too_long = run_module("write", "--model_dir", tiny_model_dir, "--title", "春" * (options.MAX_TITLE + 1))
+    assert too_long.returncode == 2 and f"at most {options.MAX_TITLE} --title characters" in too_long.stderr

@@ -1,0 +1,504 @@
+"""A poem request -> per-step masks over the vocabulary, checked up front.
+
+A ``poem_request.PoemRequest`` says what the user asked for (form, begin,
+acrostic, template, rhyme and its scheme, tones, repeats, title, keywords). :func:`plan`
+turns a batch of requests into a :class:`DecodePlan`: for every poem and step,
+which tokens are allowed, which steps are rhyme steps, which rhyme groups the
+poem may use, which neighbours would change how a character is heard, and
+where the no-repeat mask applies. It raises :class:`PoetryError` (one line
+naming the problem) when a request can never be met, so that a decoder
+following the plan's contract always finishes every poem and every finished
+poem passes ``validator.check_poem``, whatever the logits.
+
+The decoder contract (``decode.py`` implements it in-graph)::
+
+    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
+    pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
+    for t in range(lengths[b]):
+        allowed = mask_table[step_masks[b, t]]
+        if t >= content_start[b]:              # a soft pull, not a mask: keywords and title characters not yet written
+            logits += pull[b]
+        if line_end_step[b, t]:                # the first line ends here, which the model cannot know yet
+            logits += line_end_bonus[b] * end_lift
+        logits -= reuse_penalty[b] * {y : (prev, y) written by an earlier round of b's ask}   # ranking.AskMemory
+        if context_need[b, t]:                 # keep prev and this character at their heard readings
+            allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
+        if rhyme_step[b, t]:
+            allowed &= any(group_set[b][:, None] & group_members, axis=0) & ~used[b]
+        if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
+            allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
+        v = sample(logits, allowed)            # never empty (checked by plan)
+        if v == EOS: stop
+        if no_repeat[b, t]: count[b][v] += 1
+        if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
+        if t >= content_start[b]: pull[b][v] = 0
+
+``validator.check_poem`` is the independent validator: it re-derives shape,
+fixed characters, rhyme and tones from a finished poem with ``prosody``'s
+per-character functions and never looks at masks. Both read a request the
+same way, through ``poem_request``.
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from poetry_rnn.verse import forms, poem_request, prosody as prosody_lib
+from poetry_rnn.corpus import line_ends, titles
+from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.generation import vocab_prosody
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.verse.poem_request import MAX_USES
+from poetry_rnn.model.vocab import BOS, EOS, PAD, SEP, UNK
+
+
+@dataclasses.dataclass
+class DecodePlan:
+    """Masks for a batch of B poems over T steps and a vocabulary of V tokens.
+
+    mask_table:     bool (M, V), distinct allowed sets; row 0 is "EOS only"
+    step_masks:     int32 (B, T), row of mask_table per step; steps at or past
+                    lengths[b] point at row 0
+    rhyme_step:     bool (B, T), apply the dynamic rhyme mask at this step
+    group_members:  bool (G, V), tokens usable as the rhyme of group g; the
+                    groups of every scheme in the batch, one after another
+    initial_groups: bool (B, G), groups that can still complete every rhyme
+                    step of poem b; all False for poems without rhyme
+    lengths:        int32 (B,), steps of poem b including the final EOS step
+    content_start:  int32 (B,), step where the content begins (after the
+                    prompt for models that read it as a prefix, else 0)
+    context_need:   int32 (B, T), pair kinds to mask after the previous token:
+                    CHANGES_FIRST when the previous step's tone or rhyme is
+                    enforced, CHANGES_SECOND when this step's is (free xinyun
+                    steps only; 0 elsewhere)
+    pair_tokens, pair_kinds: int32 (V, K), ``vocab_prosody.VocabProsody``'s pairs
+    no_repeat:      bool (B, T), free character steps of a regular poem under
+                    the at-most-MAX_USES limit
+    fixed_counts:   int8 (B, V), uses of each token by the poem's fixed
+                    characters (begin, acrostic, template), counted up front
+    keyword_tokens: bool (B, V), the request's keywords: the decoder adds a
+                    bonus to their logits until each is written (a keywords
+                    model also reads them in its prompt)
+    title_weights:  float32 (B, V), the title's characters that are not
+                    keywords, each with its share of the title bonus
+                    (``titles.weight``: how often poets write that title
+                    character into the poem); 0 elsewhere. Pulled like keywords
+                    (any poem model; a title or keywords model also reads
+                    the title in its prompt)
+    repeat_guaranteed: bool (B,), the no-repeat mask can never empty a step of
+                    poem b (so it always applies); False where the vocabulary
+                    is too small for that, and the mask steps aside rather
+                    than leave nothing
+    prompt_tokens:  int32 (B, P), the prompt's characters, PAD after them: a
+                    prompt-bag model reads them at every step
+                    (``PoetryModel.prompt_context``)
+    line_end_step:  bool (B, T), the last free character of the first line of
+                    a regular poem or template when it is shorter than
+                    LONGEST_LINE, where the model cannot yet know that the
+                    line ends: the decoder adds its line-end bonus times
+                    ``end_lift`` there (``line_ends``)
+    end_lift:       float32 (V,), how readily each token ends a line
+                    (``line_ends.lift_vector``)
+    """
+
+    mask_table: np.ndarray
+    step_masks: np.ndarray
+    rhyme_step: np.ndarray
+    group_members: np.ndarray
+    initial_groups: np.ndarray
+    lengths: np.ndarray
+    content_start: np.ndarray
+    context_need: np.ndarray
+    pair_tokens: np.ndarray
+    pair_kinds: np.ndarray
+    no_repeat: np.ndarray
+    fixed_counts: np.ndarray
+    keyword_tokens: np.ndarray
+    title_weights: np.ndarray
+    repeat_guaranteed: np.ndarray
+    prompt_tokens: np.ndarray
+    line_end_step: np.ndarray
+    end_lift: np.ndarray
+
+
+# --------------------------------------------------------------------------
+# Steps
+
+
+class _Rows:
+    """Distinct mask rows, deduplicated by content; row 0 is EOS only."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        self.by_key, self.by_bytes, self.rows = {}, {}, []
+        self.lost = {}  # (scheme, need, row, per group) -> _exclusions, the same for every poem of a batch
+        self.get(("tok", EOS), "the end of the poem")
+
+    def size(self, vp, index, per_group=False):
+        """Tokens in row ``index`` (or of each group's members in it), cached."""
+        key = (vp.scheme.name, "size", index, per_group)
+        if key not in self.lost:
+            row = self.rows[index]
+            self.lost[key] = (vp.group_members & row).sum(axis=1) if per_group else int(row.sum())
+        return self.lost[key]
+
+    def exclusions(self, vp, need, index, per_group=False):
+        """_exclusions of row ``index`` (or of each group's members in it), cached."""
+        key = (vp.scheme.name, need, index, per_group)
+        if key not in self.lost:
+            row = self.rows[index]
+            self.lost[key] = _exclusions(vp, need, vp.group_members & row if per_group else row)
+        return self.lost[key]
+
+    def _build(self, key):
+        v = len(self.vocab)
+        if key[0] == "tok":
+            row = np.zeros(v, bool)
+            row[key[1]] = True
+        elif key[0] == "han":
+            _, symbol, excluded, scheme = key
+            vp = vocab_prosody.VocabProsody.build(self.vocab, scheme)
+            row = vp.han.copy()
+            if symbol == prosody_lib.P:
+                row &= vp.ping
+            elif symbol == prosody_lib.Z:
+                row &= vp.ze
+            row[list(excluded)] = False
+        else:  # free: anything but PAD UNK BOS SEP (and EOS before the first character)
+            _, allow_eos = key
+            row = np.ones(v, bool)
+            row[[PAD, UNK, BOS, SEP]] = False
+            row[EOS] = allow_eos
+        return row
+
+    def get(self, key, where):
+        index = self.by_key.get(key)
+        if index is None:
+            row = self._build(key)
+            if not row.any():
+                need = f" (needs {key[1]})" if key[0] == "han" and key[1] != prosody_lib.EITHER else ""
+                raise PoetryError(f"no token of the vocabulary can stand at {where}{need}")
+            index = self.by_bytes.setdefault(row.tobytes(), len(self.rows))
+            if index == len(self.rows):
+                self.rows.append(row)
+            self.by_key[key] = index
+        return index
+
+
+_START_NAME = {"ping": "平起", "ze": "仄起"}
+LONGEST_LINE = max(form.chars_per_line for form in forms.FORMS.values())  # 7: no regular line goes on after it
+
+
+def tone_starts_that_fit(request):
+    """The tone starts ('ping', 'ze') whose pattern every fixed character fits.
+
+    Fixed characters (begin, acrostic, template) may clash with one pattern
+    and not the other; a writer choosing 平起/仄起 at random can pick among
+    these. Both when tones are off or there is no form; raises PoetryError
+    for an invalid request.
+    """
+    resolved = poem_request.resolve_request(request)
+    if request.tones == "off" or resolved.form is None:
+        return list(poem_request.TONE_STARTS)
+    return [
+        start
+        for start in poem_request.TONE_STARTS
+        if _tone_clash(poem_request.request_slots(dataclasses.replace(request, tone_start=start), resolved),
+                       request.scheme) is None
+    ]
+
+
+def _tone_clash(slots, scheme):
+    """The first fixed character whose tones miss its pattern symbol, or None."""
+    for slot in slots:
+        if slot.fixed and slot.tone != prosody_lib.EITHER and not prosody_lib.tone_ok(slot.fixed, slot.tone, scheme):
+            return slot
+    return None
+
+
+def _token(vocab, c, source):
+    if c not in vocab:
+        raise PoetryError(f"{source} character {c!r} is not in the model's vocabulary")
+    return vocab.id(c)
+
+
+@dataclasses.dataclass
+class _Steps:
+    """One request's steps: mask rows and per-step flags, all of one length."""
+
+    rows: list = dataclasses.field(default_factory=list)
+    rhyme: list = dataclasses.field(default_factory=list)
+    need: list = dataclasses.field(default_factory=list)       # context_need
+    no_repeat: list = dataclasses.field(default_factory=list)
+    line_end: list = dataclasses.field(default_factory=list)
+    fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
+    content_start: int = 0
+    slots: list = None
+    keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
+    title: dict = dataclasses.field(default_factory=dict)  # the title's token ids -> titles.weight
+    prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
+
+
+def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
+    """The :class:`_Steps` of one request."""
+    r = request
+    resolved = poem_request.resolve_request(r)
+    out = _Steps()
+
+    def add(key, where, is_rhyme=False, need=0, no_repeat=False, line_end=False):
+        out.rows.append(rows.get(key, where))
+        out.rhyme.append(is_rhyme)
+        out.need.append(need)
+        out.no_repeat.append(no_repeat)
+        out.line_end.append(line_end)
+
+    out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
+    out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
+    for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
+        tokens = [_token(vocab, c, what) for c in text]
+        out.prompt += tokens
+        if not prompt_bag:  # a prefix: forced steps before the content
+            for token in tokens:
+                add(("tok", token), f"the {what}")
+            add(("tok", SEP), f"the end of the {what}")
+    out.content_start = len(out.rows)
+
+    if resolved.form is None and not resolved.template:  # free mode
+        for c in r.begin:
+            add(("tok", _token(vocab, c, "begin")), "the beginning")
+        for k in range(len(r.begin), r.max_len):
+            add(("free", k > 0 and r.stop_at_eos), f"character {k + 1}")
+        add(("tok", EOS), "the end of the poem")
+        return out
+
+    slots = out.slots = poem_request.request_slots(r, resolved)
+    clash = _tone_clash(slots, r.scheme)
+    if clash is not None:
+        other = {"ping": "ze", "ze": "ping"}[r.tone_start]
+        hint = ""
+        if _tone_clash(poem_request.request_slots(dataclasses.replace(r, tone_start=other), resolved),
+                       r.scheme) is None:
+            hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
+        tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, r.scheme))
+        raise PoetryError(
+            f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
+            f" but the {_START_NAME[r.tone_start]} pattern ({r.tones}) needs {clash.tone} there{hint}"
+        )
+    scheme = poem_request.scheme_of(r)
+    heard = scheme.table is None  # xinyun: free characters keep their heard readings
+    limited = resolved.form is not None and not r.allow_repeats
+    fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
+    excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
+    sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
+    # The first line's last character, when regular verse has longer lines it could still be part of.
+    first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
+    first_end = first_break - 1 if first_break < LONGEST_LINE else None
+    for k, slot in enumerate(slots):
+        if slot.fixed:
+            token = _token(vocab, slot.fixed, slot.source)
+            out.fixed[token] += slot.han
+            add(("tok", token), slot.where, slot.rhyme)
+            continue
+        need = 0
+        if heard and k > 0 and sensitive[k - 1]:
+            need |= prosody_lib.CHANGES_FIRST
+        if heard and sensitive[k]:
+            need |= prosody_lib.CHANGES_SECOND
+        key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
+        add(key, slot.where, slot.rhyme, need, limited, line_end=k == first_end)
+    add(("tok", EOS), "the end of the poem")
+    return out
+
+
+def _exclusions(vp, need, row):
+    """Most tokens of ``row`` that the pair mask of kinds ``need`` can remove after any one token.
+
+    ``row`` is (V,) or (G, V); the answer is a number or one per group.
+    """
+    if not need:
+        return 0 if row.ndim == 1 else np.zeros(row.shape[0], np.int64)
+    padded = np.concatenate([row, np.zeros(row.shape[:-1] + (1,), bool)], axis=-1)
+    hit = (vp.pair_kinds & need) > 0  # (V, K)
+    if row.ndim == 1:
+        return int((padded[vp.pair_tokens] & hit).sum(axis=1).max())
+    return np.array([(g[vp.pair_tokens] & hit).sum(axis=1).max() for g in padded])
+
+
+def _repeat_bound(steps, t, chars, size):
+    """Most tokens of ``chars`` ((V,) or (G, V) bool) the no-repeat mask can exclude at step t.
+
+    A token is out once it is used MAX_USES times; the fixed characters'
+    uses are known, so the worst case spends the free steps before t first on
+    tokens one use short, then on fresh ones (MAX_USES uses each). ``size``
+    is ``chars.sum(axis=-1)``.
+    """
+    if not steps.no_repeat[t]:
+        return 0 if chars.ndim == 1 else np.zeros(chars.shape[0], np.int64)
+    budget = sum(steps.no_repeat[steps.content_start : t])
+    # available[k]: tokens of chars k uses short (k = 0: already out), from the few fixed tokens
+    available = [0] * (MAX_USES + 1)
+    fresh = size
+    for token, uses in steps.fixed.items():
+        if uses:
+            inside = chars[..., token].astype(np.int64)
+            available[max(MAX_USES - uses, 0)] = available[max(MAX_USES - uses, 0)] + inside
+            fresh = fresh - inside
+    available[MAX_USES] = available[MAX_USES] + fresh
+    out = available[0]
+    for need in range(1, MAX_USES + 1):  # cheapest first
+        take = np.minimum(available[need], budget // need)
+        out, budget = out + take, budget - take * need
+    return out
+
+
+def _check_free_steps(steps, rows, vp):
+    """Every free step keeps a token whatever the pair mask removes; True if the no-repeat mask can't empty it either."""
+    guaranteed = True
+    for t, (row_id, is_rhyme) in enumerate(zip(steps.rows, steps.rhyme)):
+        if is_rhyme or not (steps.need[t] or steps.no_repeat[t]):
+            continue
+        size = rows.size(vp, row_id)
+        lost = rows.exclusions(vp, steps.need[t], row_id)
+        if size <= lost:
+            raise PoetryError(f"too few characters in this vocabulary for step {t + 1} beside the neighbours it must avoid")
+        guaranteed &= bool(size > lost + _repeat_bound(steps, t, rows.rows[row_id], size))
+    return guaranteed
+
+
+def _initial_groups(request, steps, rows, vp):
+    """Rhyme groups g such that every rhyme step keeps a usable character in g.
+
+    Fixed rhyming characters must be distinct, 平, and share g. Each free
+    rhyme step's static mask (which already excludes the fixed rhyming
+    characters) must hold at least n_free characters of g, n_free being the
+    number of free rhyme steps: at most n_free - 1 of them are used before
+    any free rhyme step, so the dynamic mask is never empty, and every group
+    left in the decoder's group set is one of these. The pair mask may take
+    more: as many as it can remove at that step are added. Returns (groups,
+    repeat_guaranteed): the groups that also survive the most the no-repeat
+    mask can remove, if there are any, else the others, not guaranteed.
+    """
+    out = np.zeros(vp.group_members.shape[0], bool)
+    if not request.rhyme:
+        return out, True
+    slots = steps.slots
+    fixed = [slot for slot in slots if slot.rhyme and slot.fixed]
+    seen = {}
+    for slot in fixed:
+        if slot.fixed in seen:
+            raise PoetryError(
+                f"rhyming lines may not repeat a character: {slot.fixed!r} ends {seen[slot.fixed]} and {slot.where}"
+            )
+        seen[slot.fixed] = slot.where
+        if not prosody_lib.char_rhymes(slot.fixed, prosody_lib.PING, vp.scheme):
+            raise PoetryError(
+                f"{slot.source} character {slot.fixed!r} at {slot.where} ends a rhyming line but has no 平 reading"
+            )
+    shared = prosody_lib.shared_rhymes([slot.fixed for slot in fixed], vp.scheme)
+    if not shared:
+        chars = " ".join(slot.fixed for slot in fixed)
+        raise PoetryError(f"the fixed rhyming characters {chars} share no {vp.scheme.chinese} rhyme group")
+    out[sorted(shared)] = True
+    start = steps.content_start
+    free = [start + k for k, slot in enumerate(slots) if slot.rhyme and not slot.fixed]
+    strict = out.copy()
+    for t in free:
+        size = rows.size(vp, steps.rows[t], per_group=True)
+        need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], per_group=True)
+        out &= size >= need
+        if strict.any() and steps.no_repeat[t]:
+            strict &= size >= need + _repeat_bound(steps, t, vp.group_members & rows.rows[steps.rows[t]], size)
+        else:
+            strict &= size >= need
+    if not out.any():
+        raise PoetryError(
+            f"no rhyme group has enough usable characters for {len(free) + len(fixed)} rhyming lines"
+            f" ({len(free)} to choose, 平, distinct) under these constraints in this vocabulary"
+        )
+    return (strict, True) if strict.any() else (out, False)
+
+
+def plan(requests, vocab, model_config=None):
+    """The :class:`DecodePlan` of a batch of requests; PoetryError if one is impossible.
+
+    ``model_config`` is the model's ``ModelConfig`` (None: a model that reads
+    no prompt): its ``condition`` says what its prompt holds and its
+    ``prompt_bag`` whether it reads it as a prefix or as a bag.
+    """
+    condition = model_config.condition if model_config else "none"
+    prompt_bag = bool(model_config and model_config.prompt_bag)
+    if isinstance(requests, poem_request.PoemRequest):
+        requests = [requests]
+    requests = list(requests)
+    if not requests:
+        raise PoetryError("no poems requested")
+    rows = _Rows(vocab)
+    poems, schemes = [], {}
+    for b, request in enumerate(requests):
+        try:
+            steps = _poem_steps(request, vocab, rows, condition, prompt_bag)
+            scheme = poem_request.scheme_of(request)
+            vp = schemes.get(scheme.name) or vocab_prosody.VocabProsody.build(vocab, scheme)
+            body_guaranteed = _check_free_steps(steps, rows, vp)
+            groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp)
+        except PoetryError as error:
+            if len(requests) == 1:
+                raise
+            raise PoetryError(f"poem {b + 1}: {error}") from None
+        schemes.setdefault(vp.scheme.name, vp)
+        poems.append((steps, vp.scheme.name, groups, body_guaranteed and rhyme_guaranteed))
+    # One group table for the batch: each scheme's groups after the previous scheme's.
+    offsets, members = {}, []
+    for name, vp in schemes.items():
+        offsets[name] = sum(len(m) for m in members)
+        members.append(vp.group_members)
+    bsz, n_groups = len(poems), sum(len(m) for m in members)
+    heard = schemes.get(prosody_lib.DEFAULT_SCHEME)  # only xinyun poems mask pairs
+    pair_tokens = heard.pair_tokens if heard else np.full((len(vocab), 1), len(vocab), np.int32)
+    pair_kinds = heard.pair_kinds if heard else np.zeros((len(vocab), 1), np.int32)
+    t_max = max(len(steps.rows) for steps, *_ in poems)
+    step_masks = np.zeros((bsz, t_max), np.int32)
+    rhyme_step = np.zeros((bsz, t_max), bool)
+    context_need = np.zeros((bsz, t_max), np.int32)
+    no_repeat = np.zeros((bsz, t_max), bool)
+    line_end_step = np.zeros((bsz, t_max), bool)
+    initial_groups = np.zeros((bsz, n_groups), bool)
+    fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
+    keyword_tokens = np.zeros((bsz, len(vocab)), bool)
+    title_weights = np.zeros((bsz, len(vocab)), np.float32)
+    prompt_tokens = np.full((bsz, max(len(steps.prompt) for steps, *_ in poems)), PAD, np.int32)
+    for b, (steps, name, groups, _) in enumerate(poems):
+        n = len(steps.rows)
+        step_masks[b, :n] = steps.rows
+        rhyme_step[b, :n] = steps.rhyme
+        context_need[b, :n] = steps.need
+        no_repeat[b, :n] = steps.no_repeat
+        line_end_step[b, :n] = steps.line_end
+        initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
+        for token, uses in steps.fixed.items():
+            fixed_counts[b, token] = min(uses, 127)
+        title_weights[b, list(steps.title)] = list(steps.title.values())
+        keyword_tokens[b, steps.keywords] = True
+        prompt_tokens[b, : len(steps.prompt)] = steps.prompt
+    title_weights[keyword_tokens] = 0.0  # a keyword is pulled by the keyword bonus alone
+    return DecodePlan(
+        mask_table=np.stack(rows.rows),
+        step_masks=step_masks,
+        rhyme_step=rhyme_step,
+        group_members=np.concatenate(members),
+        initial_groups=initial_groups,
+        lengths=np.array([len(steps.rows) for steps, *_ in poems], np.int32),
+        content_start=np.array([steps.content_start for steps, *_ in poems], np.int32),
+        context_need=context_need,
+        pair_tokens=np.array(pair_tokens),
+        pair_kinds=np.array(pair_kinds),
+        no_repeat=no_repeat,
+        fixed_counts=fixed_counts,
+        keyword_tokens=keyword_tokens,
+        title_weights=title_weights,
+        repeat_guaranteed=np.array([guaranteed for *_, guaranteed in poems], bool),
+        prompt_tokens=prompt_tokens,
+        line_end_step=line_end_step,
+        end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
+    )

@@ -1,0 +1,182 @@
+"""Poems from requests: plan them, draft each ``best_of`` times in one batch, keep the best.
+
+``generate`` writes poem requests, ``continue_streams`` continues lyrics
+prefixes; both take one ``options.SamplingOptions`` for all requests or one
+per request (coalesced asks keep their own), expand each request into its
+drafts, decode them with a ``sampler.Decoder`` and rank them
+(``ranking.best_per_request``). How the model reads a prompt comes from the
+decoder's model (``Decoder.config``), never from the caller.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from poetry_rnn.generation import constraints, noise
+from poetry_rnn.generation.processors import ReuseTable, per_row
+from poetry_rnn.generation.ranking import REUSE_WINDOW, AskMemory, Ranking, best_per_request, round_start
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.verse import poem_request
+
+
+@dataclasses.dataclass
+class Draft:
+    """One decoded poem: what ``write`` keeps or ranks away (the facade turns the winner into a ``poet.Poem``)."""
+
+    request: object  # the poem_request.PoemRequest it answers
+    title: str
+    content: str
+    logprobs: list  # log p of each content token (EOS included) under the model
+    ended: bool  # reached EOS (a free poem may be cut at max_len instead)
+
+    @property
+    def mean_logprob(self):
+        return float(np.mean(self.logprobs)) if self.logprobs else float("-inf")
+
+
+def per_request(sampling, n):
+    """One SamplingOptions per request: ``sampling`` is one for all or a list of n."""
+    if isinstance(sampling, SamplingOptions):
+        return [sampling] * n
+    if len(sampling) != n:
+        raise PoetryError(f"{len(sampling)} sampling settings for {n} requests")
+    return list(sampling)
+
+
+def sampling_rows(sampling, indices):
+    """The drafts' rows: the request of each row, and per-row settings for ``Decoder.decode``.
+
+    ``sampling`` has one SamplingOptions per request, expanded ``best_of``
+    times. A row's noise key is ``noise.row_key(seed, index, copy)``:
+    ``indices[i]`` is request i's number in its caller's ask.
+    """
+    n = len(sampling)
+    copies = np.array([s.best_of for s in sampling], np.int64)
+    seeds = np.array([s.seed or 0 for s in sampling], np.int64)
+    index = per_row(indices, n, np.int64)
+    if np.any(copies < 1) or np.any(copies > noise.MAX_COPIES):
+        raise PoetryError(f"best_of must be in [1, {noise.MAX_COPIES}], got {copies.min()}..{copies.max()}")
+    if np.any(seeds >= noise.MAX_SEED) or np.any(index < 0) or np.any(index >= noise.MAX_INDEX):
+        raise PoetryError(f"seeds must be in [0, {noise.MAX_SEED}) and at most {noise.MAX_INDEX} poems in one ask")
+    owner = np.repeat(np.arange(n), copies)
+    copy = np.concatenate([np.arange(c) for c in copies])
+    settings = {field.name: np.array([getattr(sampling[i], field.name) for i in owner])
+                for field in dataclasses.fields(SamplingOptions)}
+    settings["keys"] = noise.row_key(seeds[owner], index[owner], copy)
+    return owner, settings
+
+
+def rankings_for(sampling, ranking=None):
+    """One Ranking per request: ``ranking`` for all, else from each request's novelty weight and rhyme bonus."""
+    if ranking is not None:
+        return [ranking] * len(sampling)
+    return [Ranking(novelty_weight=float(s.novelty_weight), rhyme_bonus=float(s.rhyme_bonus)) for s in sampling]
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where a batch of requests stands in its callers' asks (default: one ask, numbered from 0).
+
+    indices: each request's number in its ask (keys its noise, orders its rounds)
+    groups:  each request's ask, for the novelty term and the reuse penalty
+    memory:  a ranking.AskMemory of the poems each ask has kept so far
+    """
+
+    indices: np.ndarray
+    groups: list
+    memory: AskMemory
+
+    @classmethod
+    def of(cls, n, indices=None, groups=None, memory=None):
+        return cls(np.arange(n) if indices is None else per_row(indices, n, np.int64),
+                   [0] * n if groups is None else list(groups), AskMemory() if memory is None else memory)
+
+    def pick(self, picked):
+        return Placement(self.indices[picked], [self.groups[k] for k in picked], self.memory)
+
+
+def generate(decoder, vocab, requests, sampling, placement=None, ranking=None):
+    """Poems for ``requests``; with ``best_of`` > 1, the best draft per request.
+
+    ``sampling`` is one SamplingOptions or one per request; ``ask`` (a
+    :class:`Ask`) places the requests in their asks. ``ranking`` (which can
+    carry an n-gram second opinion) replaces each request's
+    ``Ranking(novelty_weight, rhyme_bonus)``. Requests with a reuse penalty
+    are decoded round by round (``ranking.round_start``), each round
+    penalising the character pairs of the rounds before it in its ask; the
+    others in the first call.
+    """
+    sampling = per_request(sampling, len(requests))
+    ask = placement or Placement.of(len(requests))
+    rounds = np.array([round_start(i) if s.reuse_penalty > 0 else 0 for i, s in zip(ask.indices, sampling)], np.int64)
+    poems = [None] * len(requests)
+    for start in np.unique(rounds):
+        picked = np.flatnonzero(rounds == start)
+        out = _generate_round(decoder, vocab, [requests[k] for k in picked], [sampling[k] for k in picked],
+                              ask.pick(picked), ranking)
+        for k, poem in zip(picked, out):
+            poems[k] = poem
+    return poems
+
+
+def _reuse_table(vocab, ask, owner):
+    """The reuse processor's setting: one table row per (ask, round), and each draft's row."""
+    sets = [(group, round_start(i)) for group, i in zip(ask.groups, ask.indices)]
+    number = {key: k for k, key in enumerate(dict.fromkeys(sets))}
+    table = ReuseTable.build(vocab, [ask.memory.bigrams(group, before=start, window=REUSE_WINDOW)
+                                     for group, start in number])
+    return table, np.array([number[sets[i]] for i in owner], np.int32)
+
+
+def _generate_round(decoder, vocab, requests, sampling, ask, ranking):
+    """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
+    owner, settings = sampling_rows(sampling, ask.indices)
+    if np.any(settings["reuse_penalty"] > 0):
+        settings["reuse"] = _reuse_table(vocab, ask, owner)
+    expanded = [requests[i] for i in owner]
+    plan = constraints.plan(expanded, vocab, decoder.config)
+    decoded = decoder.decode(plan, **settings)
+    candidates = []
+    for b, request in enumerate(expanded):
+        steps, start = decoded.steps(b), int(plan.content_start[b])
+        content = vocab.decode(decoded.tokens[b][start:])
+        candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
+                                bool(decoded.ended[b])))
+    return best_per_request(candidates, owner, len(requests), rankings_for(sampling, ranking), ask.groups,
+                            ask.memory, ask.indices)
+
+
+def continue_streams(decoder, vocab, prefixes, length, sampling, placement=None):
+    """Lyrics streams, as d2l's ``predict_rnn``: feed each prefix, then add ``length`` characters.
+
+    A stream model never saw BOS, so the first prefix character is the first
+    input, from zero states (an empty prefix starts from a space, the line
+    break of the joined text); the rest of the prefix is forced, then exactly
+    ``length`` characters are sampled (EOS is never allowed: a stream has no
+    end). Returns one ``Draft`` per prefix (best of ``best_of``): its content
+    is the prefix followed by the new characters, its logprobs those of the
+    new characters only. Drafts are ranked as ``generate`` ranks them.
+    """
+    if length < 1:
+        raise PoetryError(f"length must be at least 1, got {length}")
+    for prefix in prefixes:
+        missing = [c for c in prefix or " " if c not in vocab]
+        if missing:
+            raise PoetryError(f"prefix character {missing[0]!r} is not in the model's vocabulary")
+    sampling = per_request(sampling, len(prefixes))
+    ask = placement or Placement.of(len(prefixes))
+    owner, settings = sampling_rows(sampling, ask.indices)
+    expanded = [prefixes[i] for i in owner]
+    forced = [max(len(p) - 1, 0) for p in expanded]
+    requests = [poem_request.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
+    plan = constraints.plan(requests, vocab)
+    start = np.array([vocab.id(p[:1] or " ") for p in expanded], np.int32)
+    decoded = decoder.decode(plan, start=start, **settings)
+    candidates = [
+        Draft(poem_request.PoemRequest(begin=p, max_len=len(p) + length, stop_at_eos=False), "",
+              p + vocab.decode(decoded.tokens[b, f : f + length]), decoded.logprobs[b, f : f + length].tolist(), False)
+        for b, (p, f) in enumerate(zip(expanded, forced))
+    ]
+    return best_per_request(candidates, owner, len(prefixes), rankings_for(sampling), ask.groups, ask.memory,
+                            ask.indices)

@@ -1,0 +1,446 @@
+"""Every constraint or pull on the logits, one class each, applied in turn at each step of the sampler.
+
+A processor is the whole of one knob, in the spirit of the logits processors
+of Hugging Face's ``generation`` package, with the state our constraints
+need:
+
+* ``SIGNATURE``: its arrays' names, dtypes and shapes (the sampler's
+  ``tf.function`` signature is the processors' signatures in a tuple);
+* ``from_plan(plan, settings)``: those arrays, computed once per ask on the
+  host from the ``constraints.DecodePlan`` and the per-row sampling settings
+  (``SETTINGS`` names the ones it reads, each with its neutral value, the
+  one that turns it off);
+* ``initial_state(batch)``, ``apply(logits, state, step)`` and
+  ``update(state, step)``: in the graph, what it remembers while decoding,
+  how it changes the logits (a mask sets -inf, a pull adds a bonus), and
+  what it learns from the chosen token.
+
+The sampler (``decode.Decoder``) runs the model step, then ``PROCESSORS`` in
+order, then takes the argmax. Masks come first, so the allowed set a later
+mask sees (``logits > -inf``) is the earlier ones' intersection; pulls come
+next, then temperature, top-k, top-p and the Gumbel noise that makes the
+argmax a sample. Adding a knob means writing its processor, adding it here,
+and giving it its option in ``options.SamplingOptions``.
+"""
+
+import collections
+import dataclasses
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from poetry_rnn.generation import noise
+from poetry_rnn.verse import poem_request
+
+NEG_INF = float("-inf")
+
+
+class Step(typing.NamedTuple):
+    """Where the sampler stands: what ``apply`` and ``update`` may read besides their own arrays."""
+
+    t: tf.Tensor  # int32 (): the step
+    prev: tf.Tensor  # int32 (B,): the previous token
+    in_content: tf.Tensor  # bool (B,): the poem's content has begun (past a prompt read as a prefix)
+    done: tf.Tensor  # bool (B,): the poem ended before this step
+    token: tf.Tensor = None  # int32 (B,): the token chosen at this step (``update`` only; PAD where done)
+
+
+def per_row(value, rows, dtype):
+    """``value`` (a scalar or one per row) as a numpy array of ``rows`` values."""
+    return np.broadcast_to(np.asarray(value, dtype), (rows,)).copy()
+
+
+def row_mask(columns, hit, vocab_size):
+    """bool (B, V): True at columns[b, k] where hit[b, k]; column V is padding."""
+    batch = tf.shape(columns)[0]
+    rows = tf.range(batch)[:, None] + tf.zeros_like(columns)
+    index = tf.stack([rows, columns], axis=-1)
+    return tf.scatter_nd(index, tf.cast(hit, tf.int32), tf.stack([batch, vocab_size + 1]))[:, :-1] > 0
+
+
+def mask(logits, allowed):
+    """-inf wherever ``allowed`` is False."""
+    return tf.where(allowed, logits, NEG_INF)
+
+
+def spec(shape, dtype):
+    return tf.TensorSpec(shape, dtype)
+
+
+class LogitsProcessor:
+    """One constraint or pull; see the module docstring. Subclasses set SIGNATURE and SETTINGS."""
+
+    SIGNATURE = {}  # array name -> TensorSpec
+    SETTINGS = {}  # per-row setting it reads -> (numpy dtype, neutral value)
+
+    def __init__(self, **arrays):
+        if set(arrays) != set(self.SIGNATURE):
+            raise TypeError(f"{type(self).__name__} takes {sorted(self.SIGNATURE)}, got {sorted(arrays)}")
+        for name, value in arrays.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def setting(cls, settings, name, rows):
+        """Per-row values of setting ``name`` (its neutral value where not given)."""
+        dtype, neutral = cls.SETTINGS[name]
+        return per_row(settings.get(name, neutral), rows, dtype)
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        raise NotImplementedError
+
+    def initial_state(self, batch):
+        return ()
+
+    def apply(self, logits, state, step):
+        raise NotImplementedError
+
+    def update(self, state, step):
+        return state
+
+
+# --------------------------------------------------------------------------
+# Masks: what may stand at a step
+
+
+class Form(LogitsProcessor):
+    """Shape and fixed characters: each step's allowed set, one row of a table of distinct rows.
+
+    Covers the form's lines and punctuation, begin, acrostic and template
+    characters, tones of free positions, and the end of the poem.
+    ``force`` is the in-graph counterpart of the plan's fixed characters,
+    for graphs that take begin characters at run time (the SavedModel).
+    """
+
+    SIGNATURE = {"mask_table": spec([None, None], tf.bool),  # (M, V)
+                 "step_masks": spec([None, None], tf.int32)}  # (B, T): row of mask_table per step
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"mask_table": plan.mask_table, "step_masks": plan.step_masks}
+
+    @staticmethod
+    def force(mask_table, step_masks, poem, at, ids):
+        """(mask_table, step_masks) with token ``ids[i]`` forced at step ``at[i]`` of poem ``poem[i]``."""
+        one_hot = tf.one_hot(ids, tf.shape(mask_table)[1], on_value=True, off_value=False)
+        rows = tf.shape(mask_table)[0] + tf.range(tf.size(ids))
+        return (tf.concat([mask_table, one_hot], 0),
+                tf.tensor_scatter_nd_update(step_masks, tf.stack([poem, at], axis=1), rows))
+
+    def apply(self, logits, state, step):
+        return mask(logits, tf.gather(self.mask_table, self.step_masks[:, step.t]))
+
+
+class HeardPairs(LogitsProcessor):
+    """Neighbours that would change how a character is heard (中华新韵: 一 and 不 sandhi, erhua).
+
+    After the previous token, the tokens that would change its heard tone or
+    rhyme, or this one's, are out where the plan enforces either.
+    """
+
+    SIGNATURE = {"context_need": spec([None, None], tf.int32),  # (B, T): pair kinds to avoid after prev
+                 "pair_tokens": spec([None, None], tf.int32),  # (V, K)
+                 "pair_kinds": spec([None, None], tf.int32)}  # (V, K)
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"context_need": plan.context_need, "pair_tokens": plan.pair_tokens, "pair_kinds": plan.pair_kinds}
+
+    def apply(self, logits, state, step):
+        hit = (tf.gather(self.pair_kinds, step.prev) & self.context_need[:, step.t][:, None]) > 0  # (B, K)
+        return mask(logits, ~row_mask(tf.gather(self.pair_tokens, step.prev), hit, tf.shape(logits)[1]))
+
+
+class Rhyme(LogitsProcessor):
+    """At a rhyme step: a character of a rhyme group still open to the poem, not used at a rhyme before."""
+
+    SIGNATURE = {"rhyme_step": spec([None, None], tf.bool),  # (B, T)
+                 "group_members": spec([None, None], tf.bool),  # (G, V)
+                 "initial_groups": spec([None, None], tf.bool)}  # (B, G)
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"rhyme_step": plan.rhyme_step, "group_members": plan.group_members,
+                "initial_groups": plan.initial_groups}
+
+    def __init__(self, **arrays):
+        super().__init__(**arrays)
+        # Built once, outside the decoding loop.
+        self.members = tf.cast(self.group_members, tf.float32)  # (G, V)
+        self.char_groups = tf.transpose(self.group_members)  # (V, G)
+
+    def initial_state(self, batch):
+        vocab_size = tf.shape(self.group_members)[1]
+        return self.initial_groups, tf.zeros([batch, vocab_size], tf.bool)  # groups open, characters used
+
+    def apply(self, logits, state, step):
+        groups, used = state
+        rhyme_ok = (tf.matmul(tf.cast(groups, tf.float32), self.members) > 0) & ~used
+        return mask(logits, tf.where(self.rhyme_step[:, step.t][:, None], rhyme_ok, True))
+
+    def update(self, state, step):
+        groups, used = state
+        rhymed = self.rhyme_step[:, step.t] & ~step.done
+        groups = tf.where(rhymed[:, None], groups & tf.gather(self.char_groups, step.token), groups)
+        chosen = tf.one_hot(step.token, tf.shape(used)[1], on_value=True, off_value=False)
+        return groups, used | (chosen & rhymed[:, None])
+
+
+class NoRepeat(LogitsProcessor):
+    """Regular poems: no character more than MAX_USES times, unless that would leave nothing.
+
+    The plan guarantees a choice wherever it can (``repeat_guaranteed``); it
+    steps aside only where the vocabulary is too small. Runs after the other
+    masks, whose intersection is the allowed set it sees.
+    """
+
+    SIGNATURE = {"no_repeat": spec([None, None], tf.bool),  # (B, T): steps under the limit
+                 "fixed_counts": spec([None, None], tf.int8)}  # (B, V): uses by fixed characters
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"no_repeat": plan.no_repeat, "fixed_counts": plan.fixed_counts}
+
+    @staticmethod
+    def force(no_repeat, fixed_counts, poem, at, ids):
+        """(no_repeat, fixed_counts) with ``ids`` forced at (poem, at), as the plan counts fixed characters."""
+        where = tf.stack([poem, at], axis=1)
+        return (tf.tensor_scatter_nd_update(no_repeat, where, tf.zeros_like(ids, tf.bool)),
+                tf.tensor_scatter_nd_add(fixed_counts, tf.stack([poem, ids], axis=1), tf.ones_like(ids, tf.int8)))
+
+    def initial_state(self, batch):
+        return (self.fixed_counts,)
+
+    def apply(self, logits, state, step):
+        (counts,) = state
+        allowed = logits > NEG_INF
+        limited = allowed & ~(self.no_repeat[:, step.t][:, None] & (counts >= poem_request.MAX_USES))
+        return mask(logits, tf.where(tf.reduce_any(limited, axis=1, keepdims=True), limited, allowed))
+
+    def update(self, state, step):
+        (counts,) = state
+        chosen = tf.one_hot(step.token, tf.shape(counts)[1], on_value=True, off_value=False)
+        return (counts + tf.cast(chosen & (self.no_repeat[:, step.t] & ~step.done)[:, None], tf.int8),)
+
+
+# --------------------------------------------------------------------------
+# Pulls: a bonus or penalty on the logits; the poem's log-probabilities stay the model's own
+
+
+class _CharacterPull(LogitsProcessor):
+    """A bonus on some characters of each poem until the poem has written them (in its content)."""
+
+    SIGNATURE = {"pull": spec([None, None], tf.float32)}  # (B, V)
+
+    def initial_state(self, batch):
+        return (self.pull,)
+
+    def apply(self, logits, state, step):
+        (pull,) = state
+        return logits + tf.where(step.in_content[:, None], pull, 0.0)
+
+    def update(self, state, step):
+        (pull,) = state
+        chosen = tf.one_hot(step.token, tf.shape(pull)[1], on_value=True, off_value=False)
+        return (tf.where(chosen & step.in_content[:, None], 0.0, pull),)
+
+
+class Keywords(_CharacterPull):
+    """``keyword_bonus`` on each of the request's keywords not yet written."""
+
+    SETTINGS = {"keyword_bonus": (np.float32, 0.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        bonus = cls.setting(settings, "keyword_bonus", len(plan.lengths))
+        return {"pull": plan.keyword_tokens * bonus[:, None]}
+
+
+class Title(_CharacterPull):
+    """``title_bonus`` times each title character's weight (``titles.weight``) until it is written."""
+
+    SETTINGS = {"title_bonus": (np.float32, 0.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        bonus = cls.setting(settings, "title_bonus", len(plan.lengths))
+        return {"pull": plan.title_weights * bonus[:, None]}
+
+
+class LineEnd(LogitsProcessor):
+    """Where the first line of a short-lined poem ends, which the model cannot yet know: characters that end lines."""
+
+    SIGNATURE = {"line_end_step": spec([None, None], tf.bool),  # (B, T)
+                 "end_lift": spec([None], tf.float32),  # (V,): how readily each token ends a line
+                 "bonus": spec([None], tf.float32)}  # (B,)
+    SETTINGS = {"line_end_bonus": (np.float32, 0.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"line_end_step": plan.line_end_step, "end_lift": plan.end_lift,
+                "bonus": cls.setting(settings, "line_end_bonus", len(plan.lengths))}
+
+    def apply(self, logits, state, step):
+        at_end = self.line_end_step[:, step.t]  # true for at most one step of a poem: skip the (B, V) add elsewhere
+        return tf.cond(tf.reduce_any(at_end),
+                       lambda: logits + tf.where(at_end[:, None], self.bonus[:, None] * self.end_lift[None, :], 0.0),
+                       lambda: logits)
+
+
+@dataclasses.dataclass
+class ReuseTable:
+    """Character pairs to avoid: what followed each character in some poems.
+
+    index:      int32 (G, V), the row of ``successors`` for (set g, previous
+                token v); row 0 is empty
+    successors: int32 (R, K), the tokens written after it, padded with V
+    """
+
+    index: np.ndarray
+    successors: np.ndarray
+
+    @classmethod
+    def empty(cls, vocab_size, sets=1):
+        return cls(np.zeros((sets, vocab_size), np.int32), np.full((1, 1), vocab_size, np.int32))
+
+    @classmethod
+    def build(cls, vocab, bigram_sets):
+        """One set per entry of ``bigram_sets`` (iterables of two-character strings)."""
+        size = len(vocab)
+        heads = collections.defaultdict(list)  # (set, first) -> the tokens after it, in id order
+        for g, first, second in sorted({(g, vocab.id(b[0]), vocab.id(b[1]))
+                                        for g, pairs in enumerate(bigram_sets) for b in pairs}):
+            heads[g, first].append(second)
+        index = np.zeros((max(len(bigram_sets), 1), size), np.int32)
+        successors = np.full((len(heads) + 1, max(map(len, heads.values()), default=1)), size, np.int32)
+        for row, ((g, first), seconds) in enumerate(heads.items(), start=1):
+            index[g, first] = row
+            successors[row, : len(seconds)] = seconds
+        return cls(index, successors)
+
+
+class Reuse(LogitsProcessor):
+    """Minus ``reuse_penalty`` on a character that would repeat a pair an earlier poem of the ask wrote.
+
+    The setting ``reuse`` is (a :class:`ReuseTable`, each row's set in it),
+    built from ``ranking.AskMemory`` round by round (``drafts.generate``);
+    without it there is nothing to penalise.
+    """
+
+    SIGNATURE = {"index": spec([None, None], tf.int32),  # (G, V): row of successors per (set, previous token)
+                 "successors": spec([None, None], tf.int32),  # (R, K): characters written after it, V-padded
+                 "group": spec([None], tf.int32),  # (B,): each poem's set
+                 "penalty": spec([None], tf.float32)}  # (B,)
+    SETTINGS = {"reuse_penalty": (np.float32, 0.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        rows = len(plan.lengths)
+        if "reuse" not in settings:
+            table, group, penalty = ReuseTable.empty(plan.mask_table.shape[1]), np.zeros(rows), np.zeros(rows)
+        else:
+            (table, group), penalty = settings["reuse"], cls.setting(settings, "reuse_penalty", rows)
+        return {"index": table.index, "successors": table.successors, "group": np.asarray(group, np.int32),
+                "penalty": np.asarray(penalty, np.float32)}
+
+    def apply(self, logits, state, step):
+        vocab_size = tf.shape(logits)[1]
+
+        def penalise():
+            successors = tf.gather(self.successors, tf.gather_nd(self.index, tf.stack([self.group, step.prev], -1)))
+            reused = row_mask(successors, successors < vocab_size, vocab_size)
+            return logits - tf.where(reused, self.penalty[:, None], 0.0)
+
+        return tf.cond(tf.reduce_any(self.penalty > 0), penalise, lambda: logits)
+
+
+# --------------------------------------------------------------------------
+# Sampling: temperature, top-k, top-p, and the noise that makes the argmax a sample
+
+
+class Temperature(LogitsProcessor):
+    """Divide by the temperature (0 = greedy: see GumbelNoise)."""
+
+    SIGNATURE = {"temperature": spec([None], tf.float32)}
+    SETTINGS = {"temperature": (np.float64, 1.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        # Beyond float32's range a temperature is as good as infinite: every allowed character equally likely.
+        value = np.minimum(cls.setting(settings, "temperature", len(plan.lengths)), 1e30)
+        return {"temperature": value.astype(np.float32)}
+
+    def apply(self, logits, state, step):
+        return logits / tf.maximum(self.temperature, 1e-6)[:, None]
+
+
+class TopK(LogitsProcessor):
+    """Keep each row's ``top_k`` most likely characters (0 = all)."""
+
+    SIGNATURE = {"top_k": spec([None], tf.int32)}
+    SETTINGS = {"top_k": (np.int32, 0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"top_k": cls.setting(settings, "top_k", len(plan.lengths))}
+
+    def apply(self, logits, state, step):
+        top_k = self.top_k
+
+        def keep_top_k():
+            k_max = tf.clip_by_value(tf.reduce_max(top_k), 1, tf.shape(logits)[-1])  # >= 1: XLA compiles this branch
+            best = tf.math.top_k(logits, k_max).values
+            kth = tf.gather(best, tf.clip_by_value(top_k - 1, 0, k_max - 1), batch_dims=1)[:, None]
+            return tf.where((top_k[:, None] > 0) & (logits < kth), NEG_INF, logits)
+
+        return tf.cond(tf.reduce_any(top_k > 0), keep_top_k, lambda: logits)
+
+
+class TopP(LogitsProcessor):
+    """Nucleus sampling: the smallest set of characters with ``top_p`` of the probability (1 = off)."""
+
+    SIGNATURE = {"top_p": spec([None], tf.float32)}
+    SETTINGS = {"top_p": (np.float32, 1.0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"top_p": cls.setting(settings, "top_p", len(plan.lengths))}
+
+    def apply(self, logits, state, step):
+        top_p = self.top_p
+
+        def keep_top_p():
+            ordered = tf.sort(logits, direction="DESCENDING")
+            before = tf.math.cumsum(tf.nn.softmax(ordered), axis=-1, exclusive=True)
+            # The smallest logit still inside the nucleus. The top token always is, even for a top_p that
+            # float32 rounds to 0 (a denormal such as 1e-45), where `before < top_p` would keep nothing.
+            inside = (before < top_p[:, None]) | (tf.range(tf.shape(ordered)[-1]) == 0)[None, :]
+            threshold = tf.reduce_min(tf.where(inside, ordered, tf.float32.max), axis=-1, keepdims=True)
+            return tf.where((top_p[:, None] < 1.0) & (logits < threshold), NEG_INF, logits)
+
+        return tf.cond(tf.reduce_any(top_p < 1.0), keep_top_p, lambda: logits)
+
+
+class GumbelNoise(LogitsProcessor):
+    """Gumbel noise keyed by each poem's ``keys``: the argmax of the result is an exact categorical sample.
+
+    Greedy rows (temperature 0) get none, so their argmax is greedy decoding.
+    """
+
+    SIGNATURE = {"keys": spec([None], tf.int64),  # (B,): noise.row_key of each poem
+                 "greedy": spec([None], tf.bool)}
+    SETTINGS = {"keys": (np.int64, 0)}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        greedy = Temperature.from_plan(plan, settings)["temperature"] <= 0  # as the Temperature processor reads it
+        return {"keys": cls.setting(settings, "keys", len(plan.lengths)), "greedy": greedy}
+
+    def apply(self, logits, state, step):
+        uniform = noise.uniform_noise(self.keys, step.t, tf.shape(logits)[1])
+        return logits + tf.where(self.greedy[:, None], 0.0, -tf.math.log(-tf.math.log(uniform)))
+
+
+# In order: masks, then pulls, then sampling.
+PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, Temperature, TopK, TopP, GumbelNoise)

@@ -1,0 +1,103 @@
+"""A vocabulary's prosody as numpy arrays, for the decoder's masks.
+
+``prosody`` answers per character (its tones, its rhyme groups, the
+neighbours that change how it is heard); the masks need the same answers
+for every token of a model's vocabulary at once. :class:`VocabProsody`
+builds those arrays once per vocabulary and rhyme scheme, and
+``constraints`` turns them into the masks of a ``DecodePlan``. It is apart
+from ``prosody`` so that the per-character rules stay free of numpy and of
+vocabularies, and the array layout the masks depend on is in one place.
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from poetry_rnn.verse.prosody import (
+    DEFAULT_SCHEME, PING, ZE, RhymeScheme, char_rhymes, char_tones, default_reading, get_scheme, heard_class, is_han,
+    phrase_pairs,
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class VocabProsody:
+    """Per-token prosody of a vocabulary for the masks (arrays indexed by token id).
+
+    han:           (V,) bool, the token is one Han character (reserved ids False)
+    ping, ze:      (V,) bool, a free character that is heard 平 / 仄 (xinyun:
+                   its default reading, see ``prosody``'s module doc; pingshui: the table)
+    group_members: (G, V) bool, free characters that end a rhyme of group g
+                   (heard 平 in g; pingshui: a 平 entry in g, 邻韵 if loose)
+    pair_tokens:   (V, K) int32, for a previous token x the tokens y whose
+                   pair xy is in ``prosody.phrase_pairs`` (padded with V)
+    pair_kinds:    (V, K) int32, the pair's kinds (CHANGES_FIRST/SECOND), 0 in padding
+    unknown:       Han tokens with no tone class under the scheme's character
+                   readings (pypinyin has no reading, or the table no entry), in id order
+    """
+
+    scheme: RhymeScheme
+    han: np.ndarray
+    ping: np.ndarray
+    ze: np.ndarray
+    group_members: np.ndarray
+    pair_tokens: np.ndarray
+    pair_kinds: np.ndarray
+    unknown: tuple
+
+    @classmethod
+    def build(cls, vocab, scheme=DEFAULT_SCHEME):
+        scheme = get_scheme(scheme)
+        key = (vocab.fingerprint, scheme.name)
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        tokens = vocab.tokens
+        n, g = len(tokens), len(scheme.groups)
+        han = np.zeros(n, bool)
+        ping = np.zeros(n, bool)
+        ze = np.zeros(n, bool)
+        members = np.zeros((g, n), bool)
+        unknown = []
+        reserved = len(tokens) - len(vocab.chars)  # PAD UNK BOS EOS SEP
+        for i, token in enumerate(tokens):
+            if i < reserved or not is_han(token):
+                continue
+            han[i] = True
+            if not char_tones(token, scheme):
+                unknown.append(token)
+            if scheme.table is not None:
+                tones = char_tones(token, scheme)
+                ping[i], ze[i] = PING in tones, ZE in tones
+                members[sorted(char_rhymes(token, PING, scheme)), i] = True
+                continue
+            heard = heard_class(default_reading(token))
+            if heard is None:
+                continue
+            ping[i], ze[i] = heard[0] == PING, heard[0] == ZE
+            if heard[0] == PING and heard[1] is not None:
+                members[heard[1], i] = True
+        pair_tokens, pair_kinds = _pair_table(vocab, n) if scheme.table is None else _pair_table(None, n)
+        for array in (han, ping, ze, members, pair_tokens, pair_kinds):
+            array.setflags(write=False)
+        built = cls(scheme, han, ping, ze, members, pair_tokens, pair_kinds, tuple(unknown))
+        _CACHE[key] = built
+        return built
+
+
+def _pair_table(vocab, n):
+    """phrase_pairs over a vocabulary as padded (n, K) token and kind arrays (K >= 1)."""
+    rows = collections.defaultdict(list)
+    for (x, y), kind in (phrase_pairs().items() if vocab is not None else ()):
+        if x in vocab and y in vocab:
+            rows[vocab.id(x)].append((vocab.id(y), kind))
+    width = max((len(r) for r in rows.values()), default=1)
+    tokens = np.full((n, width), n, np.int32)
+    kinds = np.zeros((n, width), np.int32)
+    for x, row in rows.items():
+        tokens[x, : len(row)] = [y for y, _ in row]
+        kinds[x, : len(row)] = [k for _, k in row]
+    return tokens, kinds
+
+
+_CACHE = {}

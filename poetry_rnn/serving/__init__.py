@@ -1,0 +1,2 @@
+"""Serving poems: the web page and JSON API (``webapp``), the SavedModel export.
+"""

@@ -1,0 +1,4 @@
+"""Tang verse without TensorFlow: forms, rhyme books and tones, tone patterns, the poem request, the validator.
+
+``validator`` checks a finished poem against its request on its own, never through the decoder's masks.
+"""

@@ -1,0 +1,71 @@
+"""Regular forms of Tang verse (近体诗) by shape, shared by every stage.
+
+A form is a number of lines of equal length; lines alternate ending in ，
+and 。. ``prepare`` counts poems per form, ``constraints`` turns a form into
+per-step masks, and ``evaluate`` checks generated poems against it.
+"""
+
+import dataclasses
+import re
+
+# The only punctuation kept in content; prepare maps the rest onto these.
+PUNCTUATION = "，。？！"
+LINE_END = re.compile(r"(?<=[，。？！])")
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    name: str
+    chinese: str
+    chars_per_line: int
+    lines: int
+
+    def line_end(self, index):
+        """Punctuation closing line ``index`` (0-based): ， then 。 alternately."""
+        return "，" if index % 2 == 0 else "。"
+
+
+FORMS = {
+    form.name: form
+    for form in (
+        Form("wujue", "五绝", 5, 4),
+        Form("qijue", "七绝", 7, 4),
+        Form("wulv", "五律", 5, 8),
+        Form("qilv", "七律", 7, 8),
+    )
+}
+FREE = "free"
+FORM_NAMES = (FREE,) + tuple(FORMS)
+
+
+def split_lines(content):
+    """Split content after each ，。？！ (the last piece may lack punctuation)."""
+    return [line for line in LINE_END.split(content) if line]
+
+
+def classify(content):
+    """The form whose shape ``content`` has (ignoring tones and rhyme), or None.
+
+    A poem has a form's shape when it has that many lines, every line has that
+    many characters before its punctuation, and lines end ，。，。… exactly.
+    """
+    lines = split_lines(content)
+    for form in FORMS.values():
+        if len(lines) != form.lines:
+            continue
+        if all(
+            len(line) == form.chars_per_line + 1 and line[-1] == form.line_end(i)
+            for i, line in enumerate(lines)
+        ):
+            return form.name
+    return None
+
+
+def line_texts(content):
+    """The lines of ``content`` without their closing punctuation."""
+    return [line.rstrip(PUNCTUATION) for line in split_lines(content)]
+
+
+def bigrams(content):
+    """Neighbouring character pairs within each line of ``content`` (quality.distinct_2 counts them; ranking avoids repeating them)."""
+    return [text[i : i + 2] for text in line_texts(content) for i in range(len(text) - 1)]
