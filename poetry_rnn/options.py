@@ -32,53 +32,56 @@ class SamplingOptions:
     settings tried).
     """
 
-    temperature: float = option(0.75, "Sampling temperature; 0 = greedy.", minimum=0)
-    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000)
+    temperature: float = option(0.75, "Sampling temperature; 0 = greedy.", minimum=0, neutral=1.0)
+    top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000,
+                        neutral=0)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
-                          above=0, maximum=1)
+                          above=0, maximum=1, neutral=1.0)
     best_of: int = option(8, "Draft this many candidates per poem and keep the best (see --novelty_weight).",
-                          minimum=1, maximum=64)
+                          minimum=1, maximum=64, neutral=1)
     novelty_weight: float = option(
         2.0, "Ranking drafts: minus this times the share of a draft's bigrams already used by the poems chosen "
-        "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0)
+        "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0, neutral=0.0)
     rhyme_bonus: float = option(
         1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "
-        "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0)
+        "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0, neutral=0.0)
     keyword_bonus: float = option(
         3.0, "With --keywords: added to each keyword's logit until the poem holds it, a pull rather than a mask "
-        "(0 = only a keywords model's prompt; the README's Keywords and titles has the rates).", minimum=0, maximum=100)
+        "(0 = only a keywords model's prompt; docs/results.md has the rates).", minimum=0, maximum=100, neutral=0.0)
     title_bonus: float = option(
         3.0, "With --title: added to the logit of each of the title's characters until the poem holds it, in "
         "part for characters poets seldom write into the poem (咏, 赠; see titles.py), so any poem model writes "
         "towards its title (0 = only a title or keywords model's prompt).",
-        minimum=0, maximum=100)
+        minimum=0, maximum=100, neutral=0.0)
     line_end_bonus: float = option(
         1.0, "五言 forms: at the first line's last character, plus this times how readily each character "
         "ends a line (line_ends.py): the model cannot know yet that the line ends there (0 = off).",
-        minimum=0, maximum=100)
+        minimum=0, maximum=100, neutral=0.0)
     reuse_penalty: float = option(
         1.5, "Minus this from the logit of a character that would repeat a character pair an earlier poem of "
         "the same ask wrote (poems are written in rounds 1, 1, 2, 4, 8, ...; each round avoids the rounds "
         "before it): the model's favourite phrases would otherwise recur from poem to poem. A penalty, "
         "not a mask: the log-probabilities the ranking reads stay the model's own (0 = off).",
-        minimum=0, maximum=100)
+        minimum=0, maximum=100, neutral=0.0)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
-                       maximum=2**31 - 1)
+                       maximum=2**31 - 1, neutral=0)
 
     def __post_init__(self):
         validate(self)
 
     @classmethod
+    def neutral(cls, name):
+        """The value of setting ``name`` that turns it off (its processor takes it where none is given)."""
+        return next(f.metadata["neutral"] for f in dataclasses.fields(cls) if f.name == name)
+
+    @classmethod
     def plain(cls, **changes):
         """Plain sampling from the model: one draft, no top-p, and every pull and penalty off.
 
-        The neutral value of each setting (the one its processor in
-        ``generation.processors`` takes when none is given), for tests,
-        benchmarks and training-time samples that want the model as it is.
+        Every setting at its neutral value, for tests, benchmarks and
+        training-time samples that want the model as it is.
         """
-        neutral = dict(temperature=1.0, top_k=0, top_p=1.0, best_of=1, novelty_weight=0.0, rhyme_bonus=0.0,
-                       keyword_bonus=0.0, title_bonus=0.0, line_end_bonus=0.0, reuse_penalty=0.0, seed=0)
-        return cls(**{**neutral, **changes})
+        return cls(**{**{f.name: f.metadata["neutral"] for f in dataclasses.fields(cls)}, **changes})
 
 
 MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute

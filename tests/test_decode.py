@@ -2,12 +2,14 @@ import numpy as np
 import tensorflow as tf
 import pytest
 
-from poetry_rnn.generation import constraints, decode, ranking
+from poetry_rnn.generation import constraints, drafts, noise, processors, ranking, sampler
 from poetry_rnn.model import store, vocab as vocab_lib
 from poetry_rnn.verse import poem_request
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.model.network import ModelConfig, PoetryModel
 from poetry_rnn.model.vocab import Vocab
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.verse import forms
 from conftest import CHARS
 
 SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
@@ -18,10 +20,14 @@ def loaded(tiny_model_dir):
     return store.load(tiny_model_dir)
 
 
+def generate(loaded, requests, sampling, placement=None, ranking=None):
+    return drafts.generate(sampler.Decoder(loaded.model), loaded.vocab, requests, sampling, placement, ranking)
+
+
 def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
     requests = [poem_request.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
     plan = constraints.plan(requests, loaded.vocab)
-    decoded = decode.Decoder(loaded.model).decode(plan, temperature=1.5, keys=np.arange(32))
+    decoded = sampler.Decoder(loaded.model).decode(plan, temperature=1.5, keys=np.arange(32))
     for b in range(len(requests)):
         tokens = decoded.tokens[b][: decoded.steps(b)]
         assert not SPECIAL & set(tokens.tolist())
@@ -33,15 +39,15 @@ def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
 
 def test_same_seed_same_poems_other_seed_other_poems(loaded):
     requests = [poem_request.PoemRequest(begin="春")] * 6
-    poems = lambda seed: [p.content for p in decode.generate(loaded.model, loaded.vocab, requests, seed=seed)]
+    poems = lambda seed: [p.content for p in generate(loaded, requests, SamplingOptions.plain(seed=seed))]  # noqa: E731
     assert poems(1) == poems(1)
     assert poems(1) != poems(2)
 
 
 def test_greedy_is_top_k_1_and_deterministic(loaded):
     requests = [poem_request.PoemRequest(begin=c) for c in "春秋"]
-    greedy = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.0, seed=1)
-    top1 = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, top_k=1, seed=2)
+    greedy = generate(loaded, requests, SamplingOptions.plain(temperature=0.0, seed=1))
+    top1 = generate(loaded, requests, SamplingOptions.plain(temperature=1.0, top_k=1, seed=2))
     assert [p.content for p in greedy] == [p.content for p in top1]
 
 
@@ -49,7 +55,7 @@ def test_top_k_only_samples_among_the_k_most_likely():
     vocab = Vocab.build([CHARS], min_count=1)
     model = PoetryModel(ModelConfig(vocab_size=len(vocab), units=8, embed_dim=4, layers=1))
     plan = constraints.plan([poem_request.PoemRequest(max_len=1)] * 200, vocab)
-    decoded = decode.Decoder(model).decode(plan, temperature=5.0, top_k=3, keys=np.arange(200))
+    decoded = sampler.Decoder(model).decode(plan, temperature=5.0, top_k=3, keys=np.arange(200))
     logits, _ = model.step(np.full([1], vocab_lib.BOS, np.int32), model.initial_states(1))
     allowed = plan.mask_table[plan.step_masks[0, 0]]
     ranked = [i for i in np.argsort(-logits.numpy()[0]) if allowed[i]][:3]
@@ -58,11 +64,10 @@ def test_top_k_only_samples_among_the_k_most_likely():
 
 
 def test_top_p_keeps_the_nucleus():
-    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
-    allowed = np.ones_like(logits, bool)
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]]))
+
     def kept(top_p):
-        return decode.filter_logits(logits, allowed, np.ones(1, np.float32), np.zeros(1, np.int32),
-                                    np.array([top_p], np.float32)).numpy()
+        return processors.TopP(top_p=tf.constant([top_p], tf.float32)).apply(logits, (), None).numpy()
 
     assert np.isfinite(kept(0.7)[0, :2]).all() and np.isinf(kept(0.7)[0, 2:]).all()
     assert np.isfinite(kept(1.0)).all()
@@ -70,9 +75,8 @@ def test_top_p_keeps_the_nucleus():
 
 def test_sampling_settings_are_per_row():
     # Coalesced requests keep their own settings: row 0 top-1, row 1 top-2 of the same logits.
-    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2, np.float32))
-    kept = decode.filter_logits(logits, np.ones_like(logits, bool), np.ones(2, np.float32),
-                                np.array([1, 2], np.int32), np.ones(2, np.float32)).numpy()
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]] * 2))
+    kept = processors.TopK(top_k=tf.constant([1, 2])).apply(logits, (), None).numpy()
     assert np.isfinite(kept[0]).tolist() == [True, False, False, False]
     assert np.isfinite(kept[1]).tolist() == [True, True, False, False]
 
@@ -80,35 +84,35 @@ def test_sampling_settings_are_per_row():
 def test_a_poem_is_the_same_alone_or_in_a_batch(loaded):
     # Its random numbers are keyed by (seed, index, copy), not by its place in the batch.
     request = poem_request.PoemRequest(begin="春", max_len=40)
-    alone = decode.generate(loaded.model, loaded.vocab, [request], seed=9, indices=[3])[0]
+    alone = generate(loaded, [request], SamplingOptions.plain(seed=9), drafts.Placement.of(1, indices=[3]))[0]
     others = [poem_request.PoemRequest(begin="月", max_len=20)] * 5
-    batched = decode.generate(loaded.model, loaded.vocab, others + [request], seed=[1] * 5 + [9],
-                              temperature=[0.5] * 5 + [1.0], indices=[0, 1, 2, 3, 4, 3])[-1]
+    sampling = [SamplingOptions.plain(seed=1, temperature=0.5)] * 5 + [SamplingOptions.plain(seed=9)]
+    batched = generate(loaded, others + [request], sampling, drafts.Placement.of(6, indices=[0, 1, 2, 3, 4, 3]))[-1]
     assert alone.content == batched.content
     assert alone.logprobs == pytest.approx(batched.logprobs, abs=1e-5)
 
 
 def test_best_of_keeps_the_most_likely_candidate(loaded):
     request = poem_request.PoemRequest(begin="春", max_len=40)
-    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8)[0]
+    best = generate(loaded, [request], SamplingOptions.plain(seed=5, best_of=8))[0]
     # The eight drafts, decoded directly with the keys generate gives them.
     plan = constraints.plan([request] * 8, loaded.vocab)
-    drafts = decode.Decoder(loaded.model).decode(plan, keys=[decode.row_key(5, 0, j) for j in range(8)])
-    means = [drafts.logprobs[b, : drafts.steps(b)].mean() for b in range(8)]
+    decoded = sampler.Decoder(loaded.model).decode(plan, keys=[noise.row_key(5, 0, j) for j in range(8)])
+    means = [decoded.logprobs[b, : decoded.steps(b)].mean() for b in range(8)]
     assert best.mean_logprob == pytest.approx(max(means), abs=1e-5)
     assert len({round(m, 4) for m in means}) > 1  # the drafts differ
 
 
 def drafts_of(loaded, request, seed, index=0, copies=8):
-    """The drafts generate makes for request ``index`` with best_of=copies, as Poems."""
+    """The drafts generate makes for request ``index`` with best_of=copies."""
     plan = constraints.plan([request] * copies, loaded.vocab)
-    decoded = decode.Decoder(loaded.model).decode(plan, keys=[decode.row_key(seed, index, j) for j in range(copies)])
-    return [decode.Poem(request, "", loaded.vocab.decode(decoded.tokens[b]),
+    decoded = sampler.Decoder(loaded.model).decode(plan, keys=[noise.row_key(seed, index, j) for j in range(copies)])
+    return [drafts.Draft(request, "", loaded.vocab.decode(decoded.tokens[b]),
                         decoded.logprobs[b, : decoded.steps(b)].tolist(), True) for b in range(copies)]
 
 
 def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
-    from poetry_rnn.verse import forms, prosody
+    from poetry_rnn.verse import prosody
     from poetry_rnn.evaluation import ngram
     from conftest import synthetic_poems
 
@@ -116,21 +120,19 @@ def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):
     drafts = drafts_of(loaded, request, seed=5)
     lm = ngram.KneserNey(order=3, vocab=loaded.vocab.chars).fit(c for _, c in synthetic_poems(200, seed=1))
     heavy = ranking.Ranking(lm, ngram_weight=100.0)
-    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=heavy)[0]
+    best = generate(loaded, [request], SamplingOptions.plain(seed=5, best_of=8), ranking=heavy)[0]
     assert best.content == max(drafts, key=lambda p: lm.mean_logprob(p.content)).content
     assert heavy.score(best) == pytest.approx(best.mean_logprob + 100.0 * lm.mean_logprob(best.content))
     rhymes = lambda p: prosody.rhyme_ok(forms.split_lines(p.content))  # noqa: E731
     bonus = ranking.Ranking(rhyme_bonus=1000.0)
-    best = decode.generate(loaded.model, loaded.vocab, [request], seed=5, best_of=8, ranking=bonus)[0]
+    best = generate(loaded, [request], SamplingOptions.plain(seed=5, best_of=8), ranking=bonus)[0]
     assert best.content == max(drafts, key=lambda p: (rhymes(p), p.mean_logprob)).content
 
 
 def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
-    from poetry_rnn.evaluation import quality
-
     request = poem_request.PoemRequest(form="wujue")
     novelty = ranking.Ranking(novelty_weight=1000.0)
-    first, second = decode.generate(loaded.model, loaded.vocab, [request] * 2, seed=6, best_of=8, ranking=novelty)
+    first, second = generate(loaded, [request] * 2, SamplingOptions.plain(seed=6, best_of=8), ranking=novelty)
     assert first.content == max(drafts_of(loaded, request, 6, 0), key=lambda p: p.mean_logprob).content
     seen = set(forms.bigrams(first.content))
     overlap = lambda p: sum(b in seen for b in forms.bigrams(p.content)) / len(forms.bigrams(p.content))  # noqa: E731
@@ -160,7 +162,7 @@ def test_the_line_end_pull_acts_where_the_first_line_ends_and_leaves_the_logprob
     plan = constraints.plan(requests, loaded.vocab)
     favourite = loaded.vocab.id("声")
     plan = dataclasses.replace(plan, end_lift=np.eye(len(loaded.vocab), dtype=np.float32)[favourite])
-    decoder, keys = decode.Decoder(loaded.model), np.arange(8)
+    decoder, keys = sampler.Decoder(loaded.model), np.arange(8)
     plain = decoder.decode(plan, keys=keys)
     pulled = decoder.decode(plan, keys=keys, line_end_bonus=100.0)
     assert (pulled.tokens[:, 4] == favourite).all() and (plain.tokens[:, 4] != favourite).any()
@@ -183,7 +185,7 @@ def test_rounds_double_so_each_poem_sees_at_least_half_of_those_before_it_or_of_
 
 def test_the_reuse_table_lists_what_followed_each_character_per_set(loaded):
     vocab = loaded.vocab
-    table = decode.ReuseTable.build(vocab, [{"春花", "春月", "花落"}, set(), {"春风"}])
+    table = processors.ReuseTable.build(vocab, [{"春花", "春月", "花落"}, set(), {"春风"}])
     following = lambda g, c: sorted(vocab.decode([t for t in table.successors[table.index[g, vocab.id(c)]]  # noqa: E731
                                                   if t < len(vocab)]))
     assert following(0, "春") == ["月", "花"] and following(0, "花") == ["落"] and following(0, "月") == []
@@ -192,36 +194,31 @@ def test_the_reuse_table_lists_what_followed_each_character_per_set(loaded):
 
 
 def test_the_reuse_penalty_keeps_each_round_off_the_pairs_of_the_rounds_before(loaded):
-    from poetry_rnn.evaluation import quality
-
     requests = [poem_request.PoemRequest(form="wujue")] * 8
-    write = lambda penalty, **kw: decode.generate(loaded.model, loaded.vocab, requests, temperature=0.5, seed=3,  # noqa: E731
-                                                  best_of=2, reuse_penalty=penalty, **kw)
+    sampling = lambda penalty: SamplingOptions.plain(temperature=0.5, seed=3, best_of=2, reuse_penalty=penalty)  # noqa: E731
+    write = lambda penalty: generate(loaded, requests, sampling(penalty))  # noqa: E731
     pairs = lambda poem: set(forms.bigrams(poem.content))  # noqa: E731
     earlier = lambda sets, i: set().union(*sets[: ranking.round_start(i)])  # noqa: E731
     free = [pairs(p) for p in write(0.0)]
     assert any(free[i] & earlier(free, i) for i in range(8))  # unpenalised, the model repeats itself
-    kept = [pairs(p) for p in write(1000.0)]
+    kept = [pairs(p) for p in write(100.0)]
     assert not any(kept[i] & earlier(kept, i) for i in range(8))
     assert kept[0] == free[0]  # the first round has nothing to avoid
     # The same poems however the ask is cut into calls.
     memory = ranking.AskMemory()
-    cut = [p for part in ([0, 1, 2], [3, 4, 5, 6, 7]) for p in decode.generate(
-        loaded.model, loaded.vocab, [requests[i] for i in part], temperature=0.5, seed=3, best_of=2,
-        reuse_penalty=1000.0, indices=part, memory=memory)]
+    cut = [p for part in ([0, 1, 2], [3, 4, 5, 6, 7]) for p in generate(
+        loaded, [requests[i] for i in part], sampling(100.0), drafts.Placement.of(len(part), part, memory=memory))]
     assert [pairs(p) for p in cut] == kept
     assert memory.bigrams(0, before=4) == set().union(*kept[:4])
     assert memory.bigrams(0, before=4, window=2) == kept[2] | kept[3]
 
 
 def test_the_reuse_penalty_leaves_the_logprobs_alone_and_is_off_at_zero(loaded):
-    from poetry_rnn.evaluation import quality
-
     requests = [poem_request.PoemRequest(form="wujue")] * 8
     plan = constraints.plan(requests, loaded.vocab)
-    decoder, keys = decode.Decoder(loaded.model), np.arange(8)
+    decoder, keys = sampler.Decoder(loaded.model), np.arange(8)
     plain = decoder.decode(plan, keys=keys)
-    table = decode.ReuseTable.build(loaded.vocab, [set(forms.bigrams(loaded.vocab.decode(plain.tokens[0])))])
+    table = processors.ReuseTable.build(loaded.vocab, [set(forms.bigrams(loaded.vocab.decode(plain.tokens[0])))])
     reuse = (table, np.zeros(8, np.int32))
     penalised = decoder.decode(plan, keys=keys, reuse=reuse, reuse_penalty=100.0)
     assert (penalised.tokens != plain.tokens).any()
@@ -234,6 +231,43 @@ def test_a_top_p_that_float32_rounds_to_zero_still_keeps_the_top_token():
     """Hypothesis found top_p=1.17e-45 (0 in float32) writing empty poems: no token was left to draw."""
     logits = tf.constant([[0.5, 2.0, -1.0]])
     for top_p in (1.168873517457605e-45, 1e-9):
-        kept = decode.filter_logits(logits, tf.ones((1, 3), tf.bool), tf.constant([1.0]), tf.constant([0]),
-                                    tf.constant([top_p], tf.float32))
-        assert (kept.numpy() > decode.NEG_INF / 2).tolist() == [[False, True, False]]
+        kept = processors.TopP(top_p=tf.constant([top_p], tf.float32)).apply(logits, (), None)
+        assert (kept.numpy() > processors.NEG_INF / 2).tolist() == [[False, True, False]]
+
+
+def test_a_new_knob_is_one_processor_in_the_tuple(loaded):
+    """A processor written here, added to the tuple, acts in the loop; nothing else of the sampler changes."""
+
+    class Ban(processors.LogitsProcessor):
+        SIGNATURE = {"banned": tf.TensorSpec([None], tf.int32)}
+
+        @classmethod
+        def from_plan(cls, plan, settings):
+            return {"banned": np.asarray(settings["banned"], np.int32)}
+
+        def apply(self, logits, state, step):
+            return tf.where(tf.one_hot(self.banned, tf.shape(logits)[1]) > 0, processors.NEG_INF, logits)
+
+    requests = [poem_request.PoemRequest(begin="春", max_len=30)] * 8
+    plan = constraints.plan(requests, loaded.vocab)
+    plain = sampler.Decoder(loaded.model).decode(plan, keys=np.arange(8), temperature=1.5)
+    common = np.bincount(plain.tokens[:, 1:].ravel(), minlength=len(loaded.vocab))
+    common[[vocab_lib.PAD, vocab_lib.EOS]] = 0
+    favourite = int(np.argmax(common))
+    banned = sampler.Decoder(loaded.model, processors.PROCESSORS[:-1] + (Ban, processors.PROCESSORS[-1]))
+    decoded = banned.decode(plan, keys=np.arange(8), temperature=1.5, banned=np.full(8, favourite))
+    assert favourite not in decoded.tokens[:, 1:]  # a begin character is the plan's, not the knob's
+
+
+def test_a_processor_refuses_arrays_it_does_not_take():
+    with pytest.raises(TypeError, match="TopK takes"):
+        processors.TopK(top_k=tf.constant([1]), top_p=tf.constant([0.5]))
+
+
+def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_it_off():
+    names = {field for cls in processors.PROCESSORS for field in cls.SETTINGS}
+    plain = SamplingOptions.plain()
+    assert names <= set(SamplingOptions.__dataclass_fields__)
+    assert {name: getattr(plain, name) for name in names} == {
+        "temperature": 1.0, "top_k": 0, "top_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
+        "line_end_bonus": 0.0, "reuse_penalty": 0.0}

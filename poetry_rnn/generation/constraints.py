@@ -10,7 +10,8 @@ naming the problem) when a request can never be met, so that a decoder
 following the plan's contract always finishes every poem and every finished
 poem passes ``validator.check_poem``, whatever the logits.
 
-The decoder contract (``decode.py`` implements it in-graph)::
+The decoder contract (``sampler.Decoder`` runs it in-graph; each pull and mask
+below is one processor of ``processors.PROCESSORS``)::
 
     group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
     pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
@@ -240,51 +241,67 @@ class _Steps:
     prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
+    def add(self, rows, key, where, is_rhyme=False, need=0, no_repeat=False, line_end=False):
+        """One more step: the mask row of ``key`` (PoetryError naming ``where`` if it is empty) and its flags."""
+        self.rows.append(rows.get(key, where))
+        self.rhyme.append(is_rhyme)
+        self.need.append(need)
+        self.no_repeat.append(no_repeat)
+        self.line_end.append(line_end)
+
+
 def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
-    """The :class:`_Steps` of one request."""
-    r = request
-    resolved = poem_request.resolve_request(r)
+    """The :class:`_Steps` of one request: its prompt, then its content's steps."""
+    resolved = poem_request.resolve_request(request)
     out = _Steps()
-
-    def add(key, where, is_rhyme=False, need=0, no_repeat=False, line_end=False):
-        out.rows.append(rows.get(key, where))
-        out.rhyme.append(is_rhyme)
-        out.need.append(need)
-        out.no_repeat.append(no_repeat)
-        out.line_end.append(line_end)
-
-    out.keywords = [_token(vocab, c, "keywords") for c in r.keywords]
-    out.title = {_token(vocab, c, "title"): titles.weight(c) for c in r.title if prosody_lib.is_han(c)}
-    for text, what in vocab_lib.prompt_fields(condition, r.title, r.keywords):
+    out.keywords = [_token(vocab, c, "keywords") for c in request.keywords]
+    out.title = {_token(vocab, c, "title"): titles.weight(c) for c in request.title if prosody_lib.is_han(c)}
+    for text, what in vocab_lib.prompt_fields(condition, request.title, request.keywords):
         tokens = [_token(vocab, c, what) for c in text]
         out.prompt += tokens
         if not prompt_bag:  # a prefix: forced steps before the content
             for token in tokens:
-                add(("tok", token), f"the {what}")
-            add(("tok", SEP), f"the end of the {what}")
+                out.add(rows, ("tok", token), f"the {what}")
+            out.add(rows, ("tok", SEP), f"the end of the {what}")
     out.content_start = len(out.rows)
+    if resolved.form is None and not resolved.template:
+        _free_steps(request, vocab, rows, out)
+    else:
+        _shaped_steps(request, resolved, vocab, rows, out)
+    out.add(rows, ("tok", EOS), "the end of the poem")
+    return out
 
-    if resolved.form is None and not resolved.template:  # free mode
-        for c in r.begin:
-            add(("tok", _token(vocab, c, "begin")), "the beginning")
-        for k in range(len(r.begin), r.max_len):
-            add(("free", k > 0 and r.stop_at_eos), f"character {k + 1}")
-        add(("tok", EOS), "the end of the poem")
-        return out
 
+def _free_steps(request, vocab, rows, out):
+    """A free poem: its begin characters, then up to max_len characters (EOS allowed after the first)."""
+    for c in request.begin:
+        out.add(rows, ("tok", _token(vocab, c, "begin")), "the beginning")
+    for k in range(len(request.begin), request.max_len):
+        out.add(rows, ("free", k > 0 and request.stop_at_eos), f"character {k + 1}")
+
+
+def _check_tones_fit(request, resolved, slots):
+    """PoetryError naming the first fixed character whose tone misses the pattern (and the start that fits)."""
+    clash = _tone_clash(slots, request.scheme)
+    if clash is None:
+        return
+    other = {"ping": "ze", "ze": "ping"}[request.tone_start]
+    hint = ""
+    if _tone_clash(poem_request.request_slots(dataclasses.replace(request, tone_start=other), resolved),
+                   request.scheme) is None:
+        hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
+    tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, request.scheme))
+    raise PoetryError(
+        f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
+        f" but the {_START_NAME[request.tone_start]} pattern ({request.tones}) needs {clash.tone} there{hint}"
+    )
+
+
+def _shaped_steps(request, resolved, vocab, rows, out):
+    """A form or template poem: one step per slot, fixed characters forced, the others masked by tone and rhyme."""
+    r = request
     slots = out.slots = poem_request.request_slots(r, resolved)
-    clash = _tone_clash(slots, r.scheme)
-    if clash is not None:
-        other = {"ping": "ze", "ze": "ping"}[r.tone_start]
-        hint = ""
-        if _tone_clash(poem_request.request_slots(dataclasses.replace(r, tone_start=other), resolved),
-                       r.scheme) is None:
-            hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
-        tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, r.scheme))
-        raise PoetryError(
-            f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
-            f" but the {_START_NAME[r.tone_start]} pattern ({r.tones}) needs {clash.tone} there{hint}"
-        )
+    _check_tones_fit(r, resolved, slots)
     scheme = poem_request.scheme_of(r)
     heard = scheme.table is None  # xinyun: free characters keep their heard readings
     limited = resolved.form is not None and not r.allow_repeats
@@ -298,7 +315,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
             out.fixed[token] += slot.han
-            add(("tok", token), slot.where, slot.rhyme)
+            out.add(rows, ("tok", token), slot.where, slot.rhyme)
             continue
         need = 0
         if heard and k > 0 and sensitive[k - 1]:
@@ -306,9 +323,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        add(key, slot.where, slot.rhyme, need, limited, line_end=k == first_end)
-    add(("tok", EOS), "the end of the poem")
-    return out
+        out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k == first_end)
 
 
 def _exclusions(vp, need, row):
@@ -426,14 +441,20 @@ def plan(requests, vocab, model_config=None):
     no prompt): its ``condition`` says what its prompt holds and its
     ``prompt_bag`` whether it reads it as a prefix or as a bag.
     """
-    condition = model_config.condition if model_config else "none"
-    prompt_bag = bool(model_config and model_config.prompt_bag)
     if isinstance(requests, poem_request.PoemRequest):
         requests = [requests]
     requests = list(requests)
     if not requests:
         raise PoetryError("no poems requested")
     rows = _Rows(vocab)
+    poems, schemes = _plan_each(requests, vocab, rows, model_config)
+    return _stack(poems, schemes, rows, vocab)
+
+
+def _plan_each(requests, vocab, rows, model_config):
+    """Each request's steps, scheme, rhyme groups and whether its repeat limit is guaranteed; the schemes used."""
+    condition = model_config.condition if model_config else "none"
+    prompt_bag = bool(model_config and model_config.prompt_bag)
     poems, schemes = [], {}
     for b, request in enumerate(requests):
         try:
@@ -448,6 +469,11 @@ def plan(requests, vocab, model_config=None):
             raise PoetryError(f"poem {b + 1}: {error}") from None
         schemes.setdefault(vp.scheme.name, vp)
         poems.append((steps, vp.scheme.name, groups, body_guaranteed and rhyme_guaranteed))
+    return poems, schemes
+
+
+def _stack(poems, schemes, rows, vocab):
+    """The batch's DecodePlan from each poem's plan."""
     # One group table for the batch: each scheme's groups after the previous scheme's.
     offsets, members = {}, []
     for name, vp in schemes.items():

@@ -8,14 +8,15 @@ need:
   ``tf.function`` signature is the processors' signatures in a tuple);
 * ``from_plan(plan, settings)``: those arrays, computed once per ask on the
   host from the ``constraints.DecodePlan`` and the per-row sampling settings
-  (``SETTINGS`` names the ones it reads, each with its neutral value, the
-  one that turns it off);
+  (``SETTINGS`` names the ``options.SamplingOptions`` fields it reads, with
+  their dtypes; a setting not given takes the field's neutral value, the one
+  that turns it off);
 * ``initial_state(batch)``, ``apply(logits, state, step)`` and
   ``update(state, step)``: in the graph, what it remembers while decoding,
   how it changes the logits (a mask sets -inf, a pull adds a bonus), and
   what it learns from the chosen token.
 
-The sampler (``decode.Decoder``) runs the model step, then ``PROCESSORS`` in
+The sampler (``sampler.Decoder``) runs the model step, then ``PROCESSORS`` in
 order, then takes the argmax. Masks come first, so the allowed set a later
 mask sees (``logits > -inf``) is the earlier ones' intersection; pulls come
 next, then temperature, top-k, top-p and the Gumbel noise that makes the
@@ -31,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn.generation import noise
+from poetry_rnn.options import SamplingOptions
 from poetry_rnn.verse import poem_request
 
 NEG_INF = float("-inf")
@@ -72,7 +74,7 @@ class LogitsProcessor:
     """One constraint or pull; see the module docstring. Subclasses set SIGNATURE and SETTINGS."""
 
     SIGNATURE = {}  # array name -> TensorSpec
-    SETTINGS = {}  # per-row setting it reads -> (numpy dtype, neutral value)
+    SETTINGS = {}  # SamplingOptions field it reads per row -> numpy dtype
 
     def __init__(self, **arrays):
         if set(arrays) != set(self.SIGNATURE):
@@ -83,8 +85,7 @@ class LogitsProcessor:
     @classmethod
     def setting(cls, settings, name, rows):
         """Per-row values of setting ``name`` (its neutral value where not given)."""
-        dtype, neutral = cls.SETTINGS[name]
-        return per_row(settings.get(name, neutral), rows, dtype)
+        return per_row(settings.get(name, SamplingOptions.neutral(name)), rows, cls.SETTINGS[name])
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -249,7 +250,7 @@ class _CharacterPull(LogitsProcessor):
 class Keywords(_CharacterPull):
     """``keyword_bonus`` on each of the request's keywords not yet written."""
 
-    SETTINGS = {"keyword_bonus": (np.float32, 0.0)}
+    SETTINGS = {"keyword_bonus": np.float32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -260,7 +261,7 @@ class Keywords(_CharacterPull):
 class Title(_CharacterPull):
     """``title_bonus`` times each title character's weight (``titles.weight``) until it is written."""
 
-    SETTINGS = {"title_bonus": (np.float32, 0.0)}
+    SETTINGS = {"title_bonus": np.float32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -274,7 +275,7 @@ class LineEnd(LogitsProcessor):
     SIGNATURE = {"line_end_step": spec([None, None], tf.bool),  # (B, T)
                  "end_lift": spec([None], tf.float32),  # (V,): how readily each token ends a line
                  "bonus": spec([None], tf.float32)}  # (B,)
-    SETTINGS = {"line_end_bonus": (np.float32, 0.0)}
+    SETTINGS = {"line_end_bonus": np.float32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -332,7 +333,7 @@ class Reuse(LogitsProcessor):
                  "successors": spec([None, None], tf.int32),  # (R, K): characters written after it, V-padded
                  "group": spec([None], tf.int32),  # (B,): each poem's set
                  "penalty": spec([None], tf.float32)}  # (B,)
-    SETTINGS = {"reuse_penalty": (np.float32, 0.0)}
+    SETTINGS = {"reuse_penalty": np.float32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -363,7 +364,7 @@ class Temperature(LogitsProcessor):
     """Divide by the temperature (0 = greedy: see GumbelNoise)."""
 
     SIGNATURE = {"temperature": spec([None], tf.float32)}
-    SETTINGS = {"temperature": (np.float64, 1.0)}
+    SETTINGS = {"temperature": np.float64}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -379,7 +380,7 @@ class TopK(LogitsProcessor):
     """Keep each row's ``top_k`` most likely characters (0 = all)."""
 
     SIGNATURE = {"top_k": spec([None], tf.int32)}
-    SETTINGS = {"top_k": (np.int32, 0)}
+    SETTINGS = {"top_k": np.int32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -401,7 +402,7 @@ class TopP(LogitsProcessor):
     """Nucleus sampling: the smallest set of characters with ``top_p`` of the probability (1 = off)."""
 
     SIGNATURE = {"top_p": spec([None], tf.float32)}
-    SETTINGS = {"top_p": (np.float32, 1.0)}
+    SETTINGS = {"top_p": np.float32}
 
     @classmethod
     def from_plan(cls, plan, settings):
@@ -430,12 +431,11 @@ class GumbelNoise(LogitsProcessor):
 
     SIGNATURE = {"keys": spec([None], tf.int64),  # (B,): noise.row_key of each poem
                  "greedy": spec([None], tf.bool)}
-    SETTINGS = {"keys": (np.int64, 0)}
 
     @classmethod
     def from_plan(cls, plan, settings):
         greedy = Temperature.from_plan(plan, settings)["temperature"] <= 0  # as the Temperature processor reads it
-        return {"keys": cls.setting(settings, "keys", len(plan.lengths)), "greedy": greedy}
+        return {"keys": per_row(settings.get("keys", 0), len(plan.lengths), np.int64), "greedy": greedy}
 
     def apply(self, logits, state, step):
         uniform = noise.uniform_noise(self.keys, step.t, tf.shape(logits)[1])

@@ -1,6 +1,6 @@
 """Choosing among drafts, and what an ask remembers of the poems it has written.
 
-``decode.generate`` drafts each request ``best_of`` times; ``best_per_request``
+``drafts.generate`` drafts each request ``best_of`` times; ``best_per_request``
 keeps the draft with the highest :class:`Ranking` score. An
 :class:`AskMemory` holds the character pairs (bigrams) of the poems already
 chosen in each ask: the ranking's novelty term reads them, and so does the

@@ -23,15 +23,18 @@ import numbers
 from poetry_rnn.infra.errors import PoetryError
 
 
-def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True):
+def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True,
+           neutral=None):
     """A dataclass field with its help text and the values it accepts.
 
     ``minimum``/``maximum`` are inclusive bounds, ``above``/``below``
     exclusive ones; ``choices`` a tuple of allowed strings; ``flag=False``
-    keeps the field off the command line (set by code, not by users).
+    keeps the field off the command line (set by code, not by users);
+    ``neutral`` is the value that turns a knob off (a sampling setting's
+    processor takes it where none is given).
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "maximum": maximum, "above": above, "below": below, "flag": flag}
+                "maximum": maximum, "above": above, "below": below, "flag": flag, "neutral": neutral}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
