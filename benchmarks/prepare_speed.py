@@ -20,7 +20,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from poetry_rnn import prepare  # noqa: E402  (needs the repo root on sys.path)
+from poetry_rnn.corpus import prepare  # noqa: E402  (needs the repo root on sys.path)
 from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 
 BUDGET_S = 15.0

@@ -18,13 +18,14 @@ import sys  # noqa: E402
 from absl import flags  # noqa: E402
 
 from poetry_rnn.infra import cli  # noqa: E402
+from poetry_rnn.model import store  # noqa: E402
 from poetry_rnn.serving import savedmodel  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model_dir", "checkpoints/default", "Model directory to export.")
+    flags.DEFINE_string("model_dir", None, "Model directory to export (default: the shipped model).")
     flags.DEFINE_string("out", "exported/poet/1", "New SavedModel folder (TensorFlow Serving: <base>/<name>/<version>).")
     flags.DEFINE_integer("free_max_len", savedmodel.DEFAULT_FREE_MAX_LEN, "Most characters of a free poem.")
     flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "compact"],
@@ -33,11 +34,12 @@ def define_flags():
 
 def main(argv):
     cli.refuse_arguments(argv)
+    model_dir = FLAGS.model_dir or store.DEFAULT_MODEL_DIR
     if FLAGS.format == "compact":
-        print(f"wrote {savedmodel.export_compact(FLAGS.model_dir, FLAGS.out)}", file=sys.stderr)
+        print(f"wrote {savedmodel.export_compact(model_dir, FLAGS.out)}", file=sys.stderr)
         return
-    path = savedmodel.export(FLAGS.model_dir, FLAGS.out, FLAGS.free_max_len)
-    print(f"exported {FLAGS.model_dir} to {path} (signature {savedmodel.SIGNATURE!r})", file=sys.stderr)
+    path = savedmodel.export(model_dir, FLAGS.out, FLAGS.free_max_len)
+    print(f"exported {model_dir} to {path} (signature {savedmodel.SIGNATURE!r})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,5 @@
 """Corpus JSON -> ``data/poems.txt`` (Tang poems) or ``data/lyrics.txt`` (lyrics).
 
-Every later stage reads one poem per line, ``title:content``, in simplified
-characters, with content made only of Han characters and ，。？！. This module
-(the files, the summary, the flags) and ``cleaning`` (the rules that clean
-one poem) are the one place that knows what the raw chinese-poetry files
-look like and how messy they are, so training never has to.
-
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt
     python -m poetry_rnn.prepare --source https://.../chinese-poetry/archive/master.zip --out data/poems.txt
     python -m poetry_rnn.prepare --lyrics ../shared/corpus/jaychou_lyrics/jaychou_lyrics.txt.zip --out data/lyrics.txt
@@ -13,16 +7,8 @@ look like and how messy they are, so training never has to.
         --title_table poetry_rnn/data/title_carry.tsv \
         --line_end_table poetry_rnn/data/line_ends.tsv  # also the package's tables (titles.py, line_ends.py)
 
-``--source`` is a folder of ``poet.tang.N.json``, a zip of the chinese-poetry
-repository (any member named ``poet.tang.N.json``), or an http(s) URL of such a
-zip, downloaded once into ``--cache_dir``. Files are read in order of their
-number N, poems in file order, so the output is byte-identical run after run
-and "keep the first duplicate" means the same poem every time.
-
-A JSON file that does not parse is named in the summary and skipped, so one
-damaged file does not lose the other 57; the run still writes the poems it
-could read, then exits with status 2 and a one-line error naming the skipped
-files, so a script never mistakes a partial corpus for a whole one.
+Flags -> ``corpus.prepare.prepare`` (its module says what a source may be
+and how it is cleaned); the tables are counted by ``training.tables``.
 """
 
 from poetry_rnn.infra import quiet
@@ -30,286 +16,13 @@ from poetry_rnn.infra import quiet
 if __name__ == "__main__":  # the command line only: TensorFlow's start-up notices off, before anything loads it
     quiet.install()
 
-import collections  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import zipfile  # noqa: E402
+import functools  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from poetry_rnn.corpus import cleaning, reading, line_ends, titles  # noqa: E402
-from poetry_rnn.infra import cli, fetch, files  # noqa: E402
-from poetry_rnn.verse import forms  # noqa: E402
-from poetry_rnn.infra.errors import PoetryError  # noqa: E402
-
-DEFAULT_MAX_LEN = reading.DEFAULT_MAX_LEN
-TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
-
-FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
-
-
-@dataclasses.dataclass
-class PrepareSummary:
-    """What ``prepare_poems`` read, kept and dropped, and the shape of the result."""
-
-    source: str
-    out: str
-    max_len: int
-    files_read: int = 0
-    skipped_files: list = dataclasses.field(default_factory=list)  # (name, reason)
-    poems_read: int = 0
-    kept: int = 0
-    changes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    drops: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    characters: int = 0
-    vocabulary: int = 0
-    lengths: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    shapes: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # form name -> poems
-
-    def histogram(self, bins=10, width=40):
-        """Text bars of content length (characters incl. punctuation), ``bins`` equal ranges up to max_len."""
-        step = max(1, math.ceil(self.max_len / bins))
-        counts = collections.Counter()
-        for length, n in self.lengths.items():
-            counts[(length - 1) // step] += n
-        top = max(counts.values(), default=0)
-        rows = []
-        for b in range(math.ceil(self.max_len / step)):
-            n = counts[b]
-            bar = "#" * (round(width * n / top) if top else 0)
-            rows.append(f"  {b * step + 1:>4}-{(b + 1) * step:<4} {bar:<{width}} {n:,}")
-        return "\n".join(rows)
-
-    def format(self):
-        """The multi-line report printed after a run."""
-        lines = [
-            f"source: {self.source}",
-            f"files read: {self.files_read}, skipped: {len(self.skipped_files)}",
-            *(f"  skipped {name}: {reason}" for name, reason in self.skipped_files),
-            f"poems read: {self.poems_read:,}",
-            f"poems kept: {self.kept:,} -> {self.out}",
-            "changed (poems a rule edited, kept or not):",
-            *(f"  {label}: {self.changes[rule]:,}" for rule, label in cleaning.CHANGES.items()),
-            "dropped (poems, first rule that applies):",
-            *(f"  {label}: {self.drops[rule]:,}" for rule, label in cleaning.DROPS.items()),
-            f"characters: {self.characters:,} (content, incl. punctuation)",
-            f"vocabulary: {self.vocabulary:,} distinct characters (content)",
-            "length histogram (content characters):",
-            self.histogram(),
-            "forms by shape:",
-            *(f"  {label}: {self.shapes[name]:,}" for name, label in FORM_LABELS.items()),
-            f"  other: {self.kept - sum(self.shapes.values()):,}",
-        ]
-        return "\n".join(lines)
-
-
-def _numbered(names):
-    """The names matching poet.tang.N.json, sorted by N (then name): the deterministic order."""
-    found = [(int(m.group(1)), name) for name in names if (m := TANG_FILE.search(name))]
-    return [name for _, name in sorted(found)]
-
-
-def _tang_files(source, cache_dir, sha256):
-    """Yield (name, raw bytes) of each poet.tang.N.json in ``source``, in order of N."""
-    if re.match(r"https?://", source):
-        source = fetch.download(source, cache_dir, sha256)
-        sha256 = None  # download checked it
-    elif not os.path.exists(source):
-        raise PoetryError(f"source not found: {source}")
-    if os.path.isdir(source):
-        if sha256:
-            raise PoetryError(f"--sha256 checks a zip, but {source} is a folder")
-        names = _numbered(os.listdir(source))
-        if not names:
-            raise PoetryError(
-                f"no poet.tang.*.json in {source} (for a chinese-poetry checkout, give its 全唐诗 folder)"
-            )
-        for name in names:
-            with open(os.path.join(source, name), "rb") as handle:
-                yield name, handle.read()
-        return
-    sha256 = fetch.check_sha256(sha256)
-    if sha256 and (actual := fetch.file_sha256(source)) != sha256:
-        raise PoetryError(f"{source}: SHA-256 is {actual}, expected {sha256}")
-    try:
-        with zipfile.ZipFile(source) as archive:
-            names = _numbered(archive.namelist())
-            if not names:
-                raise PoetryError(f"no poet.tang.*.json in the zip {source}")
-            for name in names:
-                yield name, archive.read(name)
-    except zipfile.BadZipFile as error:
-        raise PoetryError(f"{source} is not a folder of poet.tang.*.json or a valid zip: {error}") from error
-
-
-def _entries(raw):
-    """The list of poem entries in one file's bytes; ValueError says why not."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON ({error})") from error
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from error
-    if not isinstance(data, list):
-        raise ValueError(f"expected a JSON array of poems, found {type(data).__name__}")
-    return data
-
-
-def _title_and_paragraphs(entry):
-    """(title, paragraphs) of a well-formed entry, or None for a malformed one."""
-    if not isinstance(entry, dict):
-        return None
-    paragraphs = entry.get("paragraphs")
-    title = entry.get("title", "")
-    if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
-        return None
-    return (title if isinstance(title, str) else ""), paragraphs
-
-
-def prepare_poems(source, out, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_dir=None, sha256=None):
-    """Read the Tang poems at ``source``, clean them and atomically write ``out``.
-
-    ``source``: folder, zip or http(s) URL (see the module docstring).
-    ``cache_dir``: where URL downloads are kept (default ~/.cache/poetry_rnn).
-    ``sha256``: optional expected SHA-256 of the zip. Raises PoetryError for a
-    source that cannot be read at all, or when no poem survives (``out`` is
-    then left as it was). Files that do not parse are listed in
-    ``summary.skipped_files``; deciding what that means is the caller's job.
-    """
-    if max_len < 1:
-        raise PoetryError(f"--max_len must be at least 1, got {max_len}")
-    summary = PrepareSummary(source=source, out=os.fspath(out), max_len=max_len)
-    lines = []
-    seen = set()
-    for name, raw in _tang_files(source, cache_dir, sha256):
-        try:
-            entries = _entries(raw)
-        except ValueError as error:
-            summary.skipped_files.append((name, str(error)))
-            continue
-        summary.files_read += 1
-        for entry in entries:
-            summary.poems_read += 1
-            parsed = _title_and_paragraphs(entry)
-            if parsed is None:
-                summary.drops["malformed"] += 1
-                continue
-            poem = cleaning.clean_poem(*parsed, max_len=max_len, forms_only=forms_only)
-            summary.changes.update(poem.changes)
-            dropped = poem.dropped or ("duplicate" if poem.content in seen else None)
-            if dropped:
-                summary.drops[dropped] += 1
-                continue
-            seen.add(poem.content)
-            lines.append(f"{poem.title}:{poem.content}\n")
-            summary.lengths[len(poem.content)] += 1
-            shape = forms.classify(poem.content)
-            if shape:
-                summary.shapes[shape] += 1
-    if not lines:
-        raise PoetryError(f"no poems kept from {source} ({summary.poems_read} read); {out} left unchanged")
-    summary.kept = len(lines)
-    summary.characters = sum(length * n for length, n in summary.lengths.items())
-    summary.vocabulary = len(set().union(*seen))
-    _write_lines(out, lines)
-    return summary
-
-
-def _write_lines(out, lines):
-    """Atomically replace ``out`` with ``lines``; an OS error becomes a one-line PoetryError."""
-    try:
-        with files.atomic_write(out) as handle:
-            for line in lines:
-                handle.write(line)
-    except OSError as error:
-        raise PoetryError(f"cannot write {out}: {error.strerror or error}") from error
-
-
-@dataclasses.dataclass
-class LyricsSummary:
-    """What ``prepare_lyrics`` wrote: lines and characters, for the printed report."""
-
-    source: str
-    out: str
-    lines: int
-    characters: int
-    vocabulary: int
-
-    def format(self):
-        return "\n".join(
-            [
-                f"source: {self.source}",
-                f"lyric lines: {self.lines:,} -> {self.out}",
-                f"characters: {self.characters:,}",
-                f"vocabulary: {self.vocabulary:,} distinct characters",
-            ]
-        )
-
-
-def _lyrics_bytes(source):
-    """The text file's bytes: the file itself, or the single .txt inside a zip."""
-    if not os.path.isfile(source):
-        raise PoetryError(f"lyrics file not found: {source}")
-    if not zipfile.is_zipfile(source):
-        with open(source, "rb") as handle:
-            return handle.read()
-    try:
-        with zipfile.ZipFile(source) as archive:
-            texts = [name for name in archive.namelist() if name.endswith(".txt")]
-            if len(texts) != 1:
-                raise PoetryError(f"{source} should hold one .txt file, found {len(texts)}")
-            return archive.read(texts[0])
-    except zipfile.BadZipFile as error:
-        raise PoetryError(f"{source} is not a valid zip: {error}") from error
-
-
-def prepare_lyrics(source, out):
-    """Write the lyrics at ``source`` (a .txt, or a zip holding one) to ``out``, one line per lyric line.
-
-    Lines are stripped at both ends and empty ones dropped; characters are
-    kept as they are, since lyrics are modern text with no notes to clean.
-    """
-    try:
-        text = _lyrics_bytes(source).decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PoetryError(f"{source} is not UTF-8 text ({error.reason} at byte {error.start})") from error
-    lyric_lines = [line.strip() for line in text.splitlines()]
-    lyric_lines = [line for line in lyric_lines if line]
-    if not lyric_lines:
-        raise PoetryError(f"no lyric lines in {source}; {out} left unchanged")
-    _write_lines(out, [f"{line}\n" for line in lyric_lines])
-    return LyricsSummary(
-        source=source,
-        out=os.fspath(out),
-        lines=len(lyric_lines),
-        characters=sum(map(len, lyric_lines)),
-        vocabulary=len(set().union(*lyric_lines)),
-    )
-
-
-def write_training_tables(poems_path, title_table=None, line_end_table=None, valid_fraction=None):
-    """The package's count tables over the training split of the prepared poems (never the held-out ones).
-
-    ``title_table``: ``titles.write_table``; ``line_end_table``:
-    ``line_ends.write_table``; each written when a path is given.
-    ``valid_fraction`` defaults to train's, so the poems counted are the ones a default run trains on.
-    """
-    from poetry_rnn.training import dataset, train_options
-    from poetry_rnn import options  # here, not above: they load TensorFlow
-
-    if valid_fraction is None:
-        valid_fraction = options.defaults(train_options.TrainOptions)["valid_fraction"]
-    poems, _ = reading.read_poems(poems_path)
-    train, _ = dataset.split_train_valid(poems, valid_fraction)
-    for name, path, writer in (("title", title_table, titles.write_table),
-                               ("line-end", line_end_table, line_ends.write_table)):
-        if path:
-            rows = writer(path, train)
-            print(f"{name} table: {rows} characters from {len(train)} training poems, written to {path}")
-
+from poetry_rnn.corpus import prepare  # noqa: E402
+from poetry_rnn.infra import cli, fetch  # noqa: E402
+from poetry_rnn.training import tables  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -323,7 +36,7 @@ def define_flags():
     flags.DEFINE_string("lyrics", None, "Lyrics: a .txt file, or a zip holding one (instead of --source).")
     flags.DEFINE_string("out", None, "Output file (default data/poems.txt, or data/lyrics.txt with --lyrics).")
     flags.DEFINE_integer(
-        "max_len", DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
+        "max_len", prepare.DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
     )
     flags.DEFINE_bool("forms", False, "Keep only 五绝/七绝/五律/七律-shaped poems.")
     flags.DEFINE_string("cache_dir", fetch.DEFAULT_CACHE_DIR, "Where a --source URL is downloaded to, once.")
@@ -336,27 +49,12 @@ def define_flags():
 
 def main(argv):
     cli.refuse_arguments(argv)
-    if (FLAGS.source is None) == (FLAGS.lyrics is None):
-        raise PoetryError("give exactly one of --source (Tang poems) or --lyrics (lyrics text or zip)")
-    if FLAGS.lyrics is not None:
-        print(prepare_lyrics(FLAGS.lyrics, FLAGS.out or os.path.join("data", "lyrics.txt")).format())
-        return
-    summary = prepare_poems(
-        FLAGS.source,
-        FLAGS.out or os.path.join("data", "poems.txt"),
-        max_len=FLAGS.max_len,
-        forms_only=FLAGS.forms,
-        cache_dir=FLAGS.cache_dir,
-        sha256=FLAGS.sha256,
-    )
-    print(summary.format())
+    write_tables = None
     if FLAGS.title_table or FLAGS.line_end_table:
-        write_training_tables(summary.out, FLAGS.title_table, FLAGS.line_end_table)
-    if summary.skipped_files:
-        names = ", ".join(name for name, _ in summary.skipped_files)
-        raise PoetryError(
-            f"{len(summary.skipped_files)} file(s) skipped ({names}); {summary.out} was written without them"
-        )
+        write_tables = functools.partial(tables.write_training_tables, title_table=FLAGS.title_table,
+                                         line_end_table=FLAGS.line_end_table)
+    prepare.prepare(FLAGS.source, FLAGS.lyrics, FLAGS.out, FLAGS.max_len, FLAGS.forms, FLAGS.cache_dir, FLAGS.sha256,
+                    write_tables)
 
 
 if __name__ == "__main__":
