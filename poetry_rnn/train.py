@@ -14,7 +14,9 @@ import sys  # noqa: E402
 
 from absl import flags  # noqa: E402
 
+from poetry_rnn.corpus import prepare  # noqa: E402
 from poetry_rnn.infra import cli  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.training import trainer  # noqa: E402
 from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 
@@ -32,6 +34,8 @@ def main(argv):
     cli.refuse_arguments(argv)
     options = cli.options_from_flags(TrainOptions)
     data = FLAGS.data or os.path.join("data", "lyrics.txt" if options.corpus == "lyrics" else "poems.txt")
+    if not os.path.exists(data):
+        raise PoetryError(f"file not found: {data}; build it with: {prepare.BUILD_COMMANDS[options.corpus].format(out=data)}")
     history = trainer.fit(data, FLAGS.model_dir, options)
     if history.interrupted:
         sys.exit(128 + history.interrupted)  # 130 after Ctrl-C, 143 after SIGTERM, as shells report them

@@ -42,6 +42,9 @@ DEFAULT_MAX_LEN = reading.DEFAULT_MAX_LEN
 TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
 
 FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
+# The command that builds each kind of training text (for errors that find it missing).
+BUILD_COMMANDS = {"poems": "python -m poetry_rnn.prepare --source path/to/chinese-poetry/全唐诗 --out {out}",
+                  "lyrics": "python -m poetry_rnn.prepare --lyrics path/to/jaychou_lyrics.txt.zip --out {out}"}
 
 
 @dataclasses.dataclass

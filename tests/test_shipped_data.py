@@ -1,0 +1,33 @@
+"""The shipped data/poems.txt is what prepare builds from the corpus, byte for byte, and train finds it."""
+
+import os
+
+import pytest
+
+from conftest import REPO, run_module
+from poetry_rnn.corpus import prepare
+
+CORPUS = os.path.join(REPO, "..", "shared", "corpus", "quan_tang_shi")
+SHIPPED = os.path.join(REPO, "data", "poems.txt")
+
+
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="the corpus is not at ../shared/corpus (as in a fresh clone)")
+def test_prepare_rebuilds_the_shipped_poems_byte_for_byte(tmp_path):
+    out = tmp_path / "poems.txt"
+    prepare.prepare_poems(CORPUS, out)
+    with open(SHIPPED, "rb") as shipped:
+        assert out.read_bytes() == shipped.read()
+
+
+def test_the_shipped_poems_are_there_and_clean():
+    with open(SHIPPED, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    assert lines[-1] == "" and len(lines) > 50_000
+    assert all(line.count(":") == 1 and line.split(":")[1] for line in lines[:-1])
+
+
+def test_train_names_the_command_that_builds_missing_data(tmp_path):
+    result = run_module("train", "--cell", "lstm", "--model_dir", str(tmp_path / "m"), cwd=tmp_path)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: file not found: data/poems.txt; build it with: python -m poetry_rnn.prepare")
