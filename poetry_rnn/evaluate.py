@@ -48,4 +48,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, bare_values={"tones": "loose"})
+    cli.run(main, bare_values=cli.bare_values(PoemShape))

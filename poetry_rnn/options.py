@@ -10,7 +10,7 @@ it. The fields one poem shares with its ask are declared once, in
 
 import dataclasses
 
-from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.infra.fields import option, validate
 from poetry_rnn.verse import forms, poem_request, prosody
 
@@ -107,14 +107,14 @@ class PoemOptions(poem_request.PoemShape):
     def __post_init__(self):
         validate(self)
         if not all(isinstance(k, str) for k in self.keywords):
-            raise PoetryError(f"--keywords must be characters, got {self.keywords!r}")
+            raise OptionError("keywords", f"must be characters, got {self.keywords!r}")
         wrong = [c for c in self.keyword_text if not prosody.is_han(c)]
         if wrong:
-            raise PoetryError(f"--keywords takes Han characters, got {wrong[0]!r}")
+            raise OptionError("keywords", f"takes Han characters, got {wrong[0]!r}")
         if len(self.keyword_text) > MAX_KEYWORDS:
-            raise PoetryError(f"at most {MAX_KEYWORDS} --keywords characters, got {len(self.keyword_text)}")
+            raise OptionError("keywords", f"takes at most {MAX_KEYWORDS} characters, got {len(self.keyword_text)}")
         if len(self.title) > MAX_TITLE:
-            raise PoetryError(f"at most {MAX_TITLE} --title characters, got {len(self.title)}")
+            raise OptionError("title", f"takes at most {MAX_TITLE} characters, got {len(self.title)}")
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
 

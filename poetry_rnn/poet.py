@@ -21,7 +21,7 @@ import math
 import random
 
 from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
-from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store
 from poetry_rnn.options import PoemOptions, SamplingOptions
 from poetry_rnn.verse import forms, poem_request, validator
@@ -140,10 +140,15 @@ class Poet:
 
         ``options`` are :class:`PoemOptions` and :class:`SamplingOptions`
         fields; ``poem``/``sampling`` may give whole option objects instead.
+        A bad value raises PoetryError naming the keyword argument.
         """
         if begin:
             options["begin"] = begin
-        return self.write_asks([make_ask(poem, sampling, **options)])[0]
+        try:
+            ask = make_ask(poem, sampling, **options)
+        except OptionError as error:
+            raise error.spoken_as("keyword") from None
+        return self.write_asks([ask])[0]
 
     def write_asks(self, asks):
         """Poems for many asks in one batched decode (in chunks of at most CHUNK_ROWS rows).

@@ -22,7 +22,7 @@ from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
 
 FLAGS = flags.FLAGS
 # --begin 日 红 (lists), --tones alone (= loose), --rhyme loose (= --rhyme --rhyme_loose).
-CLI_CONVENTIONS = dict(list_flags=("begin", "prefix", "keywords"), bare_values={"tones": "loose"},
+CLI_CONVENTIONS = dict(list_flags=("begin", "prefix", "keywords"), bare_values=cli.bare_values(PoemOptions),
                        spellings={"--rhyme": {"loose": ["--rhyme", "--rhyme_loose"]}})
 
 

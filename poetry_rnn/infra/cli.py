@@ -72,6 +72,12 @@ def define_flags(cls, skip=(), defaults=None):
             flags.DEFINE_string(field.name, default, meta["help"], **owner)
 
 
+def bare_values(cls):
+    """``{flag: value}`` for the flags of ``cls`` that may be written alone (``--tones`` = ``--tones loose``)."""
+    return {field.name: field.metadata["aliases"][True] for field in option_fields(cls)
+            if True in field.metadata.get("aliases", {})}
+
+
 def options_from_flags(cls, **overrides):
     """An instance of ``cls`` from the flags :func:`define_flags` made (PoetryError if a value is out of range).
 

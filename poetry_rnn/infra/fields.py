@@ -20,21 +20,24 @@ import dataclasses
 import math
 import numbers
 
-from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.infra.errors import OptionError
 
 
 def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True,
-           neutral=None):
+           neutral=None, aliases=None):
     """A dataclass field with its help text and the values it accepts.
 
     ``minimum``/``maximum`` are inclusive bounds, ``above``/``below``
     exclusive ones; ``choices`` a tuple of allowed strings; ``flag=False``
     keeps the field off the command line (set by code, not by users);
     ``neutral`` is the value that turns a knob off (a sampling setting's
-    processor takes it where none is given).
+    processor takes it where none is given); ``aliases`` maps a bool to the
+    choice it stands for (``tones=True`` is ``tones="loose"``, as a bare
+    ``--tones`` is).
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-                "maximum": maximum, "above": above, "below": below, "flag": flag, "neutral": neutral}
+                "maximum": maximum, "above": above, "below": below, "flag": flag, "neutral": neutral,
+                "aliases": aliases or {}}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -56,14 +59,14 @@ def describe_range(meta, integer):
 
 def check_value(name, value, meta, kind):
     """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
-    flag = f"--{name}" if meta["flag"] else name
+    face = "flag" if meta["flag"] else "plain"
     if meta.get("choices") is not None:
         if value not in meta["choices"]:
-            raise PoetryError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+            raise OptionError(name, f"must be one of {', '.join(meta['choices'])}, got {value!r}", face)
         return
     if kind is bool:
         if not isinstance(value, bool):
-            raise PoetryError(f"{flag} must be true or false, got {value!r}")
+            raise OptionError(name, f"must be true or false, got {value!r}", face)
         return
     if kind in (int, float):
         integer = kind is int
@@ -74,12 +77,12 @@ def check_value(name, value, meta, kind):
         high_ok = finite and (meta["below"] is None or value < meta["below"]) and (
             meta["maximum"] is None or value <= meta["maximum"])
         if not (low_ok and high_ok):
-            raise PoetryError(f"{flag} must be {describe_range(meta, integer)}, got {value!r}")
+            raise OptionError(name, f"must be {describe_range(meta, integer)}, got {value!r}", face)
         return
     if kind is str and not isinstance(value, str):
-        raise PoetryError(f"{flag} must be text, got {value!r}")
+        raise OptionError(name, f"must be text, got {value!r}", face)
     if kind is list and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise PoetryError(f"{flag} must be a list of strings, got {value!r}")
+        raise OptionError(name, f"must be a list of strings, got {value!r}", face)
 
 
 def field_kind(field):
@@ -94,10 +97,14 @@ def validate(instance):
     """Check every field of an option dataclass that was declared with :func:`option`.
 
     A field whose default is None (meaning "not given", e.g. a random seed)
-    accepts None.
+    accepts None; a bool that the field's ``aliases`` name becomes its choice.
     """
     for field in dataclasses.fields(instance):
         value = getattr(instance, field.name)
+        aliases = field.metadata.get("aliases") or {}
+        if isinstance(value, bool) and value in aliases:
+            value = aliases[value]
+            object.__setattr__(instance, field.name, value)  # frozen dataclasses too
         if "help" in field.metadata and not (value is None and field.default is None):
             check_value(field.name, value, field.metadata, field_kind(field))
 

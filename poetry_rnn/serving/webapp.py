@@ -33,7 +33,7 @@ from fastapi import responses
 import poetry_rnn
 from poetry_rnn import options as options_lib, poet as poet_lib
 from poetry_rnn.infra.fields import field_kind
-from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.infra.errors import OptionError, PoetryError
 
 
 def _body_model():
@@ -161,6 +161,9 @@ def create_app(poet, options):
     async def poems(body: PoemsRequest, request: fastapi.Request):
         try:
             ask = poet_lib.make_ask(**body.model_dump())
+        except OptionError as error:  # named as the JSON field it came in
+            return _error(400, str(error.spoken_as("json")))
+        try:
             if ask.poem.count > options.max_poems:
                 raise PoetryError(f"at most {options.max_poems} poems per request, got {ask.poem.count}")
             poet.check(ask)

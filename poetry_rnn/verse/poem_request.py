@@ -45,7 +45,8 @@ class PoemShape:
     scheme: str = option(prosody_lib.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a reader today "
                          "hears the line) or pingshui (平水韵, the Tang rhyme book; 入声 is 仄).", choices=SCHEMES)
     allow_repeats: bool = option(False, "Regular forms: lift the limit of two uses per character.")
-    tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.", choices=TONE_LEVELS)
+    tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.", choices=TONE_LEVELS,
+                        aliases={True: "loose", False: "off"})
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")
     template: str = option("", "The whole poem with ? for free characters, e.g. 春风???，???月?。?????，?????。")
     title: str = option("", "Title to write to, e.g. 春望: its characters are pulled in by --title_bonus (any poem "
