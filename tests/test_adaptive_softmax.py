@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn import evaluate, export, poet
+from poetry_rnn import poet
+from poetry_rnn.evaluation import report as report_lib
 from poetry_rnn.model import network as model_lib, store
+from poetry_rnn.serving import savedmodel
 from poetry_rnn.training import trainer
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.model.network import ModelConfig, PoetryModel
@@ -87,19 +89,19 @@ def test_an_adaptive_model_with_a_prompt_bag_trains_in_bf16_scores_and_writes(tm
     assert loaded.config.adaptive_softmax == "10,30"
     logits, _ = loaded.model(tf.constant([[2, 9, 12, 30, 31, 50]]))
     np.testing.assert_allclose(tf.reduce_logsumexp(logits, axis=-1).numpy(), 0.0, atol=1e-5)  # normalised as it is
-    poems = [p for p in evaluate.reading.read_poems(data)[0]]
-    assert evaluate.perplexity_report(loaded, poems)["perplexity"] < 10  # it learnt its twelve poems (uniform: 63)
+    poems = [p for p in report_lib.reading.read_poems(data)[0]]
+    assert report_lib.perplexity_report(loaded, poems)["perplexity"] < 10  # it learnt its twelve poems (uniform: 63)
     [written] = poet.load(model_dir).write(begin="春", form="wujue", keywords="月", seed=1)
     assert written.text.startswith("春") and [len(line) for line in written.lines] == [6, 6, 6, 6]  # 5 + punctuation
     # Shipped in float16 (export --format compact), it still gives every id a normalised probability.
     compact = tmp_path / "compact"
     compact.mkdir()
-    export.export_compact(model_dir, str(compact))
+    savedmodel.export_compact(model_dir, str(compact))
     shipped, _ = store.load(str(compact)).model(tf.constant([[2, 9, 12, 30, 31, 50]]))
     np.testing.assert_allclose(tf.reduce_logsumexp(shipped, axis=-1).numpy(), 0.0, atol=1e-5)
     np.testing.assert_allclose(shipped.numpy(), logits.numpy(), atol=0.05)
     # And as a SavedModel, which runs without poetry_rnn.
-    export.export(model_dir, str(tmp_path / "saved" / "1"))
+    savedmodel.export(model_dir, str(tmp_path / "saved" / "1"))
     served = tf.saved_model.load(str(tmp_path / "saved" / "1"))
     out = served.signatures["generate"](begin=tf.constant(["春"]), form=tf.constant("wujue"),
                                         temperature=tf.constant(0.0), seed=tf.constant(1, tf.int64))

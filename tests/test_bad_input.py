@@ -20,7 +20,8 @@ import pytest
 
 from poetry_rnn.generation import constraints
 from poetry_rnn.corpus import reading
-from poetry_rnn import evaluate, poet
+from poetry_rnn import poet
+from poetry_rnn.evaluation import report as report_lib
 from poetry_rnn.infra import files
 from poetry_rnn.model import store
 from poetry_rnn.verse import poem_request
@@ -459,10 +460,10 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, module, args, messag
 
 
 def test_reports_are_strict_json_even_when_a_measure_is_nan(tiny_model_dir, tmp_path):
-    report = evaluate.evaluate(tiny_model_dir, data=write_poems(tmp_path / "poems.txt", synthetic_poems(10)))
+    report = report_lib.evaluate(tiny_model_dir, data=write_poems(tmp_path / "poems.txt", synthetic_poems(10)))
     report["perplexity"]["perplexity"] = math.inf  # a model that gives a real character probability 0
     report["rhyme_rate"] = [math.nan, 0.5]  # a rate over no poems
-    evaluate.write_report(report, str(tmp_path / "eval"))
+    report_lib.write_report(report, str(tmp_path / "eval"))
 
     def refuse(constant):
         raise AssertionError(f"{constant} in report.json")

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.image  # noqa: E402
 import pytest  # noqa: E402
 
-from poetry_rnn import compare
+from poetry_rnn.evaluation import compare
 from poetry_rnn.training import trainer  # noqa: E402
 from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
@@ -23,11 +23,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compare")
     data = write_stream(folder / "lyrics.txt")
-    options = trainer.TrainOptions.of(epochs=2, units=16, embed_dim=8, layers=1, batch_size=4, num_steps=10, min_count=1,
-                                 learning_rate=1e-2, samples=0)
+    options = trainer.TrainOptions.of(corpus="lyrics", epochs=2, units=16, embed_dim=8, layers=1, batch_size=4,
+                                      num_steps=10, min_count=1, learning_rate=1e-2, samples=0)
     # "nope" is not a cell: that configuration fails, and the two others must not.
-    result = compare.compare(data, str(folder / "out"), "lyrics", cells=["rnn", "nope", "gru"], inputs=["onehot"],
-                             options=options, prefix="春花", samples=2, sample_length=12, log=lambda *a: None)
+    grid = compare.CompareOptions(data=data, out=str(folder / "out"), cells=["rnn", "nope", "gru"], inputs=["onehot"],
+                                  prefix="春花", samples=2, sample_length=12)
+    result = compare.compare(grid, options, log=lambda *a: None)
     return folder, data, result
 
 
@@ -37,7 +38,7 @@ def test_the_table_has_every_configuration_and_the_failure(report):
     assert len(rows) == 3
     by_cell = {row.split("|")[1].strip(): row for row in rows}
     assert by_cell["rnn"].rstrip(" |").endswith("ok") and by_cell["gru"].rstrip(" |").endswith("ok")
-    assert "failed: PoetryError: --cell must be one of rnn, lstm, gru, got 'nope'" in by_cell["nope"]
+    assert "failed: OptionError: --cell must be one of rnn, lstm, gru, got 'nope'" in by_cell["nope"]  # a PoetryError
     ok = [run for run in result.runs if run.ok]
     assert [run.name for run in ok] == ["rnn-onehot", "gru-onehot"]
     for run in ok:
@@ -74,7 +75,8 @@ def test_runs_leave_tensorboard_logs_and_samples_from_the_same_prefix(report):
 def test_an_earlier_run_is_not_silently_resumed(report):
     folder, data, _ = report
     with pytest.raises(PoetryError, match="earlier run.*--overwrite"):
-        compare.compare(data, str(folder / "out"), "lyrics", cells=["rnn"], inputs=["onehot"], log=lambda *a: None)
+        compare.compare(compare.CompareOptions(data=data, out=str(folder / "out"), cells=["rnn"], inputs=["onehot"]),
+                        log=lambda *a: None)
 
 
 def test_the_command_line_takes_space_separated_lists():

@@ -11,7 +11,7 @@ from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.generation import vocab_prosody
 from poetry_rnn.generation.constraints import DecodePlan, plan, tone_starts_that_fit
 from poetry_rnn.infra.errors import PoetryError
-from poetry_rnn.model.network import CONDITIONS
+from poetry_rnn.model.network import CONDITIONS, ModelConfig
 from poetry_rnn.verse.poem_request import MAX_USES, PoemRequest
 from poetry_rnn.verse.validator import check_poem, rhyme_group_name
 from poetry_rnn.model.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
@@ -155,7 +155,7 @@ def test_acrostic_and_begin_with_form():
 
 
 def test_title_steps():
-    p = plan([PoemRequest(form="wujue", title="春望"), PoemRequest(max_len=5)], VOCAB, condition="title")
+    p = plan([PoemRequest(form="wujue", title="春望"), PoemRequest(max_len=5)], VOCAB, ModelConfig(condition="title"))
     assert p.content_start.tolist() == [3, 1]
     assert p.lengths.tolist() == [3 + 25, 1 + 5 + 1]
     rows = rows_of(p, 0)
@@ -166,7 +166,7 @@ def test_title_steps():
 
 def test_keyword_steps_follow_the_title_field_and_every_model_pulls_towards_them():
     requests = [PoemRequest(form="wujue", title="春望", keywords="风月"), PoemRequest(keywords="山"), PoemRequest()]
-    p = plan(requests, VOCAB, condition="keywords")
+    p = plan(requests, VOCAB, ModelConfig(condition="keywords"))
     assert p.content_start.tolist() == [6, 3, 0]  # 春望 SEP 风月 SEP | SEP 山 SEP | no prompt: BOS content
     prompt = [rows_of(p, 0)[i] for i in range(6)]
     assert [int(np.argmax(r)) for r in prompt] == [VOCAB.id("春"), VOCAB.id("望"), SEP, VOCAB.id("风"), VOCAB.id("月"), SEP]
@@ -179,7 +179,7 @@ def test_keyword_steps_follow_the_title_field_and_every_model_pulls_towards_them
     assert titled.content_start.tolist() == [0] and np.flatnonzero(titled.title_weights[0]).tolist() == [VOCAB.id("春")]
     assert titled.title_weights[0, VOCAB.id("春")] == pytest.approx(titles.weight("春"))
     with pytest.raises(PoetryError, match="keywords character 'ℤ' is not in the model's vocabulary"):
-        plan([PoemRequest(keywords="ℤ")], VOCAB, condition="keywords")
+        plan([PoemRequest(keywords="ℤ")], VOCAB, ModelConfig(condition="keywords"))
 
 
 def test_rhyme_steps_and_groups():
@@ -494,14 +494,14 @@ def test_masked_decoding_always_gives_valid_poems(case, condition, seed, mode):
     if any(r.keywords for r in requests):
         condition = "keywords"
     try:
-        p = plan(requests, vocab, condition=condition)
+        p = plan(requests, vocab, ModelConfig(condition=condition))
     except PoetryError as error:
         note(f"rejected: {error}")
         # a batch is rejected only because one of its requests is
         rejected = 0
         for r in requests:
             try:
-                plan([r], vocab, condition=condition)
+                plan([r], vocab, ModelConfig(condition=condition))
             except PoetryError:
                 rejected += 1
         assert rejected, error
@@ -591,6 +591,6 @@ def test_the_line_end_pull_marks_the_first_lines_last_free_character():
     p = plan(requests, VOCAB)
     marked = [np.flatnonzero(row).tolist() for row in p.line_end_step]
     assert marked == [[4], [], [], [4], [], []]
-    prefixed = plan([PoemRequest(form="wujue", keywords="山")], VOCAB, condition="keywords")
+    prefixed = plan([PoemRequest(form="wujue", keywords="山")], VOCAB, ModelConfig(condition="keywords"))
     assert np.flatnonzero(prefixed.line_end_step[0]).tolist() == [prefixed.content_start[0] + 4]
     assert p.end_lift.shape == (len(VOCAB),) and p.end_lift[VOCAB.id("不")] < 0 < p.end_lift[VOCAB.id("时")]

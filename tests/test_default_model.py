@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from poetry_rnn.generation import decode
+from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import store
 from poetry_rnn.verse import poem_request, validator
 from poetry_rnn.model.store import DEFAULT_MODEL_DIR
+from poetry_rnn.options import SamplingOptions
 from conftest import run_module
 
 
@@ -41,8 +42,8 @@ def test_writes_four_poems_for_four_begin_characters():
 
 def test_writes_a_valid_constrained_qijue(default_model):
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose", acrostic="春夏秋冬")
-    poems = decode.generate(default_model.model, default_model.vocab, [request] * 4, seed=0,
-                            condition=default_model.config.condition)
+    poems = drafts.generate(sampler.Decoder(default_model.model), default_model.vocab, [request] * 4,
+                            SamplingOptions.plain(seed=0))  # the prompt as the model reads it: from its config
     assert all(poem.ended and validator.check_poem(poem.content, request) == [] for poem in poems)
 
 

@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from poetry_rnn.corpus import reading
 from poetry_rnn.training import dataset
-from poetry_rnn import evaluate
+from poetry_rnn.evaluation import report as report_lib
 from poetry_rnn.model import store
-from poetry_rnn.verse import poem_request
+from poetry_rnn.verse import forms, poem_request
 from poetry_rnn.evaluation import quality
 from conftest import run_module, synthetic_poems, write_poems
 
@@ -17,7 +17,7 @@ from conftest import run_module, synthetic_poems, write_poems
 def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp_path):
     loaded = store.load(tiny_model_dir)
     poems = [reading.Poem(t, c) for t, c in synthetic_poems(30, seed=9)]
-    report = evaluate.perplexity_report(loaded, poems)
+    report = report_lib.perplexity_report(loaded, poems)
     total, count = 0.0, 0
     for seq in dataset.encode_poems(poems, loaded.vocab):
         logits, _ = loaded.model(seq[None, :-1])
@@ -30,7 +30,7 @@ def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp
 
 def test_unknown_characters_are_counted(tiny_model_dir):
     loaded = store.load(tiny_model_dir)
-    report = evaluate.perplexity_report(loaded, [reading.Poem("", "龘龘春风，花月夜。")])
+    report = report_lib.perplexity_report(loaded, [reading.Poem("", "龘龘春风，花月夜。")])
     assert report["unknown"] == 2
 
 
@@ -41,16 +41,16 @@ def test_a_keywords_model_is_scored_unprompted_and_prompted_and_the_prompt_is_ne
     config["model"]["condition"] = "keywords"  # shapes no weights: the same network, read with prompts
     (keyed / "config.json").write_text(json.dumps(config))
     poems = [reading.Poem(t, c) for t, c in synthetic_poems(40, seed=5)]
-    plain = evaluate.split_report(store.load(tiny_model_dir), poems)
-    report = evaluate.split_report(store.load(str(keyed)), poems)
+    plain = report_lib.split_report(store.load(tiny_model_dir), poems)
+    report = report_lib.split_report(store.load(str(keyed)), poems)
     assert "prompted" not in plain and report["perplexity"] == pytest.approx(plain["perplexity"])
     prompted = report["prompted"]
     # content and EOS only, prompted or not
     assert (prompted["tokens"], prompted["unknown"]) == (report["perplexity"]["tokens"], report["perplexity"]["unknown"])
     assert prompted["perplexity"] != pytest.approx(report["perplexity"]["perplexity"])
-    again = evaluate.split_report(store.load(str(keyed)), poems)["prompted"]
+    again = report_lib.split_report(store.load(str(keyed)), poems)["prompted"]
     assert again == prompted  # the same prompts every run
-    assert "| RNN, prompted as in training" in "\n".join(evaluate.perplexity_table({**report, "data": "d"}))
+    assert "| RNN, prompted as in training" in "\n".join(report_lib.perplexity_table({**report, "data": "d"}))
 
 
 def test_the_report_has_every_field(tiny_model_dir, tmp_path):
@@ -60,7 +60,7 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
                enumerate(zip(poems[::4], poems[1::4]))]
     data = write_poems(tmp_path / "poems.txt", poems + quoting)
     request = poem_request.PoemRequest(form="wujue", rhyme=True, tones="loose")
-    report = evaluate.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
+    report = report_lib.evaluate(tiny_model_dir, corpus_path=data, samples=8, form_requests=[request], ngram_order=3)
     assert {"perplexity", "ngram", "ratio_to_ngram", "samples", "sampling"} <= set(report)
     assert report["ngram"]["order"] == 3 and report["ngram"]["perplexity"] > 1
     # Both held-out halves, each with its own n-gram figure from the same fitted baseline.
@@ -84,7 +84,7 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert wujue["generated"]["constraints_valid"] == 1.0
     assert wujue["generated"]["constraints_heard"] == 1.0  # free characters are heard as the masks chose them
     assert wujue["generated"]["form_valid"] == 1.0
-    text = evaluate.markdown(report)
+    text = report_lib.markdown(report)
     assert "Kneser-Ney" in text and "constraints met" in text and "(test split)" in text and "sharing no line" in text
     assert "| 5-gram perplexity per character | " in text and "%" not in text.split("5-gram perplexity per character")[1].split("\n")[0]
     json.dumps(report)  # every figure serialises

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from poetry_rnn.generation import decode
-from poetry_rnn import export
+from poetry_rnn.generation import drafts, sampler
+from poetry_rnn.options import SamplingOptions
+from poetry_rnn.serving import savedmodel
 from poetry_rnn.verse import forms, poem_request, validator
 from poetry_rnn.model import store
 from poetry_rnn.infra.errors import PoetryError
@@ -49,7 +50,7 @@ print(json.dumps(report, ensure_ascii=False))
 @pytest.fixture(scope="module")
 def exported(tiny_model_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("exported") / "poet" / "1")
-    export.export(tiny_model_dir, out)
+    savedmodel.export(tiny_model_dir, out)
     return out
 
 
@@ -77,10 +78,11 @@ def test_the_saved_model_writes_qijue_without_poetry_rnn(served):
 def test_the_saved_model_runs_the_same_decoder_as_write(served, tiny_model_dir):
     loaded = store.load(tiny_model_dir)
     requests = [poem_request.PoemRequest(form="qijue", begin=b) for b in ["春", "花", "月夜"]]
-    written = decode.generate(loaded.model, loaded.vocab, requests, temperature=0.8, seed=1)
+    decoder = sampler.Decoder(loaded.model)
+    written = drafts.generate(decoder, loaded.vocab, requests, SamplingOptions.plain(temperature=0.8, seed=1))
     assert [p.content for p in written] == served["qijue"]
-    requests = [poem_request.PoemRequest(begin=b, max_len=export.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
-    written = decode.generate(loaded.model, loaded.vocab, requests, temperature=1.0, seed=7)
+    requests = [poem_request.PoemRequest(begin=b, max_len=savedmodel.DEFAULT_FREE_MAX_LEN) for b in ["春", ""]]
+    written = drafts.generate(decoder, loaded.vocab, requests, SamplingOptions.plain(temperature=1.0, seed=7))
     assert [p.content for p in written] == served["free"]
     assert served["free"][0].startswith("春") and all(served["free"])
 
@@ -90,9 +92,9 @@ def test_greedy_ignores_the_seed_and_keeps_the_two_use_limit(served, tiny_model_
     assert first == second and forms.classify(first) == "wujue"
     # A greedy tiny model repeats itself; the exported limit is what stops it, as in write.
     loaded = store.load(tiny_model_dir)
-    unlimited = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(form="wujue", begin="山",
-                                                                                       allow_repeats=True)],
-                                temperature=0.0)[0].content
+    unlimited = drafts.generate(sampler.Decoder(loaded.model), loaded.vocab,
+                                [poem_request.PoemRequest(form="wujue", begin="山", allow_repeats=True)],
+                                SamplingOptions.plain(temperature=0.0))[0].content
     assert validator.check_poem(unlimited, poem_request.PoemRequest(form="wujue", begin="山")) != []
     assert validator.check_poem(first, poem_request.PoemRequest(form="wujue", begin="山")) == []
 
@@ -108,7 +110,7 @@ def test_bad_requests_fail_with_a_message(served):
 
 def test_export_refuses_an_existing_version_folder(exported, tiny_model_dir):
     with pytest.raises(PoetryError, match="already exists"):
-        export.export(tiny_model_dir, exported)
+        savedmodel.export(tiny_model_dir, exported)
 
 
 def test_the_export_command(tiny_model_dir, tmp_path):
@@ -119,10 +121,11 @@ def test_the_export_command(tiny_model_dir, tmp_path):
 
 
 def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, tmp_path):
-    from poetry_rnn.generation import decode
+    from poetry_rnn.generation import drafts, sampler
     from poetry_rnn.model import store
+    from poetry_rnn.options import SamplingOptions
     from poetry_rnn.verse import poem_request
-    from poetry_rnn.export import export_compact
+    from poetry_rnn.serving.savedmodel import export_compact
 
     out = tmp_path / "compact"
     out.mkdir()
@@ -131,8 +134,9 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "vocab.txt", "weights.npz"]
     original, compact = store.load(tiny_model_dir), store.load(str(out))
     request = [poem_request.PoemRequest(form="wujue")] * 4
-    for a, b in zip(decode.generate(original.model, original.vocab, request, temperature=0),
-                    decode.generate(compact.model, compact.vocab, request, temperature=0)):
+    greedy = SamplingOptions.plain(temperature=0)
+    for a, b in zip(drafts.generate(sampler.Decoder(original.model), original.vocab, request, greedy),
+                    drafts.generate(sampler.Decoder(compact.model), compact.vocab, request, greedy)):
         assert a.content == b.content  # greedy poems survive the float16 round trip
 
 

@@ -18,13 +18,24 @@ def test_import_poetry_rnn_loads_no_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+def test_import_poetry_rnn_changes_nothing_in_the_process():
+    """A program that embeds the package keeps its environment and import hooks: only entry points quiet TensorFlow."""
+    code = ("import os, sys; env, hooks = dict(os.environ), list(sys.meta_path); import poetry_rnn; "
+            "print(dict(os.environ) == env, list(sys.meta_path) == hooks, 'TF_CPP_MIN_LOG_LEVEL' in os.environ)")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]
+
+
 def test_tensorflow_notices_stay_off_the_terminal_but_errors_do_not(tiny_model_dir):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = REPO
     ok = subprocess.run([sys.executable, "-m", "poetry_rnn.write", "--model_dir", tiny_model_dir, "--seed", "1"],
                         capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
-    crash = subprocess.run([sys.executable, "-c", "import poetry_rnn, tensorflow, os; os.write(2, b'real crash\\n'); os.abort()"],
+    # the entry points' filter (infra.quiet) is on while TensorFlow loads, yet a crash still reaches the terminal
+    crash = subprocess.run([sys.executable, "-c", "from poetry_rnn.infra import quiet; quiet.install(); "
+                            "import tensorflow, os; os.write(2, b'real crash\\n'); os.abort()"],
                            capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert "real crash" in crash.stderr and crash.returncode != 0
 

@@ -1,4 +1,9 @@
-"""The layering the README describes: entry points import the layers below them, never each other."""
+"""Entry points (the top-level command modules) import the subpackages below them, never each other.
+
+The rest of the layering (which subpackage may import which) is docs/architecture.md's floors,
+checked by test_architecture_doc.py; this test keeps the rule that no module anywhere in the package,
+in a subpackage or at the top, imports an entry point.
+"""
 
 import ast
 import glob
@@ -21,10 +26,22 @@ def imported_modules(path):
     return names
 
 
+def package_modules():
+    """Every module of the package, top level and subpackages alike, as (dotted name, path)."""
+    package = os.path.join(REPO, "poetry_rnn")
+    for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
+        yield os.path.relpath(path, package)[:-3].replace(os.sep, "."), path
+
+
+def test_the_entry_points_are_top_level_modules():
+    assert ENTRY_POINTS <= {name for name, _ in package_modules() if "." not in name}
+
+
 def test_no_module_imports_an_entry_point():
+    modules = dict(package_modules())
+    assert any("." in name for name in modules), "the subpackages' modules are checked too"
     offenders = {}
-    for path in glob.glob(os.path.join(REPO, "poetry_rnn", "*.py")):
-        module = os.path.basename(path)[:-3]
+    for module, path in modules.items():
         bad = imported_modules(path) & ENTRY_POINTS - {module}
         if bad:
             offenders[module] = sorted(bad)

@@ -65,17 +65,19 @@ def test_two_real_trainers_the_second_refused_and_after_kill_9_a_rerun_resumes(d
 
 
 def test_compare_never_removes_or_resumes_a_folder_in_training(tmp_path):
-    from poetry_rnn import compare
+    from poetry_rnn.evaluation import compare
     from test_lyrics import write_stream
 
     data = write_stream(tmp_path / "lyrics.txt")
     out = str(tmp_path / "out")
-    options = trainer.TrainOptions.of(epochs=1, units=8, embed_dim=4, layers=1, batch_size=4, num_steps=10, min_count=1, samples=0)
-    compare.compare(data, out, "lyrics", cells=["rnn"], inputs=["onehot"], options=options, samples=0, log=lambda *a: None)
+    options = trainer.TrainOptions.of(corpus="lyrics", epochs=1, units=8, embed_dim=4, layers=1, batch_size=4, num_steps=10,
+                                      min_count=1, samples=0)
+    grid = compare.CompareOptions(data=data, out=out, cells=["rnn"], inputs=["onehot"], samples=0)
+    compare.compare(grid, options, log=lambda *a: None)
     held = os.path.join(out, compare.LOGS, "rnn-onehot")
     before = sorted(os.listdir(held))
     for overwrite in (False, True):
         with lock.hold(held), pytest.raises(PoetryError, match="is being trained by another run"):
-            compare.compare(data, out, "lyrics", cells=["rnn"], inputs=["onehot"], options=options, overwrite=overwrite,
-                            log=lambda *a: None)
+            again = compare.CompareOptions(data=data, out=out, cells=["rnn"], inputs=["onehot"], overwrite=overwrite)
+            compare.compare(again, options, log=lambda *a: None)
     assert sorted(os.listdir(held)) == before

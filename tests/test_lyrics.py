@@ -9,11 +9,12 @@ import pytest
 import tensorflow as tf
 
 from poetry_rnn.training import dataset, lessons, steps, trainer
-from poetry_rnn.generation import decode
+from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import store
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.model.network import ModelConfig, PoetryModel
+from poetry_rnn.options import SamplingOptions
 from conftest import CHARS, run_module
 
 TINY = dict(corpus="lyrics", cell="rnn", input="onehot", units=32, layers=1, batch_size=4, num_steps=10,
@@ -238,7 +239,8 @@ def lyrics_model_dir(tmp_path_factory):
 def test_continue_streams_feeds_the_prefix_from_zero_state(lyrics_model_dir):
     loaded = store.load(lyrics_model_dir)
     prefix = "".join(loaded.vocab.chars[1:4])
-    text = decode.continue_streams(loaded.model, loaded.vocab, [prefix], 12, temperature=0.0)[0].content
+    text = drafts.continue_streams(sampler.Decoder(loaded.model), loaded.vocab, [prefix], 12,
+                                   SamplingOptions.plain(temperature=0.0))[0].content
     # d2l's predict_rnn by hand: the prefix through the model from zeros, then argmax
     # over ordinary characters (a stream has no EOS), one step at a time.
     ids = tf.constant([loaded.vocab.encode(prefix)], tf.int32)

@@ -20,7 +20,7 @@ from conftest import SHARED_CORPUS, run_module
 from poetry_rnn.corpus import cleaning
 from poetry_rnn.infra import fetch, files
 from poetry_rnn.verse import forms, prosody
-from poetry_rnn import prepare
+from poetry_rnn.corpus import prepare
 from poetry_rnn.infra.errors import PoetryError
 
 CORPUS = pathlib.Path(SHARED_CORPUS)

@@ -3,7 +3,7 @@
 The constraint masks are already checked against a numpy reference sampler
 in test_constraints.py; here the same kind of random requests (both rhyme
 schemes, loose rhymes, the no-repeat mask on and off) go through the
-in-graph TensorFlow decoder (``decode.Decoder``) driving an untrained model
+in-graph TensorFlow decoder (``sampler.Decoder``) driving an untrained model
 whose logits are random (and made lopsided per example), so the masks alone
 must keep every poem valid.
 """
@@ -13,13 +13,14 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from poetry_rnn.generation import constraints, decode
+from poetry_rnn.generation import constraints, drafts, sampler
 from poetry_rnn.corpus import reading
 from poetry_rnn.verse import forms, poem_request, prosody, tone_patterns, validator
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.model.network import CONDITIONS, ModelConfig, PoetryModel
 from poetry_rnn.model.vocab import BOS, EOS, PAD, RESERVED, SEP, UNK, Vocab
+from poetry_rnn.options import SamplingOptions
 from test_constraints import COMMON, OTHER, poem_requests, prompt_ids
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,7 +133,7 @@ FILLERS = tuple(chr(0x100 + i) for i in range(len(COMMON)))  # Latin Extended: n
 @pytest.fixture(scope="module")
 def model_and_decoder():
     model = PoetryModel(ModelConfig(vocab_size=SIZE, units=16, embed_dim=8, layers=2))
-    return model, decode.Decoder(model)
+    return model, sampler.Decoder(model)
 
 
 @st.composite
@@ -160,7 +161,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
     if any(r.keywords for r in requests):
         condition = "keywords"
     try:
-        plan = constraints.plan(requests, vocab, condition=condition)
+        plan = constraints.plan(requests, vocab, ModelConfig(condition=condition))
     except PoetryError as error:
         note(f"rejected: {error}")
         event("request rejected by plan")
@@ -171,7 +172,8 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
     model.head.bias.assign(np.random.default_rng(seed).normal(size=SIZE).astype(np.float32) * bias_scale)
     temperature, top_k, top_p = sampling
     # keywords and titles pulled hard too
-    decoded = decoder.decode(plan, temperature, top_k, top_p, seed, keyword_bonus=bias_scale, title_bonus=bias_scale)
+    decoded = decoder.decode(plan, temperature=temperature, top_k=top_k, top_p=top_p, keys=seed,
+                             keyword_bonus=bias_scale, title_bonus=bias_scale)
     assert decoded.ended.all(), "every plan ends in an EOS-only step"
     for b, request in enumerate(requests):
         steps = decoded.steps(b)
@@ -213,6 +215,6 @@ def test_generate_on_the_same_decoder_gives_valid_poems(model_and_decoder):
         poem_request.PoemRequest(form="wujue", acrostic="春夏秋冬", rhyme=True),
         poem_request.PoemRequest(template="春风??????，???????。"),
     ]
-    poems = decode.generate(model, vocab, requests, temperature=1.0, seed=4, decoder=decoder)
+    poems = drafts.generate(decoder, vocab, requests, SamplingOptions.plain(temperature=1.0, seed=4))
     for poem, request in zip(poems, requests):
         assert validator.check_poem(poem.content, request) == [], poem.content

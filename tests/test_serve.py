@@ -41,9 +41,10 @@ def test_api_writes_the_poems_the_python_api_writes(client, poet):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({"temperature": -1}, 400, "--temperature must be a finite number >= 0, got -1.0"),
-        ({"top_p": 2}, 400, "--top_p must be a finite number in (0, 1], got 2.0"),
-        ({"form": "sonnet"}, 400, "--form must be one of free, wujue, qijue, wulv, qilv, got 'sonnet'"),
+        # the command line's message, naming the JSON field the value came in (OptionError.spoken_as("json"))
+        ({"temperature": -1}, 400, "JSON field 'temperature' must be a finite number >= 0, got -1.0"),
+        ({"top_p": 2}, 400, "JSON field 'top_p' must be a finite number in (0, 1], got 2.0"),
+        ({"form": "sonnet"}, 400, "JSON field 'form' must be one of free, wujue, qijue, wulv, qilv, got 'sonnet'"),
         ({"begin": "龘"}, 400, "begin character '龘' is not in the model's vocabulary"),
         ({"num": 5}, 400, "at most 4 poems per request, got 5"),
         ({"begin": ["春", "月"], "num": 3}, 400, "at most 4 poems per request, got 6"),

@@ -13,7 +13,8 @@ import signal
 
 import pytest
 
-from poetry_rnn import evaluate, export
+from poetry_rnn.evaluation import report as report_lib
+from poetry_rnn.serving import savedmodel
 from poetry_rnn.infra import files
 from poetry_rnn.model import store
 from poetry_rnn.infra.errors import PoetryError
@@ -35,7 +36,7 @@ def litter(out):
 def exported(tiny_model_dir, tmp_path):
     """``out``: a compact export with a model card; ``new``: the files a second export would put there."""
     out = str(tmp_path / "shipped" / "model")
-    export.export_compact(tiny_model_dir, out)
+    savedmodel.export_compact(tiny_model_dir, out)
     with open(os.path.join(out, "README.md"), "w") as handle:
         handle.write("the model card\n")
     new = str(tmp_path / "new")
@@ -89,7 +90,7 @@ def test_kill_9_at_every_step_of_the_swap_loses_nothing_and_leaves_nothing(expor
         assert now in (old, snapshot(new)) and not os.path.exists(files.old_copy(out)), step
         outcomes.add("old" if now == old else "new")
         # The next export starts from there, clears the litter and keeps the card.
-        export.export_compact(tiny_model_dir, out)
+        savedmodel.export_compact(tiny_model_dir, out)
         assert litter(out) == [] and not os.path.exists(files.old_copy(out))
         assert open(os.path.join(out, "README.md")).read() == "the model card\n"
         store.load(out)
@@ -105,7 +106,7 @@ def test_a_stale_old_folder_never_crashes_the_next_export(exported, tiny_model_d
     out, _ = exported
     stale = files.old_copy(out)
     shutil.copytree(out, stale)  # a kill between the swap and the clean-up
-    export.export_compact(tiny_model_dir, out)
+    savedmodel.export_compact(tiny_model_dir, out)
     assert not os.path.exists(stale) and store.load(out)
 
 
@@ -113,7 +114,7 @@ def test_an_old_folder_without_the_new_one_is_restored_not_deleted(exported, tmp
     out, _ = exported
     os.replace(out, files.old_copy(out))  # a kill between the two renames
     with pytest.raises(PoetryError):
-        export.export_compact(str(tmp_path / "no-such-model"), out)  # even an export that fails
+        savedmodel.export_compact(str(tmp_path / "no-such-model"), out)  # even an export that fails
     assert open(os.path.join(out, "README.md")).read() == "the model card\n"
     assert not os.path.exists(files.old_copy(out))
 
@@ -137,7 +138,7 @@ def test_an_interrupted_savedmodel_export_leaves_no_half_version(tiny_model_dir,
     os.makedirs(os.path.dirname(out))
     stale = os.path.join(os.path.dirname(out), ".1.xyz.tmp")
     os.makedirs(os.path.join(stale, "variables"))  # what a killed export left
-    export.export(tiny_model_dir, out)
+    savedmodel.export(tiny_model_dir, out)
     assert sorted(os.listdir(os.path.dirname(out))) == ["1"]
     assert os.path.exists(os.path.join(out, "saved_model.pb"))
 
@@ -145,17 +146,17 @@ def test_an_interrupted_savedmodel_export_leaves_no_half_version(tiny_model_dir,
 def test_evaluate_out_clears_what_an_interrupted_run_left(tiny_model_dir, tmp_path):
     from conftest import synthetic_poems, write_poems
 
-    report = evaluate.evaluate(tiny_model_dir, data=write_poems(tmp_path / "poems.txt", synthetic_poems(30)))
+    report = report_lib.evaluate(tiny_model_dir, data=write_poems(tmp_path / "poems.txt", synthetic_poems(30)))
     out = tmp_path / "eval"
     out.mkdir()
     (out / ".report.json.k1ll3d.tmp").write_text("{")  # what kill -9 during the writes left
     (out / ".report.md.k1ll3d.tmp").write_text("#")
-    evaluate.write_report(report, str(out))
+    report_lib.write_report(report, str(out))
     assert sorted(os.listdir(out)) == ["report.json", "report.md"]
 
 
 def test_prepare_clears_what_an_interrupted_run_left(tmp_path):
-    from poetry_rnn import prepare
+    from poetry_rnn.corpus import prepare
     from test_prepare import QIJUE, entry, write_json
 
     write_json(tmp_path / "tang", 0, [entry("题", QIJUE)])

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from poetry_rnn.generation import decode
+from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import store, vocab
 from poetry_rnn.verse import poem_request, prosody, validator
 from poetry_rnn import options, poet as poet_lib
+from poetry_rnn.options import SamplingOptions
 from poetry_rnn.corpus import titles
 from poetry_rnn.training import trainer
 from conftest import run_module, synthetic_poems, write_poems
@@ -47,8 +48,9 @@ def test_title_conditioning_primes_with_the_title_and_is_refused_without_it(tiny
     model_dir = str(tmp_path / "titled")
     trainer.fit(data, model_dir, trainer.TrainOptions.of(units=16, embed_dim=8, layers=1, epochs=1, condition="title", samples=0, quiet=True))
     loaded = store.load(model_dir)
-    poem = decode.generate(loaded.model, loaded.vocab, [poem_request.PoemRequest(title="题1", form="wujue")],
-                           seed=0, condition="title")[0]
+    assert loaded.config.condition == "title"  # the decoder reads the prompt as the model's config says
+    poem = drafts.generate(sampler.Decoder(loaded.model), loaded.vocab, [poem_request.PoemRequest(title="题1", form="wujue")],
+                           SamplingOptions.plain(seed=0))[0]
     assert poem.title == "题1" and not validator.check_poem(poem.content, poem_request.PoemRequest(form="wujue"))
     unknown = run_module("write", "--model_dir", model_dir, "--title", "题ℤ", "--form", "wujue")
     assert unknown.returncode == 2 and "title character 'ℤ' is not in the model's vocabulary" in unknown.stderr
@@ -80,7 +82,8 @@ def test_a_prompt_bag_model_reads_its_prompt_at_every_step_of_decoding_as_in_tra
     loaded = store.load(model_dir)
     keyword, title = [c for c in sorted(loaded.vocab.chars) if prosody.is_han(c)][:2]
     request = poem_request.PoemRequest(form="wujue", keywords=keyword, title=title + keyword)
-    poem = decode.generate(loaded.model, loaded.vocab, [request], seed=1, condition="keywords", prompt_bag=True)[0]
+    assert loaded.config.condition == "keywords" and loaded.config.prompt_bag  # what the decoder reads the prompt by
+    poem = drafts.generate(sampler.Decoder(loaded.model), loaded.vocab, [request], SamplingOptions.plain(seed=1))[0]
     # The decoder's log-probabilities are the model's own on the whole sequence, prompt and all,
     # and would not be without the bag (trained away from zero).
     ids = np.array([[vocab.BOS, *loaded.vocab.encode(poem.content), vocab.EOS,
