@@ -61,3 +61,14 @@ def run_module(module, *args, cwd=None, timeout=300):
         [sys.executable, "-m", f"poetry_rnn.{module}", *args],
         capture_output=True, text=True, cwd=cwd or REPO, env=env, timeout=timeout,
     )
+
+
+TIERS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items):
+    """Each test gets its folder's tier as a marker: ``pytest -m unit`` runs the fast tier alone."""
+    for item in items:
+        tier = os.path.basename(os.path.dirname(str(item.fspath)))
+        if tier in TIERS:
+            item.add_marker(tier)

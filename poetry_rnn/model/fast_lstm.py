@@ -8,7 +8,7 @@ backward pass (written out, ``tf.custom_gradient``) collects the per-step
 gate gradients and multiplies them into the kernel gradient once after its
 loop. Same variables, same formulas (Keras defaults: sigmoid gates, tanh
 cell, bias, gate order i f c o), so checkpoints and ``PoetryModel.step`` are
-unchanged; ``tests/test_fast_lstm.py`` checks outputs and gradients against
+unchanged; ``tests/unit/test_fast_lstm.py`` checks outputs and gradients against
 the Keras layer. On GPUs the Keras layer stays (it runs cuDNN there).
 
 ``train --lstm_kernel keras|fused`` chooses; ``default_kernel`` is the

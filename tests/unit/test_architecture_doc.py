@@ -11,9 +11,7 @@ import ast
 import os
 import re
 
-import pytest
 
-pytestmark = pytest.mark.unit
 
 
 def _repo_root():

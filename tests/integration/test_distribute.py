@@ -2,7 +2,7 @@
 
 Logical CPU devices have to be configured before TensorFlow initialises its
 devices, so the mirrored checks run in a fresh process: this file run as a
-script (``python tests/test_distribute.py mirrored``) prints a JSON report
+script (``python tests/integration/test_distribute.py mirrored``) prints a JSON report
 that the test reads. The multi-worker test starts two ``poetry_rnn.train``
 processes on 127.0.0.1 with ``TF_CONFIG``.
 
@@ -37,7 +37,7 @@ LOSS_RTOL = 1e-5
 
 
 def _env(**extra):
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.path.dirname(HERE), TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.path.join(REPO, "tests"), TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
 def _run_script(*args, timeout=240):
@@ -128,7 +128,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# The subprocess side: python tests/test_distribute.py mirrored OUT_DIR
+# The subprocess side: python tests/integration/test_distribute.py mirrored OUT_DIR
 
 
 def _batches():
@@ -206,4 +206,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["mirrored"] and len(sys.argv) == 3:
         _mirrored_main(sys.argv[2])
     else:
-        sys.exit("usage: python tests/test_distribute.py mirrored OUT_DIR")
+        sys.exit("usage: python tests/integration/test_distribute.py mirrored OUT_DIR")
