@@ -130,4 +130,4 @@ def test_any_poem_model_writes_towards_its_title_and_prints_it(tiny_model_dir):
     result = run_module("write", "--model_dir", tiny_model_dir, "--title", title, "--form", "wujue", "--seed", "1")
     assert result.returncode == 0 and result.stdout.startswith(f"《{title}》"), result.stderr
     too_long = run_module("write", "--model_dir", tiny_model_dir, "--title", "春" * (options.MAX_TITLE + 1))
-    assert too_long.returncode == 2 and f"at most {options.MAX_TITLE} --title characters" in too_long.stderr
+    assert too_long.returncode == 2 and f"--title takes at most {options.MAX_TITLE} characters" in too_long.stderr

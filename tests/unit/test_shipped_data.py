@@ -4,14 +4,14 @@ import os
 
 import pytest
 
-from conftest import REPO, run_module
+from conftest import REPO, SHARED_CORPUS, run_module
 from poetry_rnn.corpus import prepare
 
-CORPUS = os.path.join(REPO, "..", "shared", "corpus", "quan_tang_shi")
+CORPUS = os.path.join(SHARED_CORPUS, "quan_tang_shi")
 SHIPPED = os.path.join(REPO, "data", "poems.txt")
 
 
-@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="the corpus is not at ../shared/corpus (as in a fresh clone)")
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason=f"no corpus at {SHARED_CORPUS} (set $POETRY_RNN_CORPUS)")
 def test_prepare_rebuilds_the_shipped_poems_byte_for_byte(tmp_path):
     out = tmp_path / "poems.txt"
     prepare.prepare_poems(CORPUS, out)
