@@ -87,6 +87,7 @@ class SamplingOptions:
 MAX_KEYWORDS = 8  # training shows 0-3 (dataset.KEYWORDS_MOST); a few more still prime, many only dilute
 MAX_TITLE = 32  # characters: longer than almost every Tang title, and each one is a pulled character and a prompt step
 MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
+MAX_TEMPLATE = 200  # characters: prepare's --max_len, so no template is longer than a poem the model has read
 TONE_STARTS = poem_request.TONE_STARTS + ("random",)
 
 
@@ -115,6 +116,9 @@ class PoemOptions(poem_request.PoemShape):
             raise OptionError("keywords", f"takes at most {MAX_KEYWORDS} characters, got {len(self.keyword_text)}")
         if len(self.title) > MAX_TITLE:
             raise OptionError("title", f"takes at most {MAX_TITLE} characters, got {len(self.title)}")
+        if len(self.template) > MAX_TEMPLATE:
+            raise OptionError("template", f"takes at most {MAX_TEMPLATE} characters (the longest poem the corpus "
+                              f"keeps), got {len(self.template)}")
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
 
@@ -122,6 +126,14 @@ class PoemOptions(poem_request.PoemShape):
     def keyword_text(self):
         """The keywords as one string of distinct characters, in the order given (江月 and 江 月 alike)."""
         return "".join(dict.fromkeys("".join(self.keywords)))
+
+    @property
+    def longest(self):
+        """The most characters one poem of this ask can take: its form's, its template's, or max_len."""
+        form = forms.FORMS.get(self.form)
+        if self.template:
+            return len(self.template)
+        return form.lines * (form.chars_per_line + 1) if form else self.max_len
 
     @property
     def count(self):

@@ -156,28 +156,20 @@ class Poet:
         Returns one list of poems per ask. A bad ask raises PoetryError
         naming it when there are several.
         """
-        jobs = []  # (ask number, request or prefix, index in its ask)
-        for a, ask in enumerate(asks):
-            try:
-                items = self._items(ask)
-            except PoetryError as error:
-                if len(asks) == 1:
-                    raise
-                raise PoetryError(f"ask {a + 1}: {error}") from None
-            jobs += [(a, item, i) for i, item in enumerate(items)]
-        poems = [[] for _ in asks]
-        memory = ranking.AskMemory()  # per ask: bigrams of its poems chosen so far (novelty term, reuse penalty)
-        chunk, rows = [], 0
-        for job in jobs:
-            cost = asks[job[0]].sampling.best_of
-            if chunk and rows + cost > CHUNK_ROWS:
-                self._decode(asks, chunk, poems, memory)
-                chunk, rows = [], 0
-            chunk.append(job)
-            rows += cost
-        if chunk:
-            self._decode(asks, chunk, poems, memory)
-        return poems
+        writing = Writing(self, asks)
+        while not writing.done:
+            writing.step()
+        return writing.poems
+
+    def cost(self, ask):
+        """The decoder work an ask asks for: drafts x poems x the most characters one poem may take.
+
+        What the server budgets, per request and per slice of a long one.
+        """
+        poem = ask.poem
+        if self.is_lyrics:
+            return ask.rows * (max(map(len, poem.prefix or poem.begin or [""])) + poem.length)
+        return ask.rows * poem.longest
 
     def check(self, ask):
         """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise).
@@ -202,7 +194,7 @@ class Poet:
         return poem_requests(poem, ask.sampling.seed)
 
     def _decode(self, asks, jobs, poems, memory):
-        """Decode one chunk of jobs and append each poem to its ask's list (``memory``: see write_asks)."""
+        """Decode one chunk of jobs and append each poem to its ask's list (``memory``: see Writing)."""
         items = [item for _, item, _ in jobs]
         sampling = [asks[a].sampling for a, _, _ in jobs]
         placement = drafts.Placement.of(len(jobs), [i for _, _, i in jobs], [a for a, _, _ in jobs], memory)
@@ -237,6 +229,49 @@ class Poet:
             ended=written.ended,
             seed=ask.sampling.seed,
         )
+
+
+class Writing:
+    """Asks being written one chunk of drafts at a time (``step``), so a caller can do other work between chunks.
+
+    A chunk holds at most ``chunk_rows`` decoder rows (poems x best_of); the
+    poems do not depend on where the chunks fall, because each poem's random
+    numbers are keyed by its ask's seed and its number in that ask, and each
+    ask's memory (novelty, reuse penalty) carries over from chunk to chunk.
+    The server writes a long request this way, serving short ones between its
+    chunks.
+    """
+
+    def __init__(self, poet, asks, chunk_rows=CHUNK_ROWS):
+        self.poet, self.asks = poet, list(asks)
+        jobs = []  # (ask number, request or prefix, index in its ask)
+        for a, ask in enumerate(self.asks):
+            try:
+                items = poet._items(ask)
+            except PoetryError as error:
+                if len(self.asks) == 1:
+                    raise
+                raise PoetryError(f"ask {a + 1}: {error}") from None
+            jobs += [(a, item, i) for i, item in enumerate(items)]
+        self.chunks, rows = [], 0
+        for job in jobs:
+            cost = self.asks[job[0]].sampling.best_of
+            if not self.chunks or rows + cost > chunk_rows:
+                self.chunks.append([])
+                rows = 0
+            self.chunks[-1].append(job)
+            rows += cost
+        self.chunks.reverse()  # popped from the end, first chunk first
+        self.poems = [[] for _ in self.asks]
+        self.memory = ranking.AskMemory()  # per ask: bigrams of its poems chosen so far (novelty term, reuse penalty)
+
+    @property
+    def done(self):
+        return not self.chunks
+
+    def step(self):
+        """Decode the next chunk and append its poems to their asks' lists."""
+        self.poet._decode(self.asks, self.chunks.pop(), self.poems, self.memory)
 
 
 def load(model_dir=None):

@@ -39,6 +39,15 @@ class ServerOptions:
                             maximum=MAX_POEMS)
     max_body_bytes: int = option(16_384, "Largest request body accepted (bytes).", minimum=256)
     queue_size: int = option(256, "Requests that may wait for the decoder; more get HTTP 503.", minimum=1)
+    max_cost: int = option(16 * 8 * 120, "Most decoder work one request may ask for: poems x best_of x the most "
+                           "characters a poem may take (default: 16 free poems of 120 characters, 8 drafts each); "
+                           "more gets HTTP 400.", minimum=1)
+    light_cost: int = option(2048, "Requests costing at most this are light: coalesced and served before the "
+                             "next slice of a heavy one.", minimum=1)
+    slice_rows: int = option(32, "A heavy request is written this many decoder rows (poems x best_of) at a time, "
+                             "with light requests served between slices.", minimum=1)
+    timeout_s: float = option(120.0, "A request not written within this many seconds gets HTTP 504, and its "
+                              "remaining work is dropped.", above=0)
     window_ms: float = option(5.0, "How long the batcher waits for more requests to coalesce (ms).", minimum=0)
     max_batch_rows: int = option(256, "Most decoder rows (poems x best_of) coalesced into one decode.", minimum=1)
     coalesce: bool = option(True, "Coalesce concurrent requests into one decode (--nocoalesce: one at a time).")

@@ -7,20 +7,25 @@ request models, OpenAPI docs at ``/docs`` and test client; uvicorn serves it):
 * ``POST /api/poems`` the options of ``Poet.write`` as JSON -> poems as JSON;
 * ``GET /api/health`` model and queue state.
 
-Concurrent requests are coalesced: a single batcher task takes the first
-waiting ask, gathers the others that arrive within ``window_ms`` (up to
-``max_batch_rows`` decoder rows) and decodes them in one ``Poet.write_asks``
-call on a worker thread, so throughput rises with load instead of queueing.
-Poems do not depend on what they were batched with (see ``decode.row_key``).
-Limits protect the process: ``max_poems`` per request, ``max_body_bytes``
-per body (413), and a bounded queue that answers 503 when full. An ask
-whose client has gone away is dropped before decoding.
+Concurrent requests are coalesced and scheduled by cost (``Batcher``):
+light ones (at most ``light_cost``: poems x best_of x characters) are
+gathered for ``window_ms`` and decoded together in one ``Poet.write_asks``
+call on a worker thread, so throughput rises with load instead of
+queueing; a heavy one is written a slice at a time, taking turns with the
+light batches, so no request holds the decoder while others wait. Poems do
+not depend on what they were batched or sliced with (see
+``noise.row_key``). Limits protect the process: ``max_poems`` and
+``max_cost`` per request (400), ``max_body_bytes`` per body (413), a
+bounded queue that answers 503 when full, and ``timeout_s`` per request
+(504). An ask whose client has gone away is dropped before decoding, and
+between slices.
 
-Errors are JSON ``{"error": "<one line>"}`` with HTTP 400, the same line the
-command line prints.
+Errors are JSON ``{"error": "<one line>"}`` with HTTP 400; an option's
+error names its JSON field (``JSON field 'top_p' must be ...``).
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import importlib.resources
@@ -60,14 +65,26 @@ PoemsRequest = _body_model()
 
 
 class Batcher:
-    """Coalesces asks into batched decodes on one worker thread (the model is not shared across threads)."""
+    """Decodes asks on one worker thread (the model is not shared across threads), short ones first.
+
+    A light ask (cost at most ``light_cost``) waits in the light lane, and
+    light asks that arrive within ``window_ms`` of each other are coalesced
+    into one decode of at most ``max_batch_rows`` rows. A heavy ask waits in
+    the heavy lane and is written one slice at a time (``poet.Writing`` with
+    ``slice_rows`` rows a chunk). Light batches and heavy slices take turns,
+    so a short request waits for at most one slice of a long one, and a long
+    one moves on however busy the light lane is. An ask whose client has
+    gone (or timed out) is dropped, between slices too.
+    """
 
     def __init__(self, poet, options):
         self.poet, self.options = poet, options
-        self.queue = asyncio.Queue(options.queue_size)
+        self.light, self.heavy = collections.deque(), collections.deque()  # (ask, future)
+        self.arrived = asyncio.Event()
+        self.writing = None  # (poet.Writing, future) of the heavy ask being written
         self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="decoder")
         self.task = None
-        self.batches = self.asks = 0  # counters for /api/health and the load benchmark
+        self.batches = self.asks = self.slices = 0  # counters for /api/health and the load benchmark
 
     def start(self):
         self.task = asyncio.get_running_loop().create_task(self.run())
@@ -77,45 +94,94 @@ class Batcher:
             self.task.cancel()
         self.worker.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, ask):
-        """A future for the ask's poems; raises asyncio.QueueFull when the queue is full."""
+    @property
+    def waiting(self):
+        return len(self.light) + len(self.heavy)
+
+    def submit(self, ask, cost):
+        """A future for the ask's poems; raises asyncio.QueueFull when ``queue_size`` asks already wait."""
+        if self.waiting >= self.options.queue_size:
+            raise asyncio.QueueFull
         future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((ask, future))
+        (self.light if cost <= self.options.light_cost else self.heavy).append((ask, future))
+        self.arrived.set()
         return future
 
-    async def gather(self):
-        """The first waiting ask and whatever joins it within the window, up to the row cap."""
-        batch = [await self.queue.get()]
+    async def gather_light(self):
+        """The first light ask and the light asks that join it within the window, up to the row cap."""
+        batch = [self.light.popleft()]
         rows = batch[0][0].rows
         deadline = asyncio.get_running_loop().time() + self.options.window_ms / 1000
         while self.options.coalesce and rows < self.options.max_batch_rows:
-            timeout = deadline - asyncio.get_running_loop().time()
-            try:
-                item = self.queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self.queue.get(), timeout)
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                break
-            batch.append(item)
-            rows += item[0].rows
+            if not self.light:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                self.arrived.clear()
+                try:
+                    await asyncio.wait_for(self.arrived.wait(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                continue
+            batch.append(self.light.popleft())
+            rows += batch[-1][0].rows
         return [(ask, future) for ask, future in batch if not future.done()]  # done = client gone (cancelled)
 
     async def run(self):
-        loop = asyncio.get_running_loop()
+        """Light batches and heavy slices in turn: light asks wait at most a slice, heavy ones always move on."""
         while True:
-            batch = await self.gather()
-            if not batch:
-                continue
-            try:
-                results = await loop.run_in_executor(self.worker, self.poet.write_asks, [ask for ask, _ in batch])
-            except Exception as error:  # checked asks should not fail; never leave a client hanging
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
+            if not (self.light or self.heavy or self.writing):
+                self.arrived.clear()
+                await self.arrived.wait()
+            if self.light:
+                await self.write_light(await self.gather_light())
+            if self.writing or self.heavy:
+                await self.write_slice()
+
+    async def decode(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.worker, function, *args)
+
+    async def write_light(self, batch):
+        if not batch:
+            return
+        try:
+            results = await self.decode(self.poet.write_asks, [ask for ask, _ in batch])
+        except Exception as error:  # checked asks should not fail; never leave a client hanging
+            results = [error] * len(batch)
+        self.batches += 1
+        self.asks += len(batch)
+        for (_, future), poems in zip(batch, results):
+            settle(future, poems)
+
+    async def write_slice(self):
+        """One slice of the heavy ask being written (starting the next one if none is)."""
+        if self.writing is None:
+            ask, future = self.heavy.popleft()
+            if future.done():
+                return
+            self.writing = (poet_lib.Writing(self.poet, [ask], self.options.slice_rows), future)
+        writing, future = self.writing
+        try:
+            if not future.done():
+                await self.decode(writing.step)
+                self.slices += 1
+        except Exception as error:  # never leave a client hanging
+            settle(future, error)
+        if future.done() or writing.done:
+            self.writing = None
             self.batches += 1
-            self.asks += len(batch)
-            for (_, future), poems in zip(batch, results):
-                if not future.done():
-                    future.set_result(poems)
+            self.asks += 1
+            settle(future, writing.poems[0])
+
+
+def settle(future, result):
+    """Give a waiting client its poems or its error, unless it has gone."""
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 def _error(status, message):
@@ -138,8 +204,10 @@ def create_app(poet, options):
     @app.exception_handler(fastapi.exceptions.RequestValidationError)
     async def invalid_body(request, error):
         first = error.errors()[0]
+        if first["type"] == "json_invalid":
+            return _error(400, f"the request body is not valid JSON ({first['ctx']['error']})")
         where = ".".join(str(part) for part in first["loc"] if part != "body")
-        return _error(400, f"{where}: {first['msg']}" if where else first["msg"])
+        return _error(400, f"JSON field {where!r}: {first['msg']}" if where else first["msg"])
 
     @app.middleware("http")
     async def limit_body(request, call_next):
@@ -154,8 +222,9 @@ def create_app(poet, options):
 
     @app.get("/api/health")
     async def health():
-        return {"status": "ok", "model": poet.path, "lyrics": poet.is_lyrics, "queued": batcher.queue.qsize(),
-                "batches": batcher.batches, "asks": batcher.asks}
+        return {"status": "ok", "model": poet.path, "lyrics": poet.is_lyrics, "queued": batcher.waiting,
+                "writing": batcher.writing is not None, "batches": batcher.batches, "asks": batcher.asks,
+                "slices": batcher.slices}
 
     @app.post("/api/poems")
     async def poems(body: PoemsRequest, request: fastapi.Request):
@@ -163,21 +232,32 @@ def create_app(poet, options):
             ask = poet_lib.make_ask(**body.model_dump())
         except OptionError as error:  # named as the JSON field it came in
             return _error(400, str(error.spoken_as("json")))
+        cost = poet.cost(ask)
         try:
             if ask.poem.count > options.max_poems:
                 raise PoetryError(f"at most {options.max_poems} poems per request, got {ask.poem.count}")
+            if cost > options.max_cost:
+                raise PoetryError(f"this request costs {cost:,} (poems x best_of x characters), over the server's "
+                                  f"limit of {options.max_cost:,}; ask for fewer poems, drafts or characters")
             poet.check(ask)
         except PoetryError as error:
             return _error(400, str(error))
         try:
-            future = batcher.submit(ask)
+            future = batcher.submit(ask, cost)
         except asyncio.QueueFull:
             return _error(503, "the server is busy; try again shortly")
-        while not future.done():  # a client that goes away costs no decoding
+        deadline = asyncio.get_running_loop().time() + options.timeout_s
+        while not future.done():  # a client that goes away, or waits too long, costs no more decoding
             await asyncio.wait([future], timeout=0.25)
-            if not future.done() and await request.is_disconnected():
+            if future.done():
+                break
+            if await request.is_disconnected():
                 future.cancel()
                 return _error(499, "client disconnected")
+            if asyncio.get_running_loop().time() > deadline:
+                future.cancel()
+                return _error(504, f"not written within the server's limit of {options.timeout_s:g} s; "
+                                   "ask for fewer poems or drafts, or try again when it is less busy")
         return {"seed": ask.sampling.seed, "poems": [p.to_dict() for p in future.result()]}
 
     return app

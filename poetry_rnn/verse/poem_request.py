@@ -118,7 +118,7 @@ def resolve_request(request):
     ]
     if needs_form and form is None:
         where = "a template with a regular shape" if r.template else "a form (wujue, qijue, wulv, qilv)"
-        raise PoetryError(f"{' and '.join(needs_form)} need {where}")
+        raise PoetryError(f"{' and '.join(needs_form)} {'needs' if len(needs_form) == 1 else 'need'} {where}")
     if r.first_line_rhymes and not (r.rhyme or r.tones != "off"):
         raise PoetryError("first_line_rhymes needs rhyme or tones")
     if form is not None:

@@ -1,7 +1,9 @@
 """The JSON API and page (FastAPI's test client), and the batcher that coalesces requests."""
 
 import asyncio
+import contextlib
 import json
+import time
 import re
 import threading
 
@@ -48,8 +50,11 @@ def test_api_writes_the_poems_the_python_api_writes(client, poet):
         ({"begin": "龘"}, 400, "begin character '龘' is not in the model's vocabulary"),
         ({"num": 5}, 400, "at most 4 poems per request, got 5"),
         ({"begin": ["春", "月"], "num": 3}, 400, "at most 4 poems per request, got 6"),
-        ({"rhyme": True}, 400, "rhyme need a form (wujue, qijue, wulv, qilv)"),
-        ({"num": "many"}, 400, "num: Input should be a valid integer"),
+        ({"rhyme": True}, 400, "rhyme needs a form (wujue, qijue, wulv, qilv)"),
+        ({"num": "many"}, 400, "JSON field 'num': Input should be a valid integer"),
+        ({"template": "?" * 201}, 400, "JSON field 'template' takes at most 200 characters"),
+        ({"num": 4, "best_of": 64, "max_len": 1000}, 400,
+         "this request costs 256,000 (poems x best_of x characters), over the server's limit of 15,360"),
         ({"colour": "red"}, 200, None),  # unknown JSON fields are ignored, as most JSON APIs do
     ],
 )
@@ -62,7 +67,7 @@ def test_bad_requests_get_the_command_lines_one_line_message(client, body, statu
 
 def test_body_that_is_not_json_or_too_large(client):
     response = client.post("/api/poems", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    assert response.status_code == 400 and response.json()["error"].startswith("the request body is not valid JSON")
     response = client.post("/api/poems", content=json.dumps({"template": "?" * 20_000}),
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and "over 16384 bytes" in response.json()["error"]
@@ -81,7 +86,7 @@ def test_health_page_and_docs(client, poet):
 
 
 def test_a_full_queue_answers_503(client, monkeypatch):
-    def full(ask):
+    def full(ask, cost):
         raise asyncio.QueueFull
 
     monkeypatch.setattr(client.app.state.batcher, "submit", full)
@@ -95,31 +100,40 @@ def test_batcher_coalesces_waiting_asks_and_skips_abandoned_ones(poet):
     async def scenario():
         batcher = webapp.Batcher(poet, options)
         asks = [poet_lib.make_ask(form="wujue", seed=s) for s in range(3)]
-        futures = [batcher.submit(a) for a in asks]
+        futures = [batcher.submit(a, poet.cost(a)) for a in asks]
         with pytest.raises(asyncio.QueueFull):
-            batcher.submit(asks[0])
+            batcher.submit(asks[0], poet.cost(asks[0]))
         futures[1].cancel()  # its client went away
-        batch = await batcher.gather()
+        batch = await batcher.gather_light()
         return asks, batch
 
     asks, batch = asyncio.run(scenario())
     assert [ask for ask, _ in batch] == [asks[0], asks[2]]
 
 
-def test_concurrent_requests_are_decoded_together_and_unchanged(poet):
-    """Eight clients at once through a real uvicorn server: fewer decodes than requests, same poems."""
-    import httpx
+@contextlib.contextmanager
+def running(poet, options):
+    """A real uvicorn server on a free port of 127.0.0.1, stopped on leaving; yields its URL."""
     import uvicorn
 
-    app = webapp.create_app(poet, serve.ServerOptions(window_ms=200))
+    app = webapp.create_app(poet, options)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         while not server.started:
             threading.Event().wait(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_concurrent_requests_are_decoded_together_and_unchanged(poet):
+    """Eight clients at once through a real uvicorn server: fewer decodes than requests, same poems."""
+    import httpx
+
+    with running(poet, serve.ServerOptions(window_ms=200)) as url:
         results = {}
 
         def ask(seed):
@@ -131,9 +145,57 @@ def test_concurrent_requests_are_decoded_together_and_unchanged(poet):
         for c in clients:
             c.join()
         health = httpx.get(f"{url}/api/health").json()
-    finally:
-        server.should_exit = True
-        thread.join(10)
     assert health["asks"] == 8 and health["batches"] < 8
     for seed, body in results.items():
         assert body["poems"][0]["text"] == poet.write(form="qijue", seed=seed)[0].text
+
+
+HEAVY = {"form": "free", "max_len": 120, "num": 4, "best_of": 8, "seed": 5}  # cost 3,840: over light_cost
+
+
+def test_a_heavy_request_is_written_in_slices_and_a_light_one_is_served_between_them(poet):
+    """One long request in flight: a short one sent after it comes back first, and the long one is unchanged."""
+    import httpx
+
+    options = serve.ServerOptions(slice_rows=2)  # a slice is one poem and its 8 drafts: 4 slices
+    finished = {}
+    with running(poet, options) as url:
+        def heavy():
+            finished["heavy"] = (httpx.post(f"{url}/api/poems", json=HEAVY, timeout=120).json(), time.monotonic())
+
+        thread = threading.Thread(target=heavy)
+        thread.start()
+        while not httpx.get(f"{url}/api/health").json()["writing"]:
+            time.sleep(0.01)
+        light = httpx.post(f"{url}/api/poems", json={"form": "wujue", "best_of": 1, "seed": 2}, timeout=120)
+        finished["light"] = time.monotonic()
+        thread.join()
+        health = httpx.get(f"{url}/api/health").json()
+    assert light.status_code == 200 and finished["light"] < finished["heavy"][1]
+    assert health["slices"] == 4
+    assert [p["text"] for p in finished["heavy"][0]["poems"]] == [p.text for p in poet.write(**HEAVY)]
+
+
+def test_slicing_an_ask_changes_none_of_its_poems(poet):
+    ask = poet_lib.make_ask(form="wujue", rhyme=True, num=5, best_of=3, seed=8)
+    writing = poet_lib.Writing(poet, [ask], chunk_rows=4)
+    steps = 0
+    while not writing.done:
+        writing.step()
+        steps += 1
+    assert steps == 5 and [p.text for p in writing.poems[0]] == [p.text for p in poet.write_asks([ask])[0]]
+
+
+def test_a_request_over_its_time_gets_504_and_its_work_is_dropped(poet):
+    import httpx
+
+    longest = {**HEAVY, "num": 16, "best_of": 64}  # 16 slices of 64 rows
+    with running(poet, serve.ServerOptions(slice_rows=1, timeout_s=0.3, max_cost=10**6)) as url:
+        late = httpx.post(f"{url}/api/poems", json=longest, timeout=120)
+        when = httpx.get(f"{url}/api/health").json()["slices"]
+        assert late.status_code == 504 and "not written within the server's limit of 0.3 s" in late.json()["error"]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/api/health").json()["writing"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = httpx.get(f"{url}/api/health").json()
+    assert not health["writing"] and health["slices"] <= when + 1 < 16  # at most the slice in flight, then dropped
