@@ -18,7 +18,9 @@ COLONS = (":", "：")
 
 
 @dataclasses.dataclass(frozen=True)
-class Poem:
+class CorpusPoem:
+    """One line of a poems.txt: a poem as the corpus has it (``poet.Poem`` is one the model wrote)."""
+
     title: str
     content: str
 
@@ -35,7 +37,7 @@ class ReadStats:
 
 
 def parse_line(line, max_len=DEFAULT_MAX_LEN):
-    """``(Poem, None)`` for a good line, ``(None, reason)`` for a skipped one.
+    """``(CorpusPoem, None)`` for a good line, ``(None, reason)`` for a skipped one.
 
     Splits on the first ASCII or full-width colon, whichever comes first, so a
     title may be empty but the content never contains the separator.
@@ -55,7 +57,7 @@ def parse_line(line, max_len=DEFAULT_MAX_LEN):
         return None, "colon in content"
     if len(content) > max_len:
         return None, f"content over {max_len} characters"
-    return Poem(title, content), None
+    return CorpusPoem(title, content), None
 
 
 def _utf8_lines(path):

@@ -139,7 +139,7 @@ def _generate_round(decoder, vocab, requests, sampling, ask, ranking):
     decoded = decoder.decode(plan, **settings)
     candidates = []
     for b, request in enumerate(expanded):
-        steps, start = decoded.steps(b), int(plan.content_start[b])
+        steps, start = decoded.length(b), int(plan.content_start[b])
         content = vocab.decode(decoded.tokens[b][start:])
         candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
                                 bool(decoded.ended[b])))

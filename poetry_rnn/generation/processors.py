@@ -230,9 +230,19 @@ class NoRepeat(LogitsProcessor):
 
 
 class _CharacterPull(LogitsProcessor):
-    """A bonus on some characters of each poem until the poem has written them (in its content)."""
+    """A bonus on some characters of each poem until the poem has written them (in its content).
+
+    The plan's ``WEIGHTS`` array (B, V) says how much of the bonus, the one
+    setting in ``SETTINGS``, each character gets.
+    """
 
     SIGNATURE = {"pull": spec([None, None], tf.float32)}  # (B, V)
+    WEIGHTS = ""
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        (name,) = cls.SETTINGS
+        return {"pull": getattr(plan, cls.WEIGHTS) * cls.setting(settings, name, len(plan.lengths))[:, None]}
 
     def initial_state(self, batch):
         return (self.pull,)
@@ -251,22 +261,14 @@ class Keywords(_CharacterPull):
     """``keyword_bonus`` on each of the request's keywords not yet written."""
 
     SETTINGS = {"keyword_bonus": np.float32}
-
-    @classmethod
-    def from_plan(cls, plan, settings):
-        bonus = cls.setting(settings, "keyword_bonus", len(plan.lengths))
-        return {"pull": plan.keyword_tokens * bonus[:, None]}
+    WEIGHTS = "keyword_tokens"
 
 
 class Title(_CharacterPull):
     """``title_bonus`` times each title character's weight (``titles.weight``) until it is written."""
 
     SETTINGS = {"title_bonus": np.float32}
-
-    @classmethod
-    def from_plan(cls, plan, settings):
-        bonus = cls.setting(settings, "title_bonus", len(plan.lengths))
-        return {"pull": plan.title_weights * bonus[:, None]}
+    WEIGHTS = "title_weights"
 
 
 class LineEnd(LogitsProcessor):

@@ -40,7 +40,7 @@ class Decoded:
     logprobs: np.ndarray  # float32 (B, T): log p(token) under the unmasked model, 0 after the end
     ended: np.ndarray  # bool (B,): emitted EOS (False = cut at its length)
 
-    def steps(self, b):
+    def length(self, b):
         """Number of tokens poem ``b`` produced, its EOS included."""
         return int(np.sum(self.tokens[b] != vocab_lib.PAD, axis=-1))
 

@@ -29,7 +29,7 @@ def test_free_poems_stop_at_eos_and_never_emit_special_tokens(loaded):
     plan = constraints.plan(requests, loaded.vocab)
     decoded = sampler.Decoder(loaded.model).decode(plan, temperature=1.5, keys=np.arange(32))
     for b in range(len(requests)):
-        tokens = decoded.tokens[b][: decoded.steps(b)]
+        tokens = decoded.tokens[b][: decoded.length(b)]
         assert not SPECIAL & set(tokens.tolist())
         assert vocab_lib.EOS not in tokens[:-1].tolist()
         assert decoded.ended[b] == (tokens[-1] == vocab_lib.EOS)
@@ -98,7 +98,7 @@ def test_best_of_keeps_the_most_likely_candidate(loaded):
     # The eight drafts, decoded directly with the keys generate gives them.
     plan = constraints.plan([request] * 8, loaded.vocab)
     decoded = sampler.Decoder(loaded.model).decode(plan, keys=[noise.row_key(5, 0, j) for j in range(8)])
-    means = [decoded.logprobs[b, : decoded.steps(b)].mean() for b in range(8)]
+    means = [decoded.logprobs[b, : decoded.length(b)].mean() for b in range(8)]
     assert best.mean_logprob == pytest.approx(max(means), abs=1e-5)
     assert len({round(m, 4) for m in means}) > 1  # the drafts differ
 
@@ -108,7 +108,7 @@ def drafts_of(loaded, request, seed, index=0, copies=8):
     plan = constraints.plan([request] * copies, loaded.vocab)
     decoded = sampler.Decoder(loaded.model).decode(plan, keys=[noise.row_key(seed, index, j) for j in range(copies)])
     return [drafts.Draft(request, "", loaded.vocab.decode(decoded.tokens[b]),
-                        decoded.logprobs[b, : decoded.steps(b)].tolist(), True) for b in range(copies)]
+                        decoded.logprobs[b, : decoded.length(b)].tolist(), True) for b in range(copies)]
 
 
 def test_ranking_weighs_a_second_opinion_and_a_rhyme_bonus(loaded):

@@ -16,7 +16,7 @@ from conftest import run_module, synthetic_poems, write_poems
 
 def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp_path):
     loaded = store.load(tiny_model_dir)
-    poems = [reading.Poem(t, c) for t, c in synthetic_poems(30, seed=9)]
+    poems = [reading.CorpusPoem(t, c) for t, c in synthetic_poems(30, seed=9)]
     report = report_lib.perplexity_report(loaded, poems)
     total, count = 0.0, 0
     for seq in dataset.encode_poems(poems, loaded.vocab):
@@ -30,7 +30,7 @@ def test_perplexity_is_exp_of_mean_nll_computed_poem_by_poem(tiny_model_dir, tmp
 
 def test_unknown_characters_are_counted(tiny_model_dir):
     loaded = store.load(tiny_model_dir)
-    report = report_lib.perplexity_report(loaded, [reading.Poem("", "龘龘春风，花月夜。")])
+    report = report_lib.perplexity_report(loaded, [reading.CorpusPoem("", "龘龘春风，花月夜。")])
     assert report["unknown"] == 2
 
 
@@ -40,7 +40,7 @@ def test_a_keywords_model_is_scored_unprompted_and_prompted_and_the_prompt_is_ne
     config = json.loads((keyed / "config.json").read_text())
     config["model"]["condition"] = "keywords"  # shapes no weights: the same network, read with prompts
     (keyed / "config.json").write_text(json.dumps(config))
-    poems = [reading.Poem(t, c) for t, c in synthetic_poems(40, seed=5)]
+    poems = [reading.CorpusPoem(t, c) for t, c in synthetic_poems(40, seed=5)]
     plain = report_lib.split_report(store.load(tiny_model_dir), poems)
     report = report_lib.split_report(store.load(str(keyed)), poems)
     assert "prompted" not in plain and report["perplexity"] == pytest.approx(plain["perplexity"])

@@ -7,9 +7,9 @@ from poetry_rnn.model.vocab import Vocab
 
 
 def test_parse_line_splits_on_first_ascii_or_fullwidth_colon():
-    assert reading.parse_line("静夜思:床前明月光，疑是地上霜。")[0] == reading.Poem("静夜思", "床前明月光，疑是地上霜。")
+    assert reading.parse_line("静夜思:床前明月光，疑是地上霜。")[0] == reading.CorpusPoem("静夜思", "床前明月光，疑是地上霜。")
     assert reading.parse_line("静夜思：床前明月光。")[0].title == "静夜思"
-    assert reading.parse_line(":无题之诗。")[0] == reading.Poem("", "无题之诗。")
+    assert reading.parse_line(":无题之诗。")[0] == reading.CorpusPoem("", "无题之诗。")
 
 
 @pytest.mark.parametrize(

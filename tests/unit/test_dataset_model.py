@@ -12,7 +12,7 @@ from conftest import synthetic_poems
 
 
 def encoded(count=300, seed=0):
-    poems = [reading.Poem(t, c) for t, c in synthetic_poems(count, seed)]
+    poems = [reading.CorpusPoem(t, c) for t, c in synthetic_poems(count, seed)]
     vocab = Vocab.build((p.content for p in poems), min_count=1)
     return poems, vocab, dataset.encode_poems(poems, vocab)
 

@@ -13,7 +13,7 @@ from test_prepare import entry, write_json
 
 
 def poem(content):
-    return reading.Poem(title="", content=content)
+    return reading.CorpusPoem(title="", content=content)
 
 
 def test_counts_are_per_line_and_only_han_characters():

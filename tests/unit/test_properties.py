@@ -176,7 +176,7 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
                              keyword_bonus=bias_scale, title_bonus=bias_scale)
     assert decoded.ended.all(), "every plan ends in an EOS-only step"
     for b, request in enumerate(requests):
-        steps = decoded.steps(b)
+        steps = decoded.length(b)
         tokens = decoded.tokens[b, :steps]
         if request.form != "free" or request.template or not request.stop_at_eos:
             assert steps == plan.lengths[b]  # a fixed shape: every step is taken

@@ -9,7 +9,7 @@ from test_prepare import entry, write_json
 
 
 def poem(title, content):
-    return reading.Poem(title=title, content=content)
+    return reading.CorpusPoem(title=title, content=content)
 
 
 def test_counts_are_per_poem_and_only_han_characters():
