@@ -167,7 +167,7 @@ def quoted_paths(text):
 
 def resolve(path):
     first = path.split("/", 1)[0]
-    if first in {"poetry_rnn", "tests", "docs", "benchmarks", "checkpoints", "setup.py"} or first.startswith("."):
+    if first in {"poetry_rnn", "tests", "docs", "benchmarks", "checkpoints", "data", "setup.py"} or first.startswith("."):
         return os.path.join(REPO, path)
     return os.path.join(PACKAGE, path)
 
