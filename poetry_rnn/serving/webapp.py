@@ -234,32 +234,45 @@ def create_app(poet, options):
             return _error(400, str(error.spoken_as("json")))
         cost = poet.cost(ask)
         try:
-            if ask.poem.count > options.max_poems:
-                raise PoetryError(f"at most {options.max_poems} poems per request, got {ask.poem.count}")
-            if cost > options.max_cost:
-                raise PoetryError(f"this request costs {cost:,} (poems x best_of x characters), over the server's "
-                                  f"limit of {options.max_cost:,}; ask for fewer poems, drafts or characters")
-            poet.check(ask)
+            admit(poet, options, ask, cost)
+            future = batcher.submit(ask, cost)
         except PoetryError as error:
             return _error(400, str(error))
-        try:
-            future = batcher.submit(ask, cost)
         except asyncio.QueueFull:
             return _error(503, "the server is busy; try again shortly")
-        deadline = asyncio.get_running_loop().time() + options.timeout_s
-        while not future.done():  # a client that goes away, or waits too long, costs no more decoding
-            await asyncio.wait([future], timeout=0.25)
-            if future.done():
-                break
-            if await request.is_disconnected():
-                future.cancel()
-                return _error(499, "client disconnected")
-            if asyncio.get_running_loop().time() > deadline:
-                future.cancel()
-                return _error(504, f"not written within the server's limit of {options.timeout_s:g} s; "
-                                   "ask for fewer poems or drafts, or try again when it is less busy")
-        return {"seed": ask.sampling.seed, "poems": [p.to_dict() for p in future.result()]}
+        refused = await wait_for(future, request, options.timeout_s)
+        return refused or {"seed": ask.sampling.seed, "poems": [p.to_dict() for p in future.result()]}
 
     return app
+
+
+def admit(poet, options, ask, cost):
+    """PoetryError (HTTP 400) for an ask over the server's limits or one that can never be written."""
+    if ask.poem.count > options.max_poems:
+        raise PoetryError(f"at most {options.max_poems} poems per request, got {ask.poem.count}")
+    if cost > options.max_cost:
+        raise PoetryError(f"this request costs {cost:,} (poems x best_of x characters), over the server's "
+                          f"limit of {options.max_cost:,}; ask for fewer poems, drafts or characters")
+    poet.check(ask)
+
+
+async def wait_for(future, request, timeout_s):
+    """None once the poems are written; an error response if the client went away or the time ran out.
+
+    Either way the future is cancelled, so the batcher drops what is left of the ask.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not future.done():
+        await asyncio.wait([future], timeout=0.25)
+        if future.done():
+            break
+        if await request.is_disconnected():
+            future.cancel()
+            return _error(499, "client disconnected")
+        if asyncio.get_running_loop().time() > deadline:
+            future.cancel()
+            return _error(504, f"not written within the server's limit of {timeout_s:g} s; "
+                               "ask for fewer poems or drafts, or try again when it is less busy")
+    return None
 
 

@@ -28,6 +28,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
 from poetry_rnn.training import distribution, lessons
 from poetry_rnn.infra import lock, progress as progress_lib
@@ -233,8 +234,21 @@ def start_run(model_dir, config, vocab, options, strategy, log, init):
         name: tf.summary.create_file_writer(os.path.join(model_dir, store.LOGS, name)) if chief else tf.summary.create_noop_writer()
         for name in ("train", "valid")
     }
+    with writers["train"].as_default():
+        hparams_api.hparams(recipe(options), trial_id=os.path.basename(os.path.abspath(model_dir)))
     history = History(parameters=model.count_params())
     return Run(model, optimizer, step, epoch, batch_in_epoch, manager, writers, chief, scratch, history, log)
+
+
+def recipe(options):
+    """The run's settings, the network's included, as TensorBoard's HParams dashboard takes them.
+
+    Written to the run's logs, so runs in one log folder can be compared by
+    their recipe beside their curves (``tensorboard --logdir checkpoints``).
+    """
+    settings = {**{f"model.{k}": v for k, v in dataclasses.asdict(options.model).items()}, **options.settings()}
+    return {name: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for name, value in settings.items()}
 
 
 def make_optimizer(options):

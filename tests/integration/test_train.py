@@ -1,4 +1,5 @@
 import dataclasses
+import glob
 import io
 import json
 import os
@@ -245,3 +246,14 @@ def test_bf16_is_the_default_only_where_the_cpu_computes_it_natively(tmp_path, m
         monkeypatch.setattr(distribution, "cpu_has_native_bf16", lambda native=native: native)
         assert trainer.TrainOptions().resolved().mixed_precision == expected
         assert trainer.TrainOptions(mixed_precision="fp16").resolved().mixed_precision == "fp16"  # asked for: kept
+
+
+def test_tensorboard_shows_each_runs_recipe_beside_its_curves(tiny_model_dir):
+    """The HParams dashboard reads the recipe from the run's own logs."""
+    events = glob.glob(os.path.join(tiny_model_dir, store.LOGS, "train", "events.out.tfevents*"))
+    recipes = [value for path in events for event in tf.compat.v1.train.summary_iterator(path)
+               for value in event.summary.value if value.metadata.plugin_data.plugin_name == "hparams"]
+    assert recipes, "no hparams summary in the run's train logs"
+    content = b"".join(value.metadata.plugin_data.content for value in recipes)
+    config = json.load(open(os.path.join(tiny_model_dir, "config.json"), encoding="utf-8"))
+    assert b"model.cell" in content and config["model"]["cell"].encode() in content and b"learning_rate" in content
