@@ -1,4 +1,4 @@
-"""Corpus JSON -> ``data/poems.txt`` (Tang poems) or ``data/lyrics.txt`` (lyrics).
+"""Corpus JSON -> ``data/poems.txt`` (Tang poems), ``data/ci.txt`` (Song ci) or ``data/lyrics.txt`` (lyrics).
 
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt
     python -m poetry_rnn.prepare --source https://.../chinese-poetry/archive/master.zip --out data/poems.txt
@@ -6,6 +6,8 @@
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt \
         --title_table poetry_rnn/data/title_carry.tsv \
         --line_end_table poetry_rnn/data/line_ends.tsv  # also the package's tables (titles.py, line_ends.py)
+    python -m poetry_rnn.prepare --ci ../shared/corpus/song_ci --out data/ci.txt \
+        --cipai_table poetry_rnn/data/cipai.json  # the Song ci, and the tune patterns (corpus/cipai_table.py)
 
 Flags -> ``corpus.prepare.prepare`` (its module says what a source may be
 and how it is cleaned); the tables are counted by ``training.tables``.
@@ -22,6 +24,7 @@ from absl import flags  # noqa: E402
 
 from poetry_rnn.corpus import prepare  # noqa: E402
 from poetry_rnn.infra import cli, fetch  # noqa: E402
+from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.training import tables  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -33,28 +36,39 @@ def define_flags():
     flags.DEFINE_string(
         "source", None, "Tang poems: folder of poet.tang.N.json, chinese-poetry zip, or http(s) URL of the zip."
     )
+    flags.DEFINE_string("ci", None, "Song ci: folder of ci.song.N.json (宋词), chinese-poetry zip, or http(s) URL "
+                        "of the zip (instead of --source).")
     flags.DEFINE_string("lyrics", None, "Lyrics: a .txt file, or a zip holding one (instead of --source).")
-    flags.DEFINE_string("out", None, "Output file (default data/poems.txt, or data/lyrics.txt with --lyrics).")
+    flags.DEFINE_string("out", None, "Output file (default data/poems.txt, data/ci.txt with --ci, or data/lyrics.txt "
+                        "with --lyrics).")
     flags.DEFINE_integer(
         "max_len", prepare.DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
     )
     flags.DEFINE_bool("forms", False, "Keep only 五绝/七绝/五律/七律-shaped poems.")
-    flags.DEFINE_string("cache_dir", fetch.DEFAULT_CACHE_DIR, "Where a --source URL is downloaded to, once.")
-    flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source zip (downloaded or local).")
+    flags.DEFINE_string("cache_dir", fetch.DEFAULT_CACHE_DIR, "Where a --source or --ci URL is downloaded to, once.")
+    flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source or --ci zip (downloaded or local).")
     flags.DEFINE_string("title_table", None, "Also write how often each title character is written into its poem, "
                         "counted over the training split (train's default --valid_fraction), to this file.")
     flags.DEFINE_string("line_end_table", None, "Also write how often each character ends a line, counted over the "
                         "training split, to this file (line_ends.py).")
+    flags.DEFINE_string("cipai_table", None, "With --ci: also write each tune's pattern, read off the training split "
+                        "of the ci, to this file (corpus/cipai_table.py).")
 
 
 def main(argv):
     cli.refuse_arguments(argv)
     write_tables = None
     if FLAGS.title_table or FLAGS.line_end_table:
+        if FLAGS.source is None:
+            raise PoetryError("--title_table and --line_end_table are counted over Tang poems: give --source")
         write_tables = functools.partial(tables.write_training_tables, title_table=FLAGS.title_table,
                                          line_end_table=FLAGS.line_end_table)
+    if FLAGS.cipai_table:
+        if FLAGS.ci is None:
+            raise PoetryError("--cipai_table is read off Song ci: give --ci")
+        write_tables = functools.partial(tables.write_cipai_table, cipai_path=FLAGS.cipai_table)
     prepare.prepare(FLAGS.source, FLAGS.lyrics, FLAGS.out, FLAGS.max_len, FLAGS.forms, FLAGS.cache_dir, FLAGS.sha256,
-                    write_tables)
+                    write_tables, ci=FLAGS.ci)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Corpus JSON -> ``data/poems.txt`` (Tang poems) or ``data/lyrics.txt`` (lyrics).
+"""Corpus JSON -> ``data/poems.txt`` (Tang poems), ``data/ci.txt`` (Song ci) or ``data/lyrics.txt`` (lyrics).
 
 Every later stage reads one poem per line, ``title:content``, in simplified
 characters, with content made only of Han characters and ，。？！. This module
@@ -12,6 +12,14 @@ look like and how messy they are, so training never has to.
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt \
         --title_table poetry_rnn/data/title_carry.tsv \
         --line_end_table poetry_rnn/data/line_ends.tsv  # also the package's tables (training/tables.py)
+    python -m poetry_rnn.prepare --ci ../shared/corpus/song_ci --out data/ci.txt \
+        --cipai_table poetry_rnn/data/cipai.json  # the Song ci, and the tune patterns read off them
+
+``--ci`` is the same kind of source holding ``ci.song.N.json`` (the
+repository's 宋词 folder); each ci is written ``tune:content``, the tune
+(``rhythmic``) as its title, cleaned by the same rules as a Tang poem. A ci
+whose tune is lost (失调名) is left out: ci.txt pairs each ci with the tune
+it was written to, and 失调名 names no tune.
 
 ``--source`` is a folder of ``poet.tang.N.json``, a zip of the chinese-poetry
 repository (any member named ``poet.tang.N.json``), or an http(s) URL of such a
@@ -36,10 +44,37 @@ import zipfile
 from poetry_rnn.corpus import cleaning, reading
 from poetry_rnn.infra import fetch, files
 from poetry_rnn.infra.errors import PoetryError
-from poetry_rnn.verse import forms
+from poetry_rnn.verse import cipai, forms
 
 DEFAULT_MAX_LEN = reading.DEFAULT_MAX_LEN
-TANG_FILE = re.compile(r"(?:^|/)poet\.tang\.(\d+)\.json$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Collection:
+    """One collection of the chinese-poetry repository: how its files are named, its folder, its title field.
+
+    The Tang poems and the Song ci are read by the same code (folder, zip or
+    URL; files in order of N); only these three things differ.
+    """
+
+    stem: str       # the files are STEM.N.json
+    folder: str     # the repository folder holding them, named in the error that finds none
+    title_key: str  # the entry's field that becomes the line's title
+
+    @property
+    def files(self):
+        """The file names as the errors write them (poet.tang.*.json)."""
+        return f"{self.stem}.*.json"
+
+    @property
+    def pattern(self):
+        """The regular expression that finds a file of the collection and its number N, in a folder or a zip."""
+        return re.compile(rf"(?:^|/){re.escape(self.stem)}\.(\d+)\.json$")
+
+
+TANG = Collection("poet.tang", "全唐诗", "title")
+SONG_CI = Collection("ci.song", "宋词", "rhythmic")
+LOST_TUNE = "失调名"  # the editors' mark for a ci whose tune is lost
 
 FORM_LABELS = {name: f"{form.chinese} {name}" for name, form in forms.FORMS.items()}
 # The command that builds each kind of training text (for errors that find it missing).
@@ -50,6 +85,9 @@ BUILD_COMMANDS = {"poems": "python -m poetry_rnn.prepare --source path/to/chines
 @dataclasses.dataclass
 class PrepareSummary:
     """What ``prepare_poems`` read, kept and dropped, and the shape of the result."""
+
+    NOUN = "poems"  # what an entry is called in the report
+    DROP_LABELS = cleaning.DROPS
 
     source: str
     out: str
@@ -79,37 +117,71 @@ class PrepareSummary:
             rows.append(f"  {b * step + 1:>4}-{(b + 1) * step:<4} {bar:<{width}} {n:,}")
         return "\n".join(rows)
 
-    def format(self):
-        """The multi-line report printed after a run."""
-        lines = [
-            f"source: {self.source}",
-            f"files read: {self.files_read}, skipped: {len(self.skipped_files)}",
-            *(f"  skipped {name}: {reason}" for name, reason in self.skipped_files),
-            f"poems read: {self.poems_read:,}",
-            f"poems kept: {self.kept:,} -> {self.out}",
-            "changed (poems a rule edited, kept or not):",
-            *(f"  {label}: {self.changes[rule]:,}" for rule, label in cleaning.CHANGES.items()),
-            "dropped (poems, first rule that applies):",
-            *(f"  {label}: {self.drops[rule]:,}" for rule, label in cleaning.DROPS.items()),
-            f"characters: {self.characters:,} (content, incl. punctuation)",
-            f"vocabulary: {self.vocabulary:,} distinct characters (content)",
-            "length histogram (content characters):",
-            self.histogram(),
+    def count_shape(self, poem):
+        """Count a kept poem under its form (五绝/七绝/五律/七律), if it has one."""
+        shape = forms.classify(poem.content)
+        if shape:
+            self.shapes[shape] += 1
+
+    def shape_lines(self):
+        """The report's last section: the kept poems by form."""
+        return [
             "forms by shape:",
             *(f"  {label}: {self.shapes[name]:,}" for name, label in FORM_LABELS.items()),
             f"  other: {self.kept - sum(self.shapes.values()):,}",
         ]
+
+    def format(self):
+        """The multi-line report printed after a run."""
+        noun = self.NOUN
+        lines = [
+            f"source: {self.source}",
+            f"files read: {self.files_read}, skipped: {len(self.skipped_files)}",
+            *(f"  skipped {name}: {reason}" for name, reason in self.skipped_files),
+            f"{noun} read: {self.poems_read:,}",
+            f"{noun} kept: {self.kept:,} -> {self.out}",
+            f"changed ({noun} a rule edited, kept or not):",
+            *(f"  {label}: {self.changes[rule]:,}" for rule, label in cleaning.CHANGES.items()),
+            f"dropped ({noun}, first rule that applies):",
+            *(f"  {label}: {self.drops[rule]:,}" for rule, label in self.DROP_LABELS.items()),
+            f"characters: {self.characters:,} (content, incl. punctuation)",
+            f"vocabulary: {self.vocabulary:,} distinct characters (content)",
+            "length histogram (content characters):",
+            self.histogram(),
+            *self.shape_lines(),
+        ]
         return "\n".join(lines)
 
 
-def _numbered(names):
-    """The names matching poet.tang.N.json, sorted by N (then name): the deterministic order."""
-    found = [(int(m.group(1)), name) for name in names if (m := TANG_FILE.search(name))]
+@dataclasses.dataclass
+class CiSummary(PrepareSummary):
+    """What ``prepare_ci`` read, kept and dropped: the poems' report, with ci counted by tune instead of form."""
+
+    NOUN = "ci"
+    # --forms is for Tang poems; a lost tune is dropped before a duplicate is looked for.
+    DROP_LABELS = {**{rule: label for rule, label in cleaning.DROPS.items() if rule not in ("not_regular", "duplicate")},
+                   "lost_tune": f"tune lost ({LOST_TUNE})", "duplicate": cleaning.DROPS["duplicate"]}
+    TUNES_SHOWN = 12
+
+    def count_shape(self, poem):
+        """Count a kept ci under its tune (an alias such as 酹江月・念奴娇 under 念奴娇)."""
+        self.shapes[cipai.tune_name(poem.title)] += 1
+
+    def shape_lines(self):
+        """The report's last section: how many tunes, and the commonest."""
+        common = sorted(self.shapes.items(), key=lambda item: (-item[1], item[0]))[: self.TUNES_SHOWN]
+        return [f"tunes: {len(self.shapes):,}, commonest:", *(f"  {tune}: {n:,}" for tune, n in common)]
+
+
+def _numbered(names, collection=TANG):
+    """The names matching STEM.N.json (poet.tang.N.json), sorted by N (then name): the deterministic order."""
+    pattern = collection.pattern
+    found = [(int(m.group(1)), name) for name in names if (m := pattern.search(name))]
     return [name for _, name in sorted(found)]
 
 
-def _tang_files(source, cache_dir, sha256):
-    """Yield (name, raw bytes) of each poet.tang.N.json in ``source``, in order of N."""
+def _corpus_files(source, cache_dir, sha256, collection=TANG):
+    """Yield (name, raw bytes) of each of the collection's STEM.N.json in ``source``, in order of N."""
     if re.match(r"https?://", source):
         source = fetch.download(source, cache_dir, sha256)
         sha256 = None  # download checked it
@@ -118,10 +190,10 @@ def _tang_files(source, cache_dir, sha256):
     if os.path.isdir(source):
         if sha256:
             raise PoetryError(f"--sha256 checks a zip, but {source} is a folder")
-        names = _numbered(os.listdir(source))
+        names = _numbered(os.listdir(source), collection)
         if not names:
             raise PoetryError(
-                f"no poet.tang.*.json in {source} (for a chinese-poetry checkout, give its 全唐诗 folder)"
+                f"no {collection.files} in {source} (for a chinese-poetry checkout, give its {collection.folder} folder)"
             )
         for name in names:
             with open(os.path.join(source, name), "rb") as handle:
@@ -132,13 +204,13 @@ def _tang_files(source, cache_dir, sha256):
         raise PoetryError(f"{source}: SHA-256 is {actual}, expected {sha256}")
     try:
         with zipfile.ZipFile(source) as archive:
-            names = _numbered(archive.namelist())
+            names = _numbered(archive.namelist(), collection)
             if not names:
-                raise PoetryError(f"no poet.tang.*.json in the zip {source}")
+                raise PoetryError(f"no {collection.files} in the zip {source}")
             for name in names:
                 yield name, archive.read(name)
     except zipfile.BadZipFile as error:
-        raise PoetryError(f"{source} is not a folder of poet.tang.*.json or a valid zip: {error}") from error
+        raise PoetryError(f"{source} is not a folder of {collection.files} or a valid zip: {error}") from error
 
 
 def _entries(raw):
@@ -154,12 +226,12 @@ def _entries(raw):
     return data
 
 
-def _title_and_paragraphs(entry):
+def _title_and_paragraphs(entry, title_key="title"):
     """(title, paragraphs) of a well-formed entry, or None for a malformed one."""
     if not isinstance(entry, dict):
         return None
     paragraphs = entry.get("paragraphs")
-    title = entry.get("title", "")
+    title = entry.get(title_key, "")
     if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
         return None
     return (title if isinstance(title, str) else ""), paragraphs
@@ -178,9 +250,45 @@ def prepare_poems(source, out, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_
     if max_len < 1:
         raise PoetryError(f"--max_len must be at least 1, got {max_len}")
     summary = PrepareSummary(source=source, out=os.fspath(out), max_len=max_len)
-    lines = []
-    seen = set()
-    for name, raw in _tang_files(source, cache_dir, sha256):
+    named_files = _corpus_files(source, cache_dir, sha256, TANG)
+    kept = _clean_entries(named_files, summary, TANG,
+                          lambda title, paragraphs: cleaning.clean_poem(title, paragraphs, max_len, forms_only))
+    return _write_kept(kept, summary)
+
+
+def _clean_ci(title, paragraphs, max_len):
+    """``cleaning.clean_poem`` for a ci (its tune as the title), dropped as ``lost_tune`` when the tune is lost."""
+    poem = cleaning.clean_poem(title, paragraphs, max_len)
+    if not poem.dropped and poem.title == LOST_TUNE:
+        return dataclasses.replace(poem, dropped="lost_tune")
+    return poem
+
+
+def prepare_ci(source, out, max_len=DEFAULT_MAX_LEN, cache_dir=None, sha256=None):
+    """Read the Song ci at ``source``, clean them as the Tang poems are and atomically write ``out`` (tune:content).
+
+    ``source`` is a folder of ``ci.song.N.json`` (the repository's 宋词
+    folder), a zip of the repository, or its URL, read as ``prepare_poems``
+    reads the Tang poems; the errors are the same. The tune (``rhythmic``)
+    is each line's title; ci whose tune is lost (失调名) are dropped.
+    """
+    if max_len < 1:
+        raise PoetryError(f"--max_len must be at least 1, got {max_len}")
+    summary = CiSummary(source=source, out=os.fspath(out), max_len=max_len)
+    named_files = _corpus_files(source, cache_dir, sha256, SONG_CI)
+    kept = _clean_entries(named_files, summary, SONG_CI, lambda title, paragraphs: _clean_ci(title, paragraphs, max_len))
+    return _write_kept(kept, summary)
+
+
+def _clean_entries(named_files, summary, collection, clean):
+    """Clean every entry of the (name, bytes) files in order; count into ``summary``; return the kept CleanPoems.
+
+    ``clean(title, paragraphs)`` is the collection's rule for one entry. A
+    file that does not parse is listed in ``summary.skipped_files`` and the
+    walk goes on; of two entries with the same content the first is kept.
+    """
+    kept, seen = [], set()
+    for name, raw in named_files:
         try:
             entries = _entries(raw)
         except ValueError as error:
@@ -189,28 +297,36 @@ def prepare_poems(source, out, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_
         summary.files_read += 1
         for entry in entries:
             summary.poems_read += 1
-            parsed = _title_and_paragraphs(entry)
+            parsed = _title_and_paragraphs(entry, collection.title_key)
             if parsed is None:
                 summary.drops["malformed"] += 1
                 continue
-            poem = cleaning.clean_poem(*parsed, max_len=max_len, forms_only=forms_only)
+            poem = clean(*parsed)
             summary.changes.update(poem.changes)
             dropped = poem.dropped or ("duplicate" if poem.content in seen else None)
             if dropped:
                 summary.drops[dropped] += 1
                 continue
             seen.add(poem.content)
-            lines.append(f"{poem.title}:{poem.content}\n")
-            summary.lengths[len(poem.content)] += 1
-            shape = forms.classify(poem.content)
-            if shape:
-                summary.shapes[shape] += 1
-    if not lines:
-        raise PoetryError(f"no poems kept from {source} ({summary.poems_read} read); {out} left unchanged")
-    summary.kept = len(lines)
+            kept.append(poem)
+    return kept
+
+
+def _write_kept(kept, summary):
+    """Count the kept poems' lengths, shapes and characters into ``summary``, write them as title:content, return it.
+
+    With nothing kept, PoetryError and the output file left as it was.
+    """
+    if not kept:
+        raise PoetryError(f"no {summary.NOUN} kept from {summary.source} ({summary.poems_read} read); "
+                          f"{summary.out} left unchanged")
+    for poem in kept:
+        summary.lengths[len(poem.content)] += 1
+        summary.count_shape(poem)
+    summary.kept = len(kept)
     summary.characters = sum(length * n for length, n in summary.lengths.items())
-    summary.vocabulary = len(set().union(*seen))
-    _write_lines(out, lines)
+    summary.vocabulary = len(set().union(*(poem.content for poem in kept)))
+    _write_lines(summary.out, [f"{poem.title}:{poem.content}\n" for poem in kept])
     return summary
 
 
@@ -287,23 +403,30 @@ def prepare_lyrics(source, out):
 
 
 def prepare(source=None, lyrics=None, out=None, max_len=DEFAULT_MAX_LEN, forms_only=False, cache_dir=None,
-            sha256=None, tables=None):
+            sha256=None, tables=None, ci=None):
     """What ``python -m poetry_rnn.prepare`` does: write one corpus file and print its summary.
 
-    Exactly one of ``source`` (Tang poems, see ``prepare_poems``) or ``lyrics`` (see ``prepare_lyrics``);
-    ``out`` defaults to data/poems.txt or data/lyrics.txt. ``tables``, when given, is called with the
-    written poems.txt after the summary: the entry point passes ``training.tables.write_training_tables``
-    for ``--title_table``/``--line_end_table`` (which poems are training's is a question for training, a
-    floor above this one). Poems read from a source that had unreadable files are written, then refused
-    with a one-line PoetryError naming the files.
+    Exactly one of ``source`` (Tang poems, see ``prepare_poems``), ``ci`` (Song ci, see ``prepare_ci``) or
+    ``lyrics`` (see ``prepare_lyrics``); ``out`` defaults to data/poems.txt, data/ci.txt or data/lyrics.txt.
+    ``tables``, when given, is called with the written file after the summary: the entry point passes
+    ``training.tables.write_training_tables`` for ``--title_table``/``--line_end_table`` and
+    ``training.tables.write_cipai_table`` for ``--cipai_table`` (which poems are training's is a question
+    for training, a floor above this one). Poems read from a source that had unreadable files are written,
+    then refused with a one-line PoetryError naming the files.
     """
-    if (source is None) == (lyrics is None):
-        raise PoetryError("give exactly one of --source (Tang poems) or --lyrics (lyrics text or zip)")
+    if sum(given is not None for given in (source, ci, lyrics)) != 1:
+        raise PoetryError("give exactly one of --source (Tang poems), --ci (Song ci) or --lyrics (lyrics text or zip)")
     if lyrics is not None:
         print(prepare_lyrics(lyrics, out or os.path.join("data", "lyrics.txt")).format())
         return
-    summary = prepare_poems(source, out or os.path.join("data", "poems.txt"), max_len=max_len, forms_only=forms_only,
-                            cache_dir=cache_dir, sha256=sha256)
+    if ci is not None:
+        if forms_only:
+            raise PoetryError("--forms keeps Tang poem shapes (--source); a ci has its tune's shape")
+        summary = prepare_ci(ci, out or os.path.join("data", "ci.txt"), max_len=max_len, cache_dir=cache_dir,
+                             sha256=sha256)
+    else:
+        summary = prepare_poems(source, out or os.path.join("data", "poems.txt"), max_len=max_len,
+                                forms_only=forms_only, cache_dir=cache_dir, sha256=sha256)
     print(summary.format())
     if tables is not None:
         tables(summary.out)

@@ -12,11 +12,11 @@ fixed-width buckets would either waste padding or starve batches.
 """
 
 import dataclasses
-import zlib
 
 import numpy as np
 import tensorflow as tf
 
+from poetry_rnn.corpus import split
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.verse.prosody import is_han
 
@@ -83,39 +83,12 @@ def prompt_positions(targets):
     return (tf.cumsum(is_sep, axis=1, reverse=True) > 0) | after_end
 
 
-def content_hash(poem, salt=b""):
-    return zlib.crc32(salt + poem.content.encode("utf-8")) % 10_000
-
-
-TEST_SALT = b"test:"  # the second hash that cuts the held-out poems in two
-
-
-def split_train_valid(poems, valid_fraction):
-    """Deterministic split by a hash of the content, not by position or RNG.
-
-    The same poem lands on the same side whatever the file order or seed, so
-    evaluate, the n-gram baseline and later runs can rebuild the same split.
-    """
-    cut = int(round(valid_fraction * 10_000))
-    train, valid = [], []
-    for poem in poems:
-        (valid if content_hash(poem) < cut else train).append(poem)
-    return train, valid
-
-
-def split_held_out(held_out):
-    """(validation, test): the held-out poems cut in two by a second, salted hash.
-
-    Training reports and chooses by the validation half only; the test half
-    is for final reports, so a recipe tuned to one split is caught by the
-    other. Both stay out of training (every model of this package held out
-    the same poems), and a model trained before this split existed has never
-    seen either half.
-    """
-    valid, test = [], []
-    for poem in held_out:
-        (test if content_hash(poem, TEST_SALT) % 2 else valid).append(poem)
-    return valid, test
+# The held-out rule is the corpus's (``corpus.split``), so the table builders below training use it too;
+# these names stay for the callers that have always found them here.
+content_hash = split.content_hash
+TEST_SALT = split.TEST_SALT
+split_train_valid = split.split_train_valid
+split_held_out = split.split_held_out
 
 
 def bucket_boundaries(lengths, buckets=24):
