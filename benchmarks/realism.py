@@ -42,6 +42,7 @@ import keras  # noqa: E402
 from poetry_rnn import poet as poet_lib  # noqa: E402
 from poetry_rnn.corpus import reading  # noqa: E402
 from poetry_rnn.evaluation import ngram, quality  # noqa: E402
+from poetry_rnn.infra import fields  # noqa: E402
 from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
 from poetry_rnn.training import dataset  # noqa: E402
 from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
@@ -164,8 +165,8 @@ def parse_setting(text):
     if text == "default":
         return {}
     pairs = (item.split("=", 1) for item in text.split(","))
-    kinds = {f.name: f.type for f in dataclasses.fields(SamplingOptions)}
-    return {name: {"int": int, "float": float}.get(kinds[name], float)(value) for name, value in pairs}
+    kinds = {f.name: fields.field_kind(f) for f in dataclasses.fields(SamplingOptions)}
+    return {name: kinds[name](value) for name, value in pairs}
 
 
 def write(poet, form, count, seed, overrides):
