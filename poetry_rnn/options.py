@@ -37,6 +37,8 @@ class SamplingOptions:
                         neutral=0)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
                           above=0, maximum=1, neutral=1.0)
+    min_p: float = option(0.0, "Min-p sampling: keep the characters at least this share as likely as the most "
+                          "likely one (0 = off).", minimum=0, maximum=1, neutral=0.0)
     best_of: int = option(8, "Draft this many candidates per poem and keep the best (see --novelty_weight).",
                           minimum=1, maximum=64, neutral=1)
     novelty_weight: float = option(

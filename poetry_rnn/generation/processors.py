@@ -448,6 +448,29 @@ class TopP(LogitsProcessor):
         return tf.cond(tf.reduce_any(self.top_p < 1.0), keep_top_p, lambda: logits)
 
 
+class MinP(LogitsProcessor):
+    """Keep the characters at least ``min_p`` times as likely as the most likely one (0 = off).
+
+    Min-p sampling (Nguyen et al. 2024): the cut follows the model's
+    confidence, narrow where one character dominates and wide where many are
+    plausible, where top-p keeps a fixed share of the probability.
+    """
+
+    SIGNATURE = {"min_p": spec([None], tf.float32)}
+    SETTINGS = {"min_p": np.float32}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"min_p": cls.setting(settings, "min_p", len(plan.lengths))}
+
+    def apply(self, logits, state, step):
+        def keep_likely():
+            floor = tf.reduce_max(logits, axis=-1) + tf.math.log(self.min_p)  # log(0) = -inf: the row keeps all
+            return tf.where(logits < floor[:, None], NEG_INF, logits)
+
+        return tf.cond(tf.reduce_any(self.min_p > 0), keep_likely, lambda: logits)
+
+
 class GumbelNoise(LogitsProcessor):
     """Gumbel noise keyed by each poem's ``keys``: the argmax of the result is an exact categorical sample.
 
@@ -468,4 +491,5 @@ class GumbelNoise(LogitsProcessor):
 
 
 # In order: masks, then pulls, then sampling.
-PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, Temperature, TopK, TopP, GumbelNoise)
+PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, Temperature, TopK, TopP, MinP,
+              GumbelNoise)

@@ -269,5 +269,18 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     plain = SamplingOptions.plain()
     assert names <= set(SamplingOptions.__dataclass_fields__)
     assert {name: getattr(plain, name) for name in names} == {
-        "temperature": 1.0, "top_k": 0, "top_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
+        "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0}
+
+
+def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]] * 3))
+    kept = processors.MinP(min_p=tf.constant([0.5, 0.2, 0.0])).apply(logits, (), None).numpy()
+    assert np.isfinite(kept).tolist() == [[True, True, False, False], [True, True, True, False], [True] * 4]
+
+
+def test_min_p_writes_poems_the_model_finds_more_likely(loaded):
+    requests = [poem_request.PoemRequest(begin="春", max_len=20)] * 4
+    wide = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3))
+    narrow = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3, min_p=0.9))
+    assert np.mean([p.mean_logprob for p in narrow]) > np.mean([p.mean_logprob for p in wide])
