@@ -61,7 +61,8 @@ class DecodePlan:
     mask_table:     bool (M, V), distinct allowed sets; row 0 is "EOS only"
     step_masks:     int32 (B, T), row of mask_table per step; steps at or past
                     lengths[b] point at row 0
-    rhyme_step:     bool (B, T), apply the dynamic rhyme mask at this step
+    rhyme_step:     bool (B, T), apply the dynamic rhyme mask at this free rhyme
+                    step (a fixed rhyming character is checked here, in the plan)
     group_members:  bool (G, V), tokens usable as the rhyme of group g; the
                     groups of every scheme in the batch, one after another
     initial_groups: bool (B, G), groups that can still complete every rhyme
@@ -315,7 +316,11 @@ def _shaped_steps(request, resolved, vocab, rows, out):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
             out.fixed[token] += slot.han
-            out.add(rows, ("tok", token), slot.where, slot.rhyme)
+            # Not a rhyme step for the decoder: _initial_groups already keeps only the groups this
+            # character rhymes in, and the free rhyme steps' rows exclude it. The dynamic mask would
+            # refuse a fixed character with a second, 仄 reading (燕 yān/yàn), which no free rhyme
+            # step may take but a begin, acrostic or template may fix (hypothesis found 春春春春燕).
+            out.add(rows, ("tok", token), slot.where)
             continue
         need = 0
         if heard and k > 0 and sensitive[k - 1]:

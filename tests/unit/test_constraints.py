@@ -594,3 +594,13 @@ def test_the_line_end_pull_marks_the_first_lines_last_free_character():
     prefixed = plan([PoemRequest(form="wujue", keywords="山")], VOCAB, ModelConfig(condition="keywords"))
     assert np.flatnonzero(prefixed.line_end_step[0]).tolist() == [prefixed.content_start[0] + 4]
     assert p.end_lift.shape == (len(VOCAB),) and p.end_lift[VOCAB.id("不")] < 0 < p.end_lift[VOCAB.id("时")]
+
+
+def test_a_fixed_rhyme_character_with_a_second_reading_still_stands():
+    """Hypothesis found it: 燕 (yān 平, yàn 仄) fixed at the first line's rhyme left nothing allowed there."""
+    request = PoemRequest(form="wujue", rhyme=True, first_line_rhymes=True, allow_repeats=True, begin="春春春春燕")
+    p = plan([request], VOCAB)
+    for mode in ("random", "fixed"):
+        (tokens,) = simulate(p, np.random.default_rng(0), mode)
+        content = VOCAB.decode(tokens)
+        assert content.startswith("春春春春燕") and check_poem(content, request) == []
