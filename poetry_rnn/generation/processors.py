@@ -89,7 +89,8 @@ class LogitsProcessor:
 
     @classmethod
     def from_plan(cls, plan, settings):
-        raise NotImplementedError
+        """By default a processor's arrays are its settings, one value per row (top-k, top-p, min-p)."""
+        return {name: cls.setting(settings, name, len(plan.lengths)) for name in cls.SETTINGS}
 
     def initial_state(self, batch):
         return ()
@@ -384,10 +385,6 @@ class TopK(LogitsProcessor):
     SIGNATURE = {"top_k": spec([None], tf.int32)}
     SETTINGS = {"top_k": np.int32}
 
-    @classmethod
-    def from_plan(cls, plan, settings):
-        return {"top_k": cls.setting(settings, "top_k", len(plan.lengths))}
-
     def apply(self, logits, state, step):
         top_k = self.top_k
 
@@ -413,10 +410,6 @@ class TopP(LogitsProcessor):
     SIGNATURE = {"top_p": spec([None], tf.float32)}
     SETTINGS = {"top_p": np.float32}
     SHORTLIST = 256
-
-    @classmethod
-    def from_plan(cls, plan, settings):
-        return {"top_p": cls.setting(settings, "top_p", len(plan.lengths))}
 
     @staticmethod
     def threshold(ordered, probabilities, top_p):
@@ -458,10 +451,6 @@ class MinP(LogitsProcessor):
 
     SIGNATURE = {"min_p": spec([None], tf.float32)}
     SETTINGS = {"min_p": np.float32}
-
-    @classmethod
-    def from_plan(cls, plan, settings):
-        return {"min_p": cls.setting(settings, "min_p", len(plan.lengths))}
 
     def apply(self, logits, state, step):
         def keep_likely():
