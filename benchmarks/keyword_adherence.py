@@ -39,8 +39,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from poetry_rnn.corpus import reading, titles
-from poetry_rnn.training import dataset
+from poetry_rnn.corpus import reading, split, titles
 from poetry_rnn.verse import forms, prosody
 from poetry_rnn.evaluation import ngram, quality
 from poetry_rnn import poet as poet_lib  # noqa: E402
@@ -106,8 +105,8 @@ def main():
     args = parser.parse_args()
 
     all_poems, _ = reading.read_poems(args.corpus)
-    train, held_out = dataset.split_train_valid(all_poems, 0.02)
-    _, test = dataset.split_held_out(held_out)
+    train, held_out = split.split_train_valid(all_poems, 0.02)
+    _, test = split.split_held_out(held_out)
     poets = [poet_lib.load(d) for d in args.model_dirs]
     vocab = poets[0].loaded.vocab
     lm = ngram.KneserNey(order=5, vocab=vocab.chars).fit(p.content for p in train)

@@ -39,11 +39,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from poetry_rnn.corpus import reading  # noqa: E402
+from poetry_rnn.corpus import reading, split  # noqa: E402
 from poetry_rnn.evaluation import ngram, quality  # noqa: E402
 from poetry_rnn.generation import drafts, ranking as ranking_lib, sampler  # noqa: E402
 from poetry_rnn.model import store  # noqa: E402
-from poetry_rnn.training import dataset  # noqa: E402
 from poetry_rnn.verse import forms, poem_request, prosody, validator  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
 
@@ -99,7 +98,7 @@ def main():
 
     loaded = store.load(args.model_dir)
     poems, _ = reading.read_poems(args.corpus)
-    train, valid = dataset.split_train_valid(poems, loaded.train.get("valid_fraction", 0.02))
+    train, valid = split.split_train_valid(poems, loaded.train.get("valid_fraction", 0.02))
     began = time.perf_counter()
     lm = ngram.KneserNey(order=5, vocab=loaded.vocab.chars).fit(p.content for p in train)
     index = quality.TrainingIndex(p.content for p in train)

@@ -40,11 +40,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from poetry_rnn import poet as poet_lib  # noqa: E402
-from poetry_rnn.corpus import reading  # noqa: E402
+from poetry_rnn.corpus import reading, split  # noqa: E402
 from poetry_rnn.evaluation import ngram, quality  # noqa: E402
 from poetry_rnn.infra import fields  # noqa: E402
 from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
-from poetry_rnn.training import dataset  # noqa: E402
 from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
 from poetry_rnn.verse import forms  # noqa: E402
 
@@ -132,11 +131,11 @@ class Reference:
     index: quality.TrainingIndex
 
 
-def reference(split):
+def reference(which):
     poems, _ = reading.read_poems(os.path.join(REPO, "data", "poems.txt"))
-    train, held_out = dataset.split_train_valid(poems, TrainOptions().valid_fraction)
-    valid, test = dataset.split_held_out(held_out)
-    chosen = [p.content for p in (test if split == "test" else held_out)]
+    train, held_out = split.split_train_valid(poems, TrainOptions().valid_fraction)
+    valid, test = split.split_held_out(held_out)
+    chosen = [p.content for p in (test if which == "test" else held_out)]
     real = collections.defaultdict(list)
     for content in chosen:
         real[forms.classify(content) or "free"].append(content)

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from poetry_rnn.corpus import split
 from poetry_rnn import poet as poet_lib
 from poetry_rnn.corpus import reading
 from poetry_rnn.evaluation import ngram, quality
@@ -168,8 +169,8 @@ def evaluate(model_dir, data=None, corpus_path=None, samples=0, form_requests=()
     if corpus_path:
         all_poems, _ = reading.read_poems(corpus_path)
         fraction = loaded.train.get("valid_fraction", TrainOptions.valid_fraction)
-        train_poems, held_out = dataset.split_train_valid(all_poems, fraction)
-        valid_poems, test_poems = dataset.split_held_out(held_out)
+        train_poems, held_out = split.split_train_valid(all_poems, fraction)
+        valid_poems, test_poems = split.split_held_out(held_out)
     scored = reading.read_poems(data)[0] if data else valid_poems
     fitted = None
     if train_poems and (scored or samples):
@@ -223,9 +224,9 @@ def markdown(report):
     out = [f"# Evaluation of `{report['model_dir']}`", ""]
     m = report["model"]
     out.append(f"Model: {m['layers']}×{m['units']} {m['cell']}, {m['input']} input, vocabulary {m['vocab_size']}.")
-    for split in [report, report.get("test"), report.get("unseen")]:
-        if split and "perplexity" in split:
-            out += perplexity_table(split)
+    for part in [report, report.get("test"), report.get("unseen")]:
+        if part and "perplexity" in part:
+            out += perplexity_table(part)
     for block in report.get("samples", []):
         name = ", ".join(f"{k}={v}" for k, v in block["request"].items() if k != "max_len") or "free"
         out += ["", f"## Samples: {name} ({report['sampling']['count']} poems, temperature {report['sampling']['temperature']})", "",

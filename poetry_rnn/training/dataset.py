@@ -16,7 +16,6 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn.corpus import split
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.verse.prosody import is_han
 
@@ -81,14 +80,6 @@ def prompt_positions(targets):
     is_eos = tf.cast(tf.equal(targets, vocab_lib.EOS), tf.int32)
     after_end = (tf.cumsum(is_eos, axis=1, exclusive=True) > 0) & tf.not_equal(targets, vocab_lib.PAD)
     return (tf.cumsum(is_sep, axis=1, reverse=True) > 0) | after_end
-
-
-# The held-out rule is the corpus's (``corpus.split``), so the table builders below training use it too;
-# these names stay for the callers that have always found them here.
-content_hash = split.content_hash
-TEST_SALT = split.TEST_SALT
-split_train_valid = split.split_train_valid
-split_held_out = split.split_held_out
 
 
 def bucket_boundaries(lengths, buckets=24):

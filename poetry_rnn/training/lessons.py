@@ -24,6 +24,7 @@ Both give the loop the same things: ``vocab`` (the data's own, until
 
 import numpy as np
 
+from poetry_rnn.corpus import split
 from poetry_rnn.corpus import reading
 from poetry_rnn.training import dataset, distribution, steps as steps_lib
 from poetry_rnn.generation import drafts, sampler
@@ -52,8 +53,8 @@ class PoemLesson:
     def use_vocab(self, vocab):
         """Split and encode the poems with ``vocab`` (the data's own, or a resumed run's)."""
         self.vocab, reading = vocab, self.options.model.prompt_reading
-        self.train_poems, held_out = dataset.split_train_valid(self.poems, self.options.valid_fraction)
-        valid_poems, test_poems = dataset.split_held_out(held_out)
+        self.train_poems, held_out = split.split_train_valid(self.poems, self.options.valid_fraction)
+        valid_poems, test_poems = split.split_held_out(held_out)
         self.log(f"vocabulary {len(vocab)} tokens; {len(self.train_poems)} training, {len(valid_poems)} validation "
                  f"and {len(test_poems)} test poems (held out, for evaluate)")
         self.train_seqs = dataset.encode_poems(self.train_poems, vocab, **reading)

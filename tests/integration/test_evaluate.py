@@ -5,6 +5,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
+from poetry_rnn.corpus import split
 from poetry_rnn.corpus import reading
 from poetry_rnn.training import dataset
 from poetry_rnn.evaluation import report as report_lib
@@ -69,7 +70,7 @@ def test_the_report_has_every_field(tiny_model_dir, tmp_path):
     assert report["test"]["ngram"]["tokens"] == test["tokens"] and report["test"]["ratio_to_ngram"] > 0
     # Held-out poems that share no line with training: the corpus's own poems, minus those holding a training line.
     all_poems, _ = reading.read_poems(data)
-    train, held_out = dataset.split_train_valid(all_poems, store.load(tiny_model_dir).train["valid_fraction"])
+    train, held_out = split.split_train_valid(all_poems, store.load(tiny_model_dir).train["valid_fraction"])
     index = quality.TrainingIndex(p.content for p in train)
     unseen = [p for p in held_out if not any(t in index.lines for t in forms.line_texts(p.content))]
     assert report["unseen"]["perplexity"]["poems"] == len(unseen) and 0 < len(unseen) < len(held_out)

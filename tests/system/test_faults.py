@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from poetry_rnn.corpus import split
 from poetry_rnn.corpus import reading
 from poetry_rnn.training import dataset, steps, trainer
 from poetry_rnn.model import store
@@ -138,7 +139,7 @@ def debris(model_dir):
 def batches_per_epoch(data, batch_size=8):
     poems, _ = reading.read_poems(data)
     vocab = Vocab.build(p.content for p in poems)
-    train_poems, _ = dataset.split_train_valid(poems, trainer.TrainOptions().valid_fraction)
+    train_poems, _ = split.split_train_valid(poems, trainer.TrainOptions().valid_fraction)
     return dataset.poem_dataset(dataset.encode_poems(train_poems, vocab), batch_size).batches_per_epoch
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from poetry_rnn.corpus import split
 from poetry_rnn.corpus import reading
 from poetry_rnn.training import dataset
 from poetry_rnn.model import vocab as vocab_lib
@@ -53,23 +54,23 @@ def test_epoch_order_is_fixed_by_seed_and_skip_resumes_it():
 
 def test_valid_split_is_deterministic_and_disjoint():
     poems, _, _ = encoded(2000)
-    train, valid = dataset.split_train_valid(poems, 0.05)
-    assert set(p.content for p in valid) == set(p.content for p in dataset.split_train_valid(poems[::-1], 0.05)[1])
+    train, valid = split.split_train_valid(poems, 0.05)
+    assert set(p.content for p in valid) == set(p.content for p in split.split_train_valid(poems[::-1], 0.05)[1])
     assert not set(p.content for p in train) & set(p.content for p in valid)
     assert 0.02 < len(valid) / len(poems) < 0.09
 
 
 def test_held_out_poems_split_in_two_by_a_second_hash():
     poems, _, _ = encoded(4000)
-    _, held_out = dataset.split_train_valid(poems, 0.2)
-    valid, test = dataset.split_held_out(held_out)
+    _, held_out = split.split_train_valid(poems, 0.2)
+    valid, test = split.split_held_out(held_out)
     assert sorted(p.content for p in valid + test) == sorted(p.content for p in held_out)
     assert not {p.content for p in valid} & {p.content for p in test}
     assert 0.4 < len(test) / len(held_out) < 0.6
     # A second hash, not the first one's low bits: the first hash's order does not decide the halves.
-    first = sorted(held_out, key=dataset.content_hash)
+    first = sorted(held_out, key=split.content_hash)
     assert 0.3 < sum(p in test for p in first[: len(first) // 2]) / (len(first) // 2) < 0.7
-    assert dataset.split_held_out(held_out[::-1])[1] == test[::-1]
+    assert split.split_held_out(held_out[::-1])[1] == test[::-1]
 
 
 def test_keyword_prompts_are_the_poems_own_characters_drawn_anew():

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from poetry_rnn.corpus import reading, line_ends
-from poetry_rnn.training import dataset
+from poetry_rnn.corpus import line_ends, reading, split
 from poetry_rnn.model import vocab as vocab_lib
 from conftest import run_module
 from test_prepare import entry, write_json
@@ -52,7 +51,7 @@ def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--line_end_table", str(table))
     assert result.returncode == 0, result.stderr
     prepared, _ = reading.read_poems(str(out))
-    train, _ = dataset.split_train_valid(prepared, 0.02)
+    train, _ = split.split_train_valid(prepared, 0.02)
     with open(table, encoding="utf-8") as handle:
         counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}
     assert counts["尽"] == [str(len(train)), str(len(train))] and counts["梅"] == ["0", str(len(train))]

@@ -2,8 +2,7 @@
 
 import pytest
 
-from poetry_rnn.corpus import reading, titles
-from poetry_rnn.training import dataset
+from poetry_rnn.corpus import reading, split, titles
 from conftest import run_module
 from test_prepare import entry, write_json
 
@@ -35,7 +34,7 @@ def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--title_table", str(table))
     assert result.returncode == 0, result.stderr
     prepared, _ = reading.read_poems(str(out))
-    train, _ = dataset.split_train_valid(prepared, 0.02)
+    train, _ = split.split_train_valid(prepared, 0.02)
     plum = sum(p.title == "咏梅" for p in train)
     counts, mean = titles.read_table(str(table))
     assert counts["梅"] == (plum, plum) and counts["咏"] == (plum, 0) and counts["送"] == (len(train) - plum, 0)
