@@ -48,14 +48,14 @@ def eager_loop(model, plan, seed=0):
         for t in range(int(plan.lengths[b])):
             logits, states = model.step(np.array([token], np.int32), states)
             allowed = plan.mask_table[plan.step_masks[b, t]].copy()
-            if plan.rhyme_step[b, t]:
-                allowed &= plan.group_members[groups].any(axis=0)
+            if s := plan.rhyme_set[b, t]:
+                allowed &= plan.group_members[groups[s - 1]].any(axis=0)
                 allowed[list(used)] = False
             z = np.where(allowed, logits.numpy()[0] / 0.8, -np.inf)
             p = np.exp(z - z.max())
             token = int(rng.choice(len(p), p=p / p.sum()))
-            if plan.rhyme_step[b, t]:
-                groups &= plan.group_members[:, token]
+            if s:
+                groups[s - 1] &= plan.group_members[:, token]
                 used.add(token)
             characters += 1
             if token == vocab_lib.EOS:

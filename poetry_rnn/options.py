@@ -12,7 +12,7 @@ import dataclasses
 
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.infra.fields import option, validate
-from poetry_rnn.verse import forms, poem_request, prosody
+from poetry_rnn.verse import cipai, forms, poem_request, prosody
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +121,11 @@ class PoemOptions(poem_request.PoemShape):
         if len(self.template) > MAX_TEMPLATE:
             raise OptionError("template", f"takes at most {MAX_TEMPLATE} characters (the longest poem the corpus "
                               f"keeps), got {len(self.template)}")
+        if self.cipai and self.cipai != cipai.LIST:
+            try:
+                cipai.lookup(self.cipai)
+            except PoetryError as error:
+                raise OptionError("cipai", str(error)) from None
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
 
@@ -131,8 +136,11 @@ class PoemOptions(poem_request.PoemShape):
 
     @property
     def longest(self):
-        """The most characters one poem of this ask can take: its form's, its template's, or max_len."""
+        """The most characters one poem of this ask can take: its tune's, its form's, its template's, or max_len."""
         form = forms.FORMS.get(self.form)
+        if self.cipai and self.cipai != cipai.LIST:
+            lengths = cipai.lookup(self.cipai).lengths
+            return sum(lengths) + len(lengths)
         if self.template:
             return len(self.template)
         return form.lines * (form.chars_per_line + 1) if form else self.max_len
@@ -149,7 +157,7 @@ class PoemOptions(poem_request.PoemShape):
 
     def used_poem_options(self):
         """The poem-only options this ask sets (a lyrics model refuses them)."""
-        used = {"--form": self.form != forms.FREE, "--rhyme": self.rhyme or self.rhyme_loose,
+        used = {"--form": self.form != forms.FREE, "--cipai": self.cipai, "--rhyme": self.rhyme or self.rhyme_loose,
                 "--tones": self.tones != "off",
                 "--acrostic": self.acrostic, "--template": self.template, "--title": self.title,
                 "--keywords": self.keywords}

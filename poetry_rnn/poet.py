@@ -18,6 +18,7 @@ that ask, so a poem is the same whether it was decoded alone or batched.
 
 import dataclasses
 import math
+import os
 import random
 
 from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
@@ -51,7 +52,8 @@ class Poem:
     title: str
     begin: str
     form: str
-    rhyme_group: str | None  # e.g. '十一庚' when rhyme was asked for
+    cipai: str  # the tune of a ci ('' for a poem)
+    rhyme_group: str | None  # e.g. '十一庚' when rhyme was asked for; a ci's, one per rhyme set: '第四部 第十八部'
     tone_start: str | None  # 'ping' | 'ze' when tones were asked for
     logprobs: list  # log p of each written token (EOS included) under the model
     ended: bool  # reached the end of the poem (a free poem may be cut at max_len instead)
@@ -120,11 +122,25 @@ def poem_requests(poem, seed):
 
 
 class Poet:
-    """A loaded model and its compiled decoder: write poems many times without reloading."""
+    """A loaded model and its compiled decoder: write poems many times without reloading.
+
+    A model directory may carry a model for ci in its ``ci/`` folder (the
+    shipped one does: the poem model fine-tuned on Song ci); asks with a
+    ``cipai`` are written by it, loaded on the first such ask.
+    """
 
     def __init__(self, loaded):
         self.loaded = loaded
         self.decoder = sampler.Decoder(loaded.model)
+        self._ci_poet = None
+
+    def poet_for(self, ask):
+        """The Poet that writes ``ask``: this one, or for a ci its ``ci/`` companion when the model has one."""
+        if not ask.poem.cipai or not store.exists(os.path.join(self.path, store.CI_COMPANION)):
+            return self
+        if self._ci_poet is None:
+            self._ci_poet = Poet(store.load(os.path.join(self.path, store.CI_COMPANION)))
+        return self._ci_poet
 
     @property
     def path(self):
@@ -177,9 +193,10 @@ class Poet:
         The server calls it before queueing, so one impossible ask never fails a coalesced batch;
         ``write_asks`` itself leaves the planning to the decode call, which plans anyway.
         """
-        items = self._items(ask)
-        if not self.is_lyrics:
-            constraints.plan(items, self.loaded.vocab, self.loaded.config)
+        poet = self.poet_for(ask)
+        items = poet._items(ask)
+        if not poet.is_lyrics:
+            constraints.plan(items, poet.loaded.vocab, poet.loaded.config)
 
     def _items(self, ask):
         """An ask's PoemRequests (poem models) or prefixes (lyrics models)."""
@@ -214,21 +231,30 @@ class Poet:
 
     def _poem(self, written, ask):
         request = written.request
+        tune = poem_request.tune_of(request)
         lines = [written.content] if self.is_lyrics else forms.split_lines(written.content)
         return Poem(
             text=written.content,
             lines=lines,
-            title=written.title,
+            title=written.title or (tune.tune if tune else ""),
             begin=request.begin,
             form=request.form,
-            rhyme_group=validator.rhyme_group_name(written.content, request.first_line_rhymes,
-                                                   poem_request.scheme_of(request))
-            if request.rhyme else None,
+            cipai=tune.tune if tune else "",
+            rhyme_group=self._rhyme_group(written.content, request),
             tone_start=request.tone_start if request.tones != "off" else None,
             logprobs=list(written.logprobs),
             ended=written.ended,
             seed=ask.sampling.seed,
         )
+
+
+    @staticmethod
+    def _rhyme_group(content, request):
+        if request.cipai:
+            return validator.ci_rhyme_names(content, request)
+        if request.rhyme:
+            return validator.rhyme_group_name(content, request.first_line_rhymes, poem_request.scheme_of(request))
+        return None
 
 
 class Writing:
@@ -239,27 +265,30 @@ class Writing:
     numbers are keyed by its ask's seed and its number in that ask, and each
     ask's memory (novelty, reuse penalty) carries over from chunk to chunk.
     The server writes a long request this way, serving short ones between its
-    chunks.
+    chunks. A chunk is written by one poet: ci asks by the ci model
+    (``Poet.poet_for``), after the poems.
     """
 
     def __init__(self, poet, asks, chunk_rows=CHUNK_ROWS):
-        self.poet, self.asks = poet, list(asks)
-        jobs = []  # (ask number, request or prefix, index in its ask)
+        self.asks = list(asks)
+        poets = [poet.poet_for(ask) for ask in self.asks]
+        jobs = []  # (poet, (ask number, request or prefix, index in its ask))
         for a, ask in enumerate(self.asks):
             try:
-                items = poet._items(ask)
+                items = poets[a]._items(ask)
             except PoetryError as error:
                 if len(self.asks) == 1:
                     raise
                 raise PoetryError(f"ask {a + 1}: {error}") from None
-            jobs += [(a, item, i) for i, item in enumerate(items)]
+            jobs += [(poets[a], (a, item, i)) for i, item in enumerate(items)]
+        jobs.sort(key=lambda job: job[0] is not poet)  # stable: the poems first, then the ci companion's
         self.chunks, rows = [], 0
-        for job in jobs:
+        for job_poet, job in jobs:
             cost = self.asks[job[0]].sampling.best_of
-            if not self.chunks or rows + cost > chunk_rows:
-                self.chunks.append([])
+            if not self.chunks or rows + cost > chunk_rows or self.chunks[-1][0] is not job_poet:
+                self.chunks.append((job_poet, []))
                 rows = 0
-            self.chunks[-1].append(job)
+            self.chunks[-1][1].append(job)
             rows += cost
         self.chunks.reverse()  # popped from the end, first chunk first
         self.poems = [[] for _ in self.asks]
@@ -271,7 +300,8 @@ class Writing:
 
     def step(self):
         """Decode the next chunk and append its poems to their asks' lists."""
-        self.poet._decode(self.asks, self.chunks.pop(), self.poems, self.memory)
+        poet, jobs = self.chunks.pop()
+        poet._decode(self.asks, jobs, self.poems, self.memory)
 
 
 def load(model_dir=None):

@@ -19,6 +19,7 @@ from absl import flags  # noqa: E402
 from poetry_rnn.infra import cli, files  # noqa: E402
 from poetry_rnn import poet as poet_lib  # noqa: E402
 from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
+from poetry_rnn.verse import cipai  # noqa: E402
 
 FLAGS = flags.FLAGS
 # --begin 日 红 (lists), --tones alone (= loose), --rhyme loose (= --rhyme --rhyme_loose).
@@ -62,6 +63,9 @@ def write(model_dir, poem_options, sampling, fmt="text", out=None):
 
 def main(argv):
     cli.refuse_arguments(argv)
+    if FLAGS.cipai == cipai.LIST:
+        print(cipai.tune_list())
+        return
     write(FLAGS.model_dir, cli.options_from_flags(PoemOptions), cli.options_from_flags(SamplingOptions),
           FLAGS.format, FLAGS.out)
 

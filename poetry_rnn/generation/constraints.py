@@ -13,7 +13,7 @@ poem passes ``validator.check_poem``, whatever the logits.
 The decoder contract (``sampler.Decoder`` runs it in-graph; each pull and mask
 below is one processor of ``processors.PROCESSORS``)::
 
-    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]
+    group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]   # group_set: one per rhyme set
     pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
@@ -24,14 +24,14 @@ below is one processor of ``processors.PROCESSORS``)::
         logits -= reuse_penalty[b] * {y : (prev, y) written by an earlier round of b's ask}   # ranking.AskMemory
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
-        if rhyme_step[b, t]:
-            allowed &= any(group_set[b][:, None] & group_members, axis=0) & ~used[b]
+        if s := rhyme_set[b, t]:               # a ci has several rhyme sets; a regular poem one
+            allowed &= any(group_set[b][s][:, None] & group_members, axis=0) & ~used[b]
         if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
             allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
         v = sample(logits, allowed)            # never empty (checked by plan)
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1
-        if rhyme_step[b, t]: group_set[b] &= group_members[:, v]; used[b] |= {v}
+        if s: group_set[b][s] &= group_members[:, v]; used[b] |= {v}
         if t >= content_start[b]: pull[b][v] = 0
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
@@ -61,12 +61,16 @@ class DecodePlan:
     mask_table:     bool (M, V), distinct allowed sets; row 0 is "EOS only"
     step_masks:     int32 (B, T), row of mask_table per step; steps at or past
                     lengths[b] point at row 0
-    rhyme_step:     bool (B, T), apply the dynamic rhyme mask at this free rhyme
-                    step (a fixed rhyming character is checked here, in the plan)
+    rhyme_set:      int32 (B, T), at a free rhyme step its rhyme set (1, 2, ...:
+                    a ci changes rhyme, a regular poem has one), else 0; the
+                    dynamic rhyme mask applies there (a fixed rhyming
+                    character is checked here, in the plan)
     group_members:  bool (G, V), tokens usable as the rhyme of group g; the
-                    groups of every scheme in the batch, one after another
-    initial_groups: bool (B, G), groups that can still complete every rhyme
-                    step of poem b; all False for poems without rhyme
+                    groups of every rhyme book in the batch (a scheme's 平
+                    rhymes, a ci's book in any tone), one book after another
+    initial_groups: bool (B, S, G), per rhyme set, groups that can still
+                    complete every rhyme step of the set; all False for poems
+                    without rhyme
     lengths:        int32 (B,), steps of poem b including the final EOS step
     content_start:  int32 (B,), step where the content begins (after the
                     prompt for models that read it as a prefix, else 0)
@@ -106,7 +110,7 @@ class DecodePlan:
 
     mask_table: np.ndarray
     step_masks: np.ndarray
-    rhyme_step: np.ndarray
+    rhyme_set: np.ndarray
     group_members: np.ndarray
     initial_groups: np.ndarray
     lengths: np.ndarray
@@ -137,20 +141,20 @@ class _Rows:
         self.lost = {}  # (scheme, need, row, per group) -> _exclusions, the same for every poem of a batch
         self.get(("tok", EOS), "the end of the poem")
 
-    def size(self, vp, index, per_group=False):
-        """Tokens in row ``index`` (or of each group's members in it), cached."""
-        key = (vp.scheme.name, "size", index, per_group)
+    def size(self, vp, index, book=None):
+        """Tokens in row ``index`` (or, given a ``vocab_prosody.RhymeBook``, of each group's members in it), cached."""
+        key = (vp.scheme.name, "size", index, book and book.name)
         if key not in self.lost:
             row = self.rows[index]
-            self.lost[key] = (vp.group_members & row).sum(axis=1) if per_group else int(row.sum())
+            self.lost[key] = (book.members & row).sum(axis=1) if book else int(row.sum())
         return self.lost[key]
 
-    def exclusions(self, vp, need, index, per_group=False):
-        """_exclusions of row ``index`` (or of each group's members in it), cached."""
-        key = (vp.scheme.name, need, index, per_group)
+    def exclusions(self, vp, need, index, book=None):
+        """_exclusions of row ``index`` (or of each of ``book``'s groups' members in it), cached."""
+        key = (vp.scheme.name, need, index, book and book.name)
         if key not in self.lost:
             row = self.rows[index]
-            self.lost[key] = _exclusions(vp, need, vp.group_members & row if per_group else row)
+            self.lost[key] = _exclusions(vp, need, book.members & row if book else row)
         return self.lost[key]
 
     def _build(self, key):
@@ -207,7 +211,7 @@ def tone_starts_that_fit(request):
         start
         for start in poem_request.TONE_STARTS
         if _tone_clash(poem_request.request_slots(dataclasses.replace(request, tone_start=start), resolved),
-                       request.scheme) is None
+                       poem_request.tone_scheme(request)) is None
     ]
 
 
@@ -230,7 +234,7 @@ class _Steps:
     """One request's steps: mask rows and per-step flags, all of one length."""
 
     rows: list = dataclasses.field(default_factory=list)
-    rhyme: list = dataclasses.field(default_factory=list)
+    rhyme: list = dataclasses.field(default_factory=list)     # rhyme set at a free rhyme step, else 0
     need: list = dataclasses.field(default_factory=list)       # context_need
     no_repeat: list = dataclasses.field(default_factory=list)
     line_end: list = dataclasses.field(default_factory=list)
@@ -242,10 +246,10 @@ class _Steps:
     prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
-    def add(self, rows, key, where, is_rhyme=False, need=0, no_repeat=False, line_end=False):
+    def add(self, rows, key, where, rhyme_set=0, need=0, no_repeat=False, line_end=False):
         """One more step: the mask row of ``key`` (PoetryError naming ``where`` if it is empty) and its flags."""
         self.rows.append(rows.get(key, where))
-        self.rhyme.append(is_rhyme)
+        self.rhyme.append(rhyme_set)
         self.need.append(need)
         self.no_repeat.append(no_repeat)
         self.line_end.append(line_end)
@@ -257,7 +261,11 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     out = _Steps()
     out.keywords = [_token(vocab, c, "keywords") for c in request.keywords]
     out.title = {_token(vocab, c, "title"): titles.weight(c) for c in request.title if prosody_lib.is_han(c)}
-    for text, what in vocab_lib.prompt_fields(condition, request.title, request.keywords):
+    # A ci without a title of its own is prompted with its tune's name, as the ci model read its training ci
+    # (those of the name's characters the vocabulary has: it is our choice, not the user's).
+    tune = poem_request.tune_of(request)
+    title = request.title or "".join(c for c in (tune.tune if tune else "") if c in vocab)
+    for text, what in vocab_lib.prompt_fields(condition, title, request.keywords):
         tokens = [_token(vocab, c, what) for c in text]
         out.prompt += tokens
         if not prompt_bag:  # a prefix: forced steps before the content
@@ -265,7 +273,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
                 out.add(rows, ("tok", token), f"the {what}")
             out.add(rows, ("tok", SEP), f"the end of the {what}")
     out.content_start = len(out.rows)
-    if resolved.form is None and not resolved.template:
+    if not resolved.shaped:
         _free_steps(request, vocab, rows, out)
     else:
         _shaped_steps(request, resolved, vocab, rows, out)
@@ -283,35 +291,47 @@ def _free_steps(request, vocab, rows, out):
 
 def _check_tones_fit(request, resolved, slots):
     """PoetryError naming the first fixed character whose tone misses the pattern (and the start that fits)."""
-    clash = _tone_clash(slots, request.scheme)
+    scheme = poem_request.tone_scheme(request)
+    clash = _tone_clash(slots, scheme)
     if clash is None:
         return
+    tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, scheme))
+    if resolved.ci is not None:
+        raise PoetryError(f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones} but "
+                          f"{resolved.ci.tune} needs {clash.tone} there")
     other = {"ping": "ze", "ze": "ping"}[request.tone_start]
     hint = ""
     if _tone_clash(poem_request.request_slots(dataclasses.replace(request, tone_start=other), resolved),
-                   request.scheme) is None:
+                   scheme) is None:
         hint = f" (tone_start={other!r}, {_START_NAME[other]}, fits)"
-    tones = poem_request.tone_name(prosody_lib.char_tones(clash.fixed, request.scheme))
     raise PoetryError(
         f"{clash.source} character {clash.fixed!r} at {clash.where} is {tones}"
         f" but the {_START_NAME[request.tone_start]} pattern ({request.tones}) needs {clash.tone} there{hint}"
     )
 
 
+def _line_end_steps(slots, resolved):
+    """The slots where the model cannot know that a line ends: a ci's every line end (the tune sets each
+    line's length), else the first line's end when regular verse has longer lines it could still be part of."""
+    ends = [k for k in range(len(slots) - 1) if slots[k].han and not slots[k + 1].han]
+    if resolved.ci is not None:
+        return set(ends)
+    first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
+    return {first_break - 1} if first_break < LONGEST_LINE else set()
+
+
 def _shaped_steps(request, resolved, vocab, rows, out):
-    """A form or template poem: one step per slot, fixed characters forced, the others masked by tone and rhyme."""
+    """A form, template or ci: one step per slot, fixed characters forced, the others masked by tone and rhyme."""
     r = request
     slots = out.slots = poem_request.request_slots(r, resolved)
     _check_tones_fit(r, resolved, slots)
     scheme = poem_request.scheme_of(r)
     heard = scheme.table is None  # xinyun: free characters keep their heard readings
-    limited = resolved.form is not None and not r.allow_repeats
+    limited = (resolved.form is not None or resolved.ci is not None) and not r.allow_repeats
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
-    # The first line's last character, when regular verse has longer lines it could still be part of.
-    first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
-    first_end = first_break - 1 if first_break < LONGEST_LINE else None
+    line_ends = _line_end_steps(slots, resolved)
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -328,7 +348,7 @@ def _shaped_steps(request, resolved, vocab, rows, out):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k == first_end)
+        out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k in line_ends)
 
 
 def _exclusions(vp, need, row):
@@ -386,23 +406,26 @@ def _check_free_steps(steps, rows, vp):
     return guaranteed
 
 
-def _initial_groups(request, steps, rows, vp):
-    """Rhyme groups g such that every rhyme step keeps a usable character in g.
+def _initial_groups(request, steps, rows, vp, book):
+    """Per rhyme set s, the groups g of ``book`` such that every rhyme step of s keeps a usable character in g.
 
-    Fixed rhyming characters must be distinct, 平, and share g. Each free
+    Fixed rhyming characters must be distinct (across sets: no rhyme
+    character twice in a poem) and share g (a regular poem's: 平). Each free
     rhyme step's static mask (which already excludes the fixed rhyming
     characters) must hold at least n_free characters of g, n_free being the
-    number of free rhyme steps: at most n_free - 1 of them are used before
-    any free rhyme step, so the dynamic mask is never empty, and every group
-    left in the decoder's group set is one of these. The pair mask may take
-    more: as many as it can remove at that step are added. Returns (groups,
-    repeat_guaranteed): the groups that also survive the most the no-repeat
-    mask can remove, if there are any, else the others, not guaranteed.
+    number of free rhyme steps of the poem: at most n_free - 1 of them are
+    used before any free rhyme step, so the dynamic mask is never empty, and
+    every group left in the decoder's group set is one of these. The pair
+    mask may take more: as many as it can remove at that step are added.
+    Returns ((S, G) groups, repeat_guaranteed): the groups that also survive
+    the most the no-repeat mask can remove, if every set has some, else the
+    others, not guaranteed.
     """
-    out = np.zeros(vp.group_members.shape[0], bool)
-    if not request.rhyme:
+    slots = steps.slots or []
+    n_sets = max((slot.rhyme for slot in slots), default=0)
+    out = np.zeros((max(n_sets, 1), book.members.shape[0]), bool)
+    if not n_sets:
         return out, True
-    slots = steps.slots
     fixed = [slot for slot in slots if slot.rhyme and slot.fixed]
     seen = {}
     for slot in fixed:
@@ -411,32 +434,36 @@ def _initial_groups(request, steps, rows, vp):
                 f"rhyming lines may not repeat a character: {slot.fixed!r} ends {seen[slot.fixed]} and {slot.where}"
             )
         seen[slot.fixed] = slot.where
-        if not prosody_lib.char_rhymes(slot.fixed, prosody_lib.PING, vp.scheme):
+        if not request.cipai and not prosody_lib.char_rhymes(slot.fixed, prosody_lib.PING, vp.scheme):
             raise PoetryError(
                 f"{slot.source} character {slot.fixed!r} at {slot.where} ends a rhyming line but has no 平 reading"
             )
-    shared = prosody_lib.shared_rhymes([slot.fixed for slot in fixed], vp.scheme)
-    if not shared:
-        chars = " ".join(slot.fixed for slot in fixed)
-        raise PoetryError(f"the fixed rhyming characters {chars} share no {vp.scheme.chinese} rhyme group")
-    out[sorted(shared)] = True
     start = steps.content_start
     free = [start + k for k, slot in enumerate(slots) if slot.rhyme and not slot.fixed]
-    strict = out.copy()
-    for t in free:
-        size = rows.size(vp, steps.rows[t], per_group=True)
-        need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], per_group=True)
-        out &= size >= need
-        if strict.any() and steps.no_repeat[t]:
-            strict &= size >= need + _repeat_bound(steps, t, vp.group_members & rows.rows[steps.rows[t]], size)
-        else:
-            strict &= size >= need
-    if not out.any():
-        raise PoetryError(
-            f"no rhyme group has enough usable characters for {len(free) + len(fixed)} rhyming lines"
-            f" ({len(free)} to choose, 平, distinct) under these constraints in this vocabulary"
-        )
-    return (strict, True) if strict.any() else (out, False)
+    strict = np.zeros_like(out)
+    for s in range(1, n_sets + 1):
+        chars = [slot.fixed for slot in fixed if slot.rhyme == s]
+        shared = book.shared(chars)
+        if not shared:
+            raise PoetryError(f"the fixed rhyming characters {' '.join(chars)} share no rhyme group")
+        out[s - 1, sorted(shared)] = True
+        strict[s - 1] = out[s - 1]
+        for t in (t for t in free if steps.rhyme[t] == s):
+            size = rows.size(vp, steps.rows[t], book)
+            need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], book)
+            out[s - 1] &= size >= need
+            if strict[s - 1].any() and steps.no_repeat[t]:
+                bound = _repeat_bound(steps, t, book.members & rows.rows[steps.rows[t]], size)
+                strict[s - 1] &= size >= need + bound
+            else:
+                strict[s - 1] &= size >= need
+        if not out[s - 1].any():
+            total = sum(slot.rhyme == s for slot in slots)
+            raise PoetryError(
+                f"no rhyme group has enough usable characters for {total} rhyming lines"
+                f"{f' of rhyme set {s}' if n_sets > 1 else ''} (distinct) under these constraints in this vocabulary"
+            )
+    return (strict, True) if strict.any(axis=1).all() else (out, False)
 
 
 def plan(requests, vocab, model_config=None):
@@ -452,49 +479,54 @@ def plan(requests, vocab, model_config=None):
     if not requests:
         raise PoetryError("no poems requested")
     rows = _Rows(vocab)
-    poems, schemes = _plan_each(requests, vocab, rows, model_config)
-    return _stack(poems, schemes, rows, vocab)
+    poems, schemes, books = _plan_each(requests, vocab, rows, model_config)
+    return _stack(poems, schemes, books, rows, vocab)
 
 
 def _plan_each(requests, vocab, rows, model_config):
-    """Each request's steps, scheme, rhyme groups and whether its repeat limit is guaranteed; the schemes used."""
+    """Each request's steps, rhyme book, rhyme groups and whether its repeat limit is guaranteed; the schemes and
+    rhyme books used."""
     condition = model_config.condition if model_config else "none"
     prompt_bag = bool(model_config and model_config.prompt_bag)
-    poems, schemes = [], {}
+    poems, schemes, books = [], {}, {}
     for b, request in enumerate(requests):
         try:
             steps = _poem_steps(request, vocab, rows, condition, prompt_bag)
             scheme = poem_request.scheme_of(request)
             vp = schemes.get(scheme.name) or vocab_prosody.VocabProsody.build(vocab, scheme)
+            book = (vocab_prosody.RhymeBook.of_ci(vocab, request.ci_rhyme) if request.cipai
+                    else vocab_prosody.RhymeBook.of_scheme(vp))
             body_guaranteed = _check_free_steps(steps, rows, vp)
-            groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp)
+            groups, rhyme_guaranteed = _initial_groups(request, steps, rows, vp, book)
         except PoetryError as error:
             if len(requests) == 1:
                 raise
             raise PoetryError(f"poem {b + 1}: {error}") from None
         schemes.setdefault(vp.scheme.name, vp)
-        poems.append((steps, vp.scheme.name, groups, body_guaranteed and rhyme_guaranteed))
-    return poems, schemes
+        books.setdefault(book.name, book)
+        poems.append((steps, book.name, groups, body_guaranteed and rhyme_guaranteed))
+    return poems, schemes, books
 
 
-def _stack(poems, schemes, rows, vocab):
+def _stack(poems, schemes, books, rows, vocab):
     """The batch's DecodePlan from each poem's plan."""
-    # One group table for the batch: each scheme's groups after the previous scheme's.
+    # One group table for the batch: each rhyme book's groups after the previous book's.
     offsets, members = {}, []
-    for name, vp in schemes.items():
+    for name, book in books.items():
         offsets[name] = sum(len(m) for m in members)
-        members.append(vp.group_members)
+        members.append(book.members)
     bsz, n_groups = len(poems), sum(len(m) for m in members)
+    n_sets = max(groups.shape[0] for _, _, groups, _ in poems)
     heard = schemes.get(prosody_lib.DEFAULT_SCHEME)  # only xinyun poems mask pairs
     pair_tokens = heard.pair_tokens if heard else np.full((len(vocab), 1), len(vocab), np.int32)
     pair_kinds = heard.pair_kinds if heard else np.zeros((len(vocab), 1), np.int32)
     t_max = max(len(steps.rows) for steps, *_ in poems)
     step_masks = np.zeros((bsz, t_max), np.int32)
-    rhyme_step = np.zeros((bsz, t_max), bool)
+    rhyme_set = np.zeros((bsz, t_max), np.int32)
     context_need = np.zeros((bsz, t_max), np.int32)
     no_repeat = np.zeros((bsz, t_max), bool)
     line_end_step = np.zeros((bsz, t_max), bool)
-    initial_groups = np.zeros((bsz, n_groups), bool)
+    initial_groups = np.zeros((bsz, n_sets, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
     title_weights = np.zeros((bsz, len(vocab)), np.float32)
@@ -502,11 +534,11 @@ def _stack(poems, schemes, rows, vocab):
     for b, (steps, name, groups, _) in enumerate(poems):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
-        rhyme_step[b, :n] = steps.rhyme
+        rhyme_set[b, :n] = steps.rhyme
         context_need[b, :n] = steps.need
         no_repeat[b, :n] = steps.no_repeat
         line_end_step[b, :n] = steps.line_end
-        initial_groups[b, offsets[name] : offsets[name] + len(groups)] = groups
+        initial_groups[b, : len(groups), offsets[name] : offsets[name] + groups.shape[1]] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
         title_weights[b, list(steps.title)] = list(steps.title.values())
@@ -516,7 +548,7 @@ def _stack(poems, schemes, rows, vocab):
     return DecodePlan(
         mask_table=np.stack(rows.rows),
         step_masks=step_masks,
-        rhyme_step=rhyme_step,
+        rhyme_set=rhyme_set,
         group_members=np.concatenate(members),
         initial_groups=initial_groups,
         lengths=np.array([len(steps.rows) for steps, *_ in poems], np.int32),

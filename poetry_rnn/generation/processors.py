@@ -155,15 +155,19 @@ class HeardPairs(LogitsProcessor):
 
 
 class Rhyme(LogitsProcessor):
-    """At a rhyme step: a character of a rhyme group still open to the poem, not used at a rhyme before."""
+    """At a rhyme step: a character of a group still open to the step's rhyme set, not used at a rhyme before.
 
-    SIGNATURE = {"rhyme_step": spec([None, None], tf.bool),  # (B, T)
+    A regular poem has one rhyme set; a ci may change rhyme (菩萨蛮: AABBCCDD),
+    so the groups still open are kept per set.
+    """
+
+    SIGNATURE = {"rhyme_set": spec([None, None], tf.int32),  # (B, T): the step's rhyme set, 0 = not a rhyme step
                  "group_members": spec([None, None], tf.bool),  # (G, V)
-                 "initial_groups": spec([None, None], tf.bool)}  # (B, G)
+                 "initial_groups": spec([None, None, None], tf.bool)}  # (B, S, G)
 
     @classmethod
     def from_plan(cls, plan, settings):
-        return {"rhyme_step": plan.rhyme_step, "group_members": plan.group_members,
+        return {"rhyme_set": plan.rhyme_set, "group_members": plan.group_members,
                 "initial_groups": plan.initial_groups}
 
     def __init__(self, **arrays):
@@ -178,15 +182,19 @@ class Rhyme(LogitsProcessor):
 
     def apply(self, logits, state, step):
         groups, used = state
-        rhyme_ok = (tf.matmul(tf.cast(groups, tf.float32), self.members) > 0) & ~used
-        return mask(logits, tf.where(self.rhyme_step[:, step.t][:, None], rhyme_ok, True))
+        rhyme_set = self.rhyme_set[:, step.t]
+        open_groups = tf.gather(groups, tf.maximum(rhyme_set - 1, 0), batch_dims=1)  # (B, G): the step's set's
+        rhyme_ok = (tf.matmul(tf.cast(open_groups, tf.float32), self.members) > 0) & ~used
+        return mask(logits, tf.where((rhyme_set > 0)[:, None], rhyme_ok, True))
 
     def update(self, state, step):
         groups, used = state
-        rhymed = self.rhyme_step[:, step.t] & ~step.done
-        groups = tf.where(rhymed[:, None], groups & tf.gather(self.char_groups, step.token), groups)
+        rhyme_set = tf.where(step.done, 0, self.rhyme_set[:, step.t])
+        in_set = tf.one_hot(rhyme_set - 1, tf.shape(groups)[1], on_value=True, off_value=False)  # (B, S); none at 0
+        narrowed = groups & tf.gather(self.char_groups, step.token)[:, None, :]
+        groups = tf.where(in_set[:, :, None], narrowed, groups)
         chosen = tf.one_hot(step.token, tf.shape(used)[1], on_value=True, off_value=False)
-        return groups, used | (chosen & rhymed[:, None])
+        return groups, used | (chosen & (rhyme_set > 0)[:, None])
 
 
 class NoRepeat(LogitsProcessor):

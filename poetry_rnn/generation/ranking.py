@@ -96,7 +96,7 @@ class Ranking:
             total -= self.novelty_weight * (sum(b in seen for b in bigrams) / len(bigrams) if bigrams else 0.0)
         if self.ngram is not None and self.ngram_weight:
             total += self.ngram_weight * self.ngram.mean_logprob(poem.content)
-        if self.rhyme_bonus and not poem.request.rhyme:
+        if self.rhyme_bonus and not poem.request.rhymed:
             lines = forms.split_lines(poem.content)
             total += self.rhyme_bonus * prosody.rhyme_ok(lines, scheme=poem_request.scheme_of(poem.request))
         keywords = poem.request.keywords

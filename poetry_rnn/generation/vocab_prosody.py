@@ -11,12 +11,14 @@ vocabularies, and the array layout the masks depend on is in one place.
 
 import collections
 import dataclasses
+import typing
 
 import numpy as np
 
+from poetry_rnn.verse import cipai
 from poetry_rnn.verse.prosody import (
     DEFAULT_SCHEME, PING, ZE, RhymeScheme, char_rhymes, char_tones, default_reading, get_scheme, heard_class, is_han,
-    phrase_pairs,
+    phrase_pairs, shared_rhymes,
 )
 
 
@@ -83,6 +85,39 @@ class VocabProsody:
         built = cls(scheme, han, ping, ze, members, pair_tokens, pair_kinds, tuple(unknown))
         _CACHE[key] = built
         return built
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RhymeBook:
+    """The groups a poem's rhyme steps draw from, over a vocabulary: a scheme's 平 rhymes, or a ci's book.
+
+    name:    key of its block in a plan's group table
+    members: (G, V) bool, tokens that can end a rhyme of group g
+    shared:  characters -> the groups they all rhyme in (for fixed rhyming characters)
+    """
+
+    name: str
+    members: np.ndarray
+    shared: typing.Callable
+
+    @classmethod
+    def of_scheme(cls, vp):
+        """A regular poem's: its scheme's groups, 平 only."""
+        return cls(vp.scheme.name, vp.group_members, lambda chars: shared_rhymes(chars, vp.scheme))
+
+    @classmethod
+    def of_ci(cls, vocab, book):
+        """A ci's: ``cipai.rhyme_groups`` of every Han token, in any tone (the step's tone is its own mask)."""
+        key = (vocab.fingerprint, "ci:" + book)
+        if key not in _CACHE:
+            members = np.zeros((len(cipai.group_names(book)), len(vocab.tokens)), bool)
+            reserved = len(vocab.tokens) - len(vocab.chars)
+            for i, token in enumerate(vocab.tokens[reserved:], reserved):
+                if is_han(token):
+                    members[sorted(cipai.rhyme_groups(token, book)), i] = True
+            members.setflags(write=False)
+            _CACHE[key] = cls(key[1], members, lambda chars: cipai.shared_groups(chars, book))
+        return _CACHE[key]
 
 
 def _pair_table(vocab, n):

@@ -6,6 +6,7 @@
       ckpt/           tf.train.CheckpointManager checkpoints (model, optimizer, step)
       logs/           TensorBoard event files (train/, valid/)
       weights.npz     optional compact float16 weights (the shipped default model)
+      ci/             optional: a model directory of its own that writes ci (``poet.Poet.poet_for``)
 
 ``load`` gives every entry point a ready model from a path: it builds the
 network from config.json and restores the newest checkpoint, or weights.npz
@@ -34,6 +35,7 @@ VOCAB = "vocab.txt"
 CHECKPOINTS = "ckpt"
 LOGS = "logs"
 WEIGHTS = "weights.npz"
+CI_COMPANION = "ci"
 CONFIG_KEYS = {"format_version", "model", "train", "vocab_fingerprint"}
 
 def _default_model_dir():

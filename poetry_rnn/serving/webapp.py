@@ -5,6 +5,7 @@ request models, OpenAPI docs at ``/docs`` and test client; uvicorn serves it):
 
 * ``GET /`` the page (one static HTML file, no build step);
 * ``POST /api/poems`` the options of ``Poet.write`` as JSON -> poems as JSON;
+* ``GET /api/tunes`` the ci tunes ``cipai`` takes, with their shapes;
 * ``GET /api/health`` model and queue state.
 
 Concurrent requests are coalesced and scheduled by cost (``Batcher``):
@@ -39,6 +40,7 @@ import poetry_rnn
 from poetry_rnn import options as options_lib, poet as poet_lib
 from poetry_rnn.infra.fields import field_kind
 from poetry_rnn.infra.errors import OptionError, PoetryError
+from poetry_rnn.verse import cipai
 
 
 def _body_model():
@@ -225,6 +227,12 @@ def create_app(poet, options):
         return {"status": "ok", "model": poet.path, "lyrics": poet.is_lyrics, "queued": batcher.waiting,
                 "writing": batcher.writing is not None, "batches": batcher.batches, "asks": batcher.asks,
                 "slices": batcher.slices}
+
+    @app.get("/api/tunes")
+    async def tunes():
+        return {"tunes": [{"name": p.tune, "aliases": list(p.aliases), "lengths": list(p.lengths),
+                           "punctuation": p.punctuation, "rhymes": p.rhymes, "ci": p.ci,
+                           "follow_share": p.follow_share} for p in cipai.read_table().values()]}
 
     @app.post("/api/poems")
     async def poems(body: PoemsRequest, request: fastapi.Request):

@@ -43,17 +43,3 @@ def read_book(path=TABLE):
 def groups_of(c, path=TABLE):
     """The 部 (indices into GROUPS) ``c`` rhymes in, any tone; empty for a character the book lacks."""
     return frozenset(group for group, _ in read_book(path).get(c, ()))
-
-
-def shared_groups(chars, path=TABLE):
-    """The 部 every character of ``chars`` that the book lists rhymes in (those it lacks are skipped).
-
-    Empty means the listed characters cannot rhyme together; with none
-    listed, every 部 (nothing speaks against the rhyme).
-    """
-    shared = frozenset(range(len(GROUPS)))
-    for c in chars:
-        groups = groups_of(c, path)
-        if groups:
-            shared &= groups
-    return shared

@@ -24,6 +24,7 @@ The words here:
 """
 
 import dataclasses
+import difflib
 import functools
 import json
 import os
@@ -36,6 +37,33 @@ TONE_SCHEME = "pingshui"
 NO_RHYME = "."  # in ``CiPattern.rhymes``: a line whose end does not rhyme
 ALIAS_MARK = "・"  # the corpus writes a tune under another name as 酹江月・念奴娇 (alias・tune)
 SYMBOL_TONE = {prosody.P: prosody.PING, prosody.Z: prosody.ZE}
+# What a written ci rhymes by (``--ci_rhyme``): 词林正韵, the Song poets' book, with tones by 平水韵
+# (入声 仄), or 中华新韵, rhyme and tones as a reader today hears them.
+RHYME_BOOKS = ("cilin", "xinyun")
+BOOK_TONE_SCHEME = {"cilin": TONE_SCHEME, "xinyun": "xinyun"}
+LIST = "list"  # --cipai list: the tunes, not a tune
+
+
+def rhyme_groups(c, book="cilin"):
+    """The groups ``c`` can end a rhyme of a ci in, any tone: 词林正韵's 部, or 中华新韵's groups of its readings."""
+    if book == "cilin":
+        return cilin.groups_of(c)
+    return prosody.char_rhymes(c, None, "xinyun")
+
+
+def group_names(book="cilin"):
+    """The names of ``book``'s rhyme groups, by index (第一部 ...; 一麻 ...)."""
+    return cilin.GROUPS if book == "cilin" else prosody.RHYME_GROUPS
+
+
+def shared_groups(chars, book="cilin"):
+    """The groups every character of ``chars`` rhymes in (characters the book lacks say nothing)."""
+    shared = frozenset(range(len(group_names(book))))
+    for c in chars:
+        groups = rhyme_groups(c, book)
+        if groups:
+            shared &= groups
+    return shared
 
 
 def tune_name(title):
@@ -132,7 +160,7 @@ class CiCheck:
 
 def rhymes_follow(pattern, texts):
     """Do the line ends of each rhyme set share a 部 (characters 词林正韵 lacks skipped)?"""
-    return all(cilin.shared_groups(texts[i][-1:] for i in lines) for lines in pattern.rhyme_sets().values())
+    return all(shared_groups([texts[i][-1:] for i in lines]) for lines in pattern.rhyme_sets().values())
 
 
 def tones_off(pattern, texts):
@@ -177,7 +205,10 @@ def _read_table(path):
 
 
 def lookup(name, path=TABLE):
-    """The pattern of the tune called ``name``, or of the tune ``name`` is another name of (酹江月 -> 念奴娇)."""
+    """The pattern of the tune called ``name``, or of the tune ``name`` is another name of (酹江月 -> 念奴娇).
+
+    An unknown name raises PoetryError naming the closest tunes the table knows.
+    """
     table = read_table(path)
     name = tune_name(name.strip())
     if name in table:
@@ -185,6 +216,20 @@ def lookup(name, path=TABLE):
     for pattern in table.values():
         if name in pattern.aliases:
             return pattern
-    common = "、".join(list(table)[:8])
-    raise PoetryError(f"no pattern for the tune {name!r}: the table knows {len(table)} tunes "
-                      f"with enough Song ci (the commonest: {common})")
+    names = list(table) + [alias for pattern in table.values() for alias in pattern.aliases]
+    close = difflib.get_close_matches(name, names, n=4, cutoff=0.3)
+    near = f"close: {'、'.join(close)}" if close else f"the commonest: {'、'.join(list(table)[:6])}"
+    raise PoetryError(f"{name!r} is not a tune the table knows ({near}; '{LIST}' shows all {len(table)})")
+
+
+def describe(pattern):
+    """One line about a tune: its name, size, rhyme sets and how many Song ci it was read from."""
+    chars = sum(pattern.lengths)
+    sets = len(pattern.rhyme_sets())
+    return (f"{pattern.tune}\t{len(pattern.lengths)} lines, {chars} characters, {sets} rhyme set{'s' * (sets > 1)}; "
+            f"{pattern.ci} Song ci, {pattern.follow_share:.0%} follow the pattern")
+
+
+def tune_list(path=TABLE):
+    """The tunes the table knows, one line each, commonest first (what --cipai list prints)."""
+    return "\n".join(describe(pattern) for pattern in read_table(path).values())

@@ -17,7 +17,7 @@ import dataclasses
 
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.infra.fields import option
-from poetry_rnn.verse import forms, prosody as prosody_lib, tone_patterns
+from poetry_rnn.verse import cipai as cipai_lib, forms, prosody as prosody_lib, tone_patterns
 
 TONE_LEVELS = prosody_lib.TONE_LEVELS
 TONE_STARTS = prosody_lib.TONE_CLASSES
@@ -53,16 +53,27 @@ class PoemShape:
                         "model) and it is read as a prompt by models trained with --condition title or keywords (the "
                         "shipped one is).")
     max_len: int = option(120, "Free poems: most characters before the poem is cut.", minimum=1, maximum=1000)
+    cipai: str = option("", "Song ci (宋词) to this tune (词牌), e.g. 浣溪沙: the tune's lines, punctuation and rhymes "
+                        "(each rhyme set in one group of --ci_rhyme, in its tone); with --tones its 平仄 too "
+                        "(loose: 2nd/4th/6th and last). 'list' shows the tunes.")
+    ci_rhyme: str = option("cilin", "With --cipai: cilin (词林正韵, the Song poets' 19 部; tones by 平水韵, 入声 仄) or "
+                           "xinyun (中华新韵: rhyme and tones as a reader today hears them).",
+                           choices=cipai_lib.RHYME_BOOKS)
 
 
 @dataclasses.dataclass(frozen=True)
 class PoemRequest(PoemShape):
     """One poem to write: its ask's shape, and what is particular to this poem."""
 
-    begin: str = ""                  # first characters of the poem (with a form: of the first line)
+    begin: str = ""                  # first characters of the poem (with a form or tune: of the first line)
     keywords: str = ""               # characters the poem is about (pulled in; a keywords model reads them)
     tone_start: str = TONE_STARTS[0]  # 平起 | 仄起, already chosen (an ask's "random" is drawn per poem)
     stop_at_eos: bool = True         # free mode: False = never end early (lyrics streams), exactly max_len
+
+    @property
+    def rhymed(self):
+        """The masks make the poem rhyme: rhyme was asked for, or it is a ci (which rhymes where its tune does)."""
+        return self.rhyme or bool(self.cipai)
 
 
 # --------------------------------------------------------------------------
@@ -73,6 +84,12 @@ class PoemRequest(PoemShape):
 class _Resolved:
     form: forms.Form | None   # the shape: the requested form, or the template's
     template: str
+    ci: cipai_lib.CiPattern | None = None  # a ci's tune pattern (then form and template are None and "")
+
+    @property
+    def shaped(self):
+        """Every position is laid out in advance (a form, a template or a tune), not a free poem."""
+        return self.form is not None or bool(self.template) or self.ci is not None
 
 
 def describe_form(form):
@@ -99,6 +116,8 @@ def resolve_request(request):
         raise PoetryError(f"tone start must be 'ping' (平起) or 'ze' (仄起), not {r.tone_start!r}")
     if not isinstance(r.max_len, int) or r.max_len < 1:
         raise PoetryError(f"max_len must be a positive integer, not {r.max_len!r}")
+    if r.cipai:
+        return _resolve_ci(r)
     form = forms.FORMS.get(r.form)
     if r.template:
         for c in r.template:
@@ -141,6 +160,25 @@ def resolve_request(request):
     return _Resolved(form, r.template)
 
 
+def _resolve_ci(r):
+    """A ci request's checks: the tune is known, and nothing of regular verse is asked beside it."""
+    if r.ci_rhyme not in cipai_lib.RHYME_BOOKS:
+        raise PoetryError(f"ci_rhyme must be one of {', '.join(cipai_lib.RHYME_BOOKS)}, not {r.ci_rhyme!r}")
+    clashing = [name for name, wanted in (("form", r.form != forms.FREE), ("template", r.template),
+                                         ("first_line_rhymes", r.first_line_rhymes)) if wanted]
+    if clashing:
+        raise PoetryError(f"cipai fixes the shape and rhymes; leave out {' and '.join(clashing)}")
+    pattern = cipai_lib.lookup(r.cipai)
+    for what, text, most in (("begin", r.begin, pattern.lengths[0]), ("acrostic", r.acrostic, len(pattern.lengths))):
+        if len(text) > most:
+            raise PoetryError(f"{what} {text!r} is longer than {pattern.tune}'s "
+                              f"{'first line' if what == 'begin' else 'lines'} ({most})")
+        bad = [c for c in text if not prosody_lib.is_han(c)]
+        if bad:
+            raise PoetryError(f"{what} characters must be Han characters, not {bad[0]!r}")
+    return _Resolved(None, "", pattern)
+
+
 # --------------------------------------------------------------------------
 # Content positions (slots)
 
@@ -154,7 +192,7 @@ class _Slot:
     fixed: str = ""            # the forced character, if any
     source: str = ""           # who forced it: template, begin, acrostic
     tone: str = prosody_lib.EITHER
-    rhyme: bool = False
+    rhyme: int = 0             # ends a rhyming line: its rhyme set, 1, 2, ... (a regular poem has one)
 
 
 def _fix(slot, c, source):
@@ -170,8 +208,10 @@ def _fix(slot, c, source):
 
 
 def request_slots(request, resolved):
-    """The content steps of a form or template request, fixed characters placed."""
+    """The content steps of a form, template or ci request, fixed characters placed."""
     r, form = request, resolved.form
+    if resolved.ci is not None:
+        return _ci_slots(r, resolved.ci)
     if resolved.template:
         slots = []
         line, pos = 0, 0
@@ -205,7 +245,28 @@ def request_slots(request, resolved):
                     slots[i * width + j].tone = symbol
         if r.rhyme:
             for i in prosody_lib.rhyme_positions(form.lines, r.first_line_rhymes):
-                slots[i * width + form.chars_per_line - 1].rhyme = True
+                slots[i * width + form.chars_per_line - 1].rhyme = 1
+    return slots
+
+
+def _ci_slots(r, pattern):
+    """A ci's steps: each line of its tune, then the tune's mark; rhymes and (with tones) 平仄 from the pattern.
+
+    A rhyming line's last character always takes the pattern's tone there
+    (a 平 rhyme heard as 仄 would not rhyme), with tones or without.
+    """
+    sets = {letter: k + 1 for k, letter in enumerate(pattern.rhyme_sets())}
+    tones = tone_patterns.relax(pattern.tones, r.tones)
+    slots = []
+    for i, (required, mark, letter) in enumerate(zip(tones, pattern.punctuation, pattern.rhymes)):
+        line = [_Slot(f"line {i + 1}, character {j + 1}", tone=symbol) for j, symbol in enumerate(required)]
+        if letter in sets:
+            line[-1].rhyme, line[-1].tone = sets[letter], pattern.tones[i][-1]
+        if i < len(r.acrostic):
+            _fix(line[0], r.acrostic[i], "acrostic")
+        slots += line + [_Slot(f"end of line {i + 1}", han=False, fixed=mark, source="tune")]
+    for c, slot in zip(r.begin, slots):
+        _fix(slot, c, "begin")
     return slots
 
 
@@ -213,6 +274,16 @@ def tone_name(tones):
     return "/".join(prosody_lib.TONE_SYMBOL[t] for t in prosody_lib.TONE_CLASSES if t in tones) or "of unknown tone"
 
 
+def tune_of(request):
+    """The tune pattern of a ci request (``cipai.CiPattern``), None for a poem."""
+    return cipai_lib.lookup(request.cipai) if request.cipai else None
+
+
+def tone_scheme(request):
+    """The name of the scheme a request's tones are read by: its scheme, or for a ci its rhyme book's."""
+    return cipai_lib.BOOK_TONE_SCHEME[request.ci_rhyme] if request.cipai else request.scheme
+
+
 def scheme_of(request):
-    """The request's RhymeScheme (its loose variant with rhyme_loose)."""
-    return prosody_lib.get_scheme(request.scheme, request.rhyme_loose)
+    """The request's RhymeScheme (its loose variant with rhyme_loose); a ci's: the one its tones are read by."""
+    return prosody_lib.get_scheme(tone_scheme(request), request.rhyme_loose and not request.cipai)

@@ -16,7 +16,7 @@ stricter check of rhyme and 平仄 as each line is read whole;
 
 import collections
 
-from poetry_rnn.verse import forms, poem_request, prosody as prosody_lib, tone_patterns
+from poetry_rnn.verse import cipai, forms, poem_request, prosody as prosody_lib, tone_patterns
 from poetry_rnn.verse.poem_request import MAX_USES
 
 
@@ -35,6 +35,8 @@ def check_poem(content, request):
     problems = []
     if not content.startswith(r.begin):
         problems.append(f"begin: the poem starts {content[: len(r.begin)]!r}, not {r.begin!r}")
+    if resolved.ci is not None:
+        return problems + ci_problems(content, r, resolved.ci)
     if form is None and not template:
         if not content:
             problems.append("free: the poem is empty")
@@ -71,10 +73,49 @@ def check_poem(content, request):
         pattern = tone_patterns.relax(
             tone_patterns.tone_pattern(form.chars_per_line, form.lines, r.tone_start, r.first_line_rhymes), r.tones
         )
-        problems += tone_problems(lines, pattern, r.scheme)
+        problems += tone_problems(lines, pattern, poem_request.tone_scheme(r))
     if not r.allow_repeats:
         problems += repeat_problems(content, poem_request.request_slots(r, resolved))
     return problems
+
+
+def ci_problems(content, request, pattern):
+    """Violations of a ci request by a finished ci: the tune's shape and marks, acrostic, rhymes, tones, repeats."""
+    texts, marks = cipai.split_ci(content)
+    if tuple(map(len, texts)) != pattern.lengths or "".join(marks) != pattern.punctuation:
+        shape = "".join(f"{len(text)}{mark}" for text, mark in zip(texts, marks))
+        return [f"shape: {shape} is not {pattern.tune}'s "
+                f"{''.join(f'{n}{mark}' for n, mark in zip(pattern.lengths, pattern.punctuation))}"]
+    problems = [f"shape: line {i + 1}, character {j + 1} is {c!r}, not a Han character"
+                for i, text in enumerate(texts) for j, c in enumerate(text) if not prosody_lib.is_han(c)]
+    problems += [f"acrostic: line {i + 1} starts with {texts[i][0]!r}, not {c!r}"
+                 for i, c in enumerate(request.acrostic) if texts[i][0] != c]
+    scheme = poem_request.tone_scheme(request)
+    ends = [(i, texts[i][-1]) for i, letter in enumerate(pattern.rhymes) if letter != cipai.NO_RHYME]
+    repeated = [c for c, n in collections.Counter(c for _, c in ends).items() if n > 1]
+    if repeated:
+        problems.append(f"rhyme: a rhyming character repeats: {' '.join(repeated)}")
+    for letter, lines in pattern.rhyme_sets().items():
+        chars = [texts[i][-1] for i in lines]
+        if not cipai.shared_groups(chars, request.ci_rhyme):
+            problems.append(f"rhyme: the line ends of rhyme set {letter} ({' '.join(chars)}) share no group")
+    for i, c in ends:
+        if not prosody_lib.tone_ok(c, pattern.tones[i][-1], scheme):
+            problems.append(f"rhyme: line {i + 1} ends in {c!r}, the tune rhymes {pattern.tones[i][-1]} there")
+    problems += tone_problems(texts, tone_patterns.relax(pattern.tones, request.tones), scheme)
+    if not request.allow_repeats:
+        problems += repeat_problems(content, poem_request.request_slots(request, poem_request.resolve_request(request)))
+    return problems
+
+
+def ci_rhyme_names(content, request):
+    """The groups each rhyme set of a finished ci shares, e.g. '第七部' or '第十八部 第三部' (one per set)."""
+    pattern = cipai.lookup(request.cipai)
+    texts, _ = cipai.split_ci(content)
+    names = cipai.group_names(request.ci_rhyme)
+    sets = pattern.rhyme_sets().values()
+    shared = [cipai.shared_groups([texts[i][-1:] for i in lines if i < len(texts)], request.ci_rhyme) for lines in sets]
+    return " ".join("/".join(names[g] for g in sorted(groups)) or "?" for groups in shared) or None
 
 
 def heard_ok(content, request):
@@ -85,6 +126,8 @@ def heard_ok(content, request):
     request asks for neither.
     """
     form = poem_request.resolve_request(request).form
+    if request.cipai:
+        return True  # a ci's rhyme is its book's, not 中华新韵 heard line by line
     lines = [line[:-1] for line in forms.split_lines(content)]
     ok = not request.rhyme or prosody_lib.heard_rhyme_ok(lines, request.first_line_rhymes)
     if request.tones != "off" and form is not None:

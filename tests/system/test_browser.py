@@ -88,3 +88,21 @@ def test_the_page_writes_a_qijue_that_starts_with_the_typed_character(server, br
     assert browser.find_element(By.ID, "error").text == ""
     if os.environ.get("POETRY_RNN_SCREENSHOT"):
         browser.save_screenshot(os.environ["POETRY_RNN_SCREENSHOT"])
+
+
+def test_the_page_writes_a_ci_to_the_chosen_tune_and_marks_its_rhymes(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(server)
+    WebDriverWait(browser, 30).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#cipai option[value='浣溪沙']")))
+    Select(browser.find_element(By.ID, "cipai")).select_by_value("浣溪沙")
+    assert not browser.find_element(By.ID, "form").is_enabled()
+    browser.find_element(By.ID, "write").click()
+    WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".poem .line")))
+    lines = [line.text for line in browser.find_elements(By.CSS_SELECTOR, ".poem .line")]
+    assert [len(line) for line in lines] == [8] * 6 and "".join(line[-1] for line in lines) == "。。。，。。", lines
+    assert len(browser.find_elements(By.CSS_SELECTOR, "mark.rhyme")) == 5  # every line but the fourth rhymes
+    assert browser.find_element(By.ID, "error").text == ""

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from poetry_rnn import poet as poet_lib, serve
 from poetry_rnn.serving import webapp  # noqa: E402
 from poetry_rnn.options import SamplingOptions  # noqa: E402
+from poetry_rnn.verse import cipai  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,8 @@ def test_api_writes_the_poems_the_python_api_writes(client, poet):
         ({"template": "?" * 201}, 400, "JSON field 'template' takes at most 200 characters"),
         ({"num": 4, "best_of": 64, "max_len": 1000}, 400,
          "this request costs 256,000 (poems x best_of x characters), over the server's limit of 15,360"),
+        ({"cipai": "浣溪"}, 400, "JSON field 'cipai' '浣溪' is not a tune the table knows (close: 浣溪纱、浣溪沙"),
+        ({"cipai": "浣溪沙", "form": "qijue"}, 400, "cipai fixes the shape and rhymes; leave out form"),
         ({"colour": "red"}, 200, None),  # unknown JSON fields are ignored, as most JSON APIs do
     ],
 )
@@ -63,6 +66,16 @@ def test_bad_requests_get_the_command_lines_one_line_message(client, body, statu
     assert response.status_code == status, response.text
     if message:
         assert response.json() == {"error": response.json()["error"]} and message in response.json()["error"]
+
+
+def test_a_ci_through_the_api_is_the_python_api_s_and_the_tunes_are_listed(client, poet):
+    response = client.post("/api/poems", json={"cipai": "浣溪沙", "tones": "strict", "seed": 5})
+    assert response.status_code == 200, response.text
+    (ci,) = response.json()["poems"]
+    assert ci["cipai"] == ci["title"] == "浣溪沙" and len(ci["lines"]) == 6
+    assert ci["text"] == poet.write(cipai="浣溪沙", tones="strict", seed=5)[0].text
+    tunes = client.get("/api/tunes").json()["tunes"]
+    assert tunes[0]["name"] == "浣溪沙" and tunes[0]["rhymes"] == "AAA.AA" and len(tunes) == len(cipai.read_table())
 
 
 def test_body_that_is_not_json_or_too_large(client):

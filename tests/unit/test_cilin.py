@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_CORPUS
 
 from poetry_rnn.corpus import cipai_table
-from poetry_rnn.verse import cilin
+from poetry_rnn.verse import cilin, cipai
 
 SOURCE = os.path.join(SHARED_CORPUS, "cilin_zhengyun", "Cilin_Rhyme.json")
 
@@ -32,11 +32,11 @@ def test_groups_one_to_fourteen_have_both_tones_and_the_ru_groups_stand_alone():
 
 
 def test_shared_groups_skip_characters_the_book_lacks():
-    assert cilin.shared_groups("东风红") == {0}
-    assert cilin.shared_groups("东风他") == {0}  # 他 says nothing
-    assert cilin.shared_groups("东月") == frozenset()  # 第一部 and 第十八部 never rhyme
-    assert cilin.shared_groups("他") == frozenset(range(19))
-    assert cilin.shared_groups("行东") == frozenset()
+    assert cipai.shared_groups("东风红") == {0}
+    assert cipai.shared_groups("东风他") == {0}  # 他 says nothing
+    assert cipai.shared_groups("东月") == frozenset()  # 第一部 and 第十八部 never rhyme
+    assert cipai.shared_groups("他") == frozenset(range(19))
+    assert cipai.shared_groups("行东") == frozenset()
 
 
 def test_the_rhyme_book_is_rebuilt_from_a_small_json(tmp_path):

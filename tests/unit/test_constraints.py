@@ -68,8 +68,8 @@ def test_form_shape_and_punctuation(name):
     assert p.content_start.tolist() == [0]
     assert p.mask_table.dtype == bool and p.mask_table.shape[1] == len(VOCAB)
     assert p.group_members.shape == (len(prosody.RHYME_GROUPS), len(VOCAB))
-    assert p.initial_groups.shape == (1, len(prosody.RHYME_GROUPS)) and not p.initial_groups.any()
-    assert not p.rhyme_step.any()
+    assert p.initial_groups.shape == (1, 1, len(prosody.RHYME_GROUPS)) and not p.initial_groups.any()
+    assert not p.rhyme_set.any()
     rows = rows_of(p)
     for t in range(n - 1):
         line, pos = divmod(t, form.chars_per_line + 1)
@@ -135,8 +135,8 @@ def test_template_forcing():
 def test_template_with_regular_shape_takes_that_form():
     template = "床前明月?，疑是地上?。举头望明月，低头思故?。"
     p = plan([PoemRequest(template=template, rhyme=True, first_line_rhymes=True)], VOCAB)
-    assert p.rhyme_step[0].nonzero()[0].tolist() == [4, 10, 22]
-    assert p.initial_groups[0, prosody.RHYME_GROUPS.index("十唐")]
+    assert p.rhyme_set[0].nonzero()[0].tolist() == [4, 10, 22]
+    assert p.initial_groups[0, 0, prosody.RHYME_GROUPS.index("十唐")]
     assert check_poem("床前明月光，疑是地上霜。举头望明月，低头思故乡。", PoemRequest(template=template, rhyme=True)) == []
     # 静夜思 is not regulated verse: 上 (仄) where the 平起 pattern needs 平
     with pytest.raises(PoetryError, match="'上' at line 2, character 4"):
@@ -188,10 +188,10 @@ def test_rhyme_steps_and_groups():
             p = plan([PoemRequest(form=name, rhyme=True, first_line_rhymes=first)], VOCAB)
             width = form.chars_per_line + 1
             lines = [i for i in range(form.lines) if i % 2 == 1 or (first and i == 0)]
-            assert p.rhyme_step[0].nonzero()[0].tolist() == [i * width + form.chars_per_line - 1 for i in lines]
-            assert p.initial_groups[0].any()
-            for g in p.initial_groups[0].nonzero()[0]:
-                for t in p.rhyme_step[0].nonzero()[0]:
+            assert p.rhyme_set[0].nonzero()[0].tolist() == [i * width + form.chars_per_line - 1 for i in lines]
+            assert p.initial_groups[0, 0].any()
+            for g in p.initial_groups[0, 0].nonzero()[0]:
+                for t in p.rhyme_set[0].nonzero()[0]:
                     assert (p.mask_table[p.step_masks[0, t]] & p.group_members[g]).sum() >= len(lines)
     assert (p.group_members == VP.group_members).all()
     assert not (p.group_members & ~HAN).any() and not (p.group_members & ~VP.ping).any()
@@ -370,8 +370,8 @@ def simulate(p, rng, mode, prefer=()):
                 prev = tokens[-1] if tokens else BOS
                 hit = (p.pair_kinds[prev] & p.context_need[b, t]) > 0
                 allowed[[y for y in p.pair_tokens[prev][hit] if y < v_size]] = False
-            if p.rhyme_step[b, t]:
-                allowed &= (group_set[:, None] & p.group_members).any(axis=0) & ~used
+            if s := p.rhyme_set[b, t]:
+                allowed &= (group_set[s - 1][:, None] & p.group_members).any(axis=0) & ~used
             limited = allowed & (count < MAX_USES)
             if p.no_repeat[b, t]:
                 assert limited.any() or not p.repeat_guaranteed[b], f"poem {b}, step {t}: repeats leave nothing"
@@ -383,8 +383,8 @@ def simulate(p, rng, mode, prefer=()):
             if v == EOS:
                 break
             count[v] += p.no_repeat[b, t]
-            if p.rhyme_step[b, t]:
-                group_set &= p.group_members[:, v]
+            if s:
+                group_set[s - 1] &= p.group_members[:, v]
                 used[v] = True
         assert tokens[-1] == EOS, "poem did not end"
         poems.append(tokens)
@@ -397,7 +397,7 @@ def test_free_rhymes_never_take_a_later_fixed_rhyme():
     request = PoemRequest(form="wujue", template="?????，?????。?????，????东。", rhyme=True, allow_repeats=True)
     p = plan([request], VOCAB)
     assert not p.mask_table[p.step_masks[0, 10], VOCAB.id("东")]
-    assert p.initial_groups[0].nonzero()[0].tolist() == [prosody.RHYME_GROUPS.index("十一庚")]
+    assert p.initial_groups[0, 0].nonzero()[0].tolist() == [prosody.RHYME_GROUPS.index("十一庚")]
     (tokens,) = simulate(p, np.random.default_rng(0), "fixed", prefer=[VOCAB.id("东"), VOCAB.id("风")])
     content = VOCAB.decode(tokens)
     assert content[10] == "风" and content[22] == "东"
@@ -525,7 +525,7 @@ def test_masked_decoding_always_gives_valid_poems(case, condition, seed, mode):
 def test_pingshui_plan_and_loose_rhyme():
     p = plan([PoemRequest(form="wujue", rhyme=True, scheme="pingshui"), PoemRequest(form="wujue", rhyme=True)], VOCAB)
     assert p.group_members.shape[0] == 30 + 14  # each scheme's groups, one after the other
-    assert not p.initial_groups[0, 30:].any() and not p.initial_groups[1, :30].any()
+    assert not p.initial_groups[0, 0, 30:].any() and not p.initial_groups[1, 0, :30].any()
     assert not p.context_need[0].any() and p.context_need[1].any()  # pairs matter to the modern ear only
     east_pine = "山中一日东，水上看青松。明月照何处，春风吹不同。"   # 东 一东, 松 二冬: 邻韵
     strict = PoemRequest(form="wujue", rhyme=True, scheme="pingshui")
