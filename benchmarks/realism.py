@@ -1,10 +1,10 @@
 """Can a judge tell our poems from Tang poems? Two judges of different kinds, beside real-vs-real controls.
 
     python benchmarks/realism.py [--model_dir DIR] [--count 1000] [--seeds 1,2] [--forms qijue,wulv,free]
-                                 [--setting temperature=0.9 --setting top_p=1.0,best_of=1 ...]
+                                 [--setting temperature=0.9 --setting top_p=1.0,best_of=1 --setting subject=none ...]
 
-For each setting (``default`` is ``write``'s sampling defaults; each
-``--setting`` overrides some of them), seed and form, ``write``'s path
+For each setting (``default`` is ``write``'s defaults; each ``--setting``
+overrides some sampling or poem options), seed and form, ``write``'s path
 (``Poet.write_asks``) writes ``--count`` poems (regular forms with
 ``--rhyme``, free poems as they come) and they are set beside real poems of
 the same shape that no model here trained on: the held-out poems of
@@ -161,16 +161,18 @@ def measures(poems, reference, form, seed):
 
 
 def parse_setting(text):
+    """{option: value} from ``name=value,...``: any SamplingOptions or PoemOptions field (e.g. subject=none)."""
     if text == "default":
         return {}
     pairs = (item.split("=", 1) for item in text.split(","))
-    kinds = {f.name: fields.field_kind(f) for f in dataclasses.fields(SamplingOptions)}
+    kinds = {f.name: fields.field_kind(f) for cls in (SamplingOptions, PoemOptions) for f in dataclasses.fields(cls)}
     return {name: kinds[name](value) for name, value in pairs}
 
 
 def write(poet, form, count, seed, overrides):
     shape = {"form": form, "rhyme": form != "free", "num": count}
-    ask = poet_lib.Ask(PoemOptions(**shape), SamplingOptions(**{**overrides, "seed": seed}))
+    poem_kwargs, sampling_kwargs = poet_lib.split_options(overrides)
+    ask = poet_lib.Ask(PoemOptions(**shape, **poem_kwargs), SamplingOptions(**{**sampling_kwargs, "seed": seed}))
     return [p.text for p in poet.write_asks([ask])[0] if p.ended]
 
 
@@ -189,7 +191,7 @@ def main():
           + ", ".join(f"{form} {len(ref.real[form])}" for form in args.forms.split(",")))
     for setting in args.setting or ["default"]:
         overrides = parse_setting(setting)
-        print(f"\n## {setting}: {SamplingOptions(**overrides)}")
+        print(f"\n## {setting}: {SamplingOptions(**poet_lib.split_options(overrides)[1])}")
         columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "distinct-2",
                    "distinct-2 real", "top-50 share", "top-50 real", "copied lines"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")

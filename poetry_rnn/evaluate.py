@@ -3,6 +3,7 @@
     python -m poetry_rnn.evaluate --model_dir checkpoints/default --corpus data/poems.txt   # RNN vs 5-gram Kneser-Ney
     python -m poetry_rnn.evaluate --model_dir checkpoints/default --data data/valid.txt     # any poems.txt-format file
     python -m poetry_rnn.evaluate --corpus data/poems.txt --samples 1000 --form qijue --rhyme --tones
+    python -m poetry_rnn.evaluate --corpus data/ci.txt --samples 100 --cipai 浣溪沙 --tones   # ci beside real ci
 
 Flags -> ``evaluation.report.evaluate_model``, which says what is measured
 and writes ``report.md`` and ``report.json`` to ``--out``.
@@ -24,7 +25,7 @@ from poetry_rnn.verse.poem_request import PoemShape  # noqa: E402
 
 FLAGS = flags.FLAGS
 # The shape a constrained sample mode may ask for; PoemShape's other fields stay at their defaults.
-SHAPE_FLAGS = ("form", "rhyme", "tones", "scheme")
+SHAPE_FLAGS = ("form", "rhyme", "tones", "scheme", "cipai", "ci_rhyme")
 
 
 def define_flags():

@@ -91,6 +91,7 @@ MAX_TITLE = 32  # characters: longer than almost every Tang title, and each one 
 MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in chunks
 MAX_TEMPLATE = 200  # characters: prepare's --max_len, so no template is longer than a poem the model has read
 TONE_STARTS = poem_request.TONE_STARTS + ("random",)
+SUBJECTS = ("draw", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,10 @@ class PoemOptions(poem_request.PoemShape):
     keywords: list = option([], "Characters to write about, e.g. --keywords 江 月 夜: pulled in by --keyword_bonus "
                             "(any poem model) and read as a prompt by models trained with --condition keywords (the "
                             "shipped one is). A pull, not a promise: docs/results.md has how often they appear.")
+    subject: str = option("draw", "A poem with no --title or --keywords (and no --cipai): draw a real Tang poem's "
+                          "title to write to (data/subjects.tsv, by how many poems have it; printed above the poem), "
+                          "so that many poems range over many subjects as real ones do; none: write with no subject.",
+                          choices=SUBJECTS)
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
 
@@ -150,9 +155,17 @@ class PoemOptions(poem_request.PoemShape):
         """Poems this ask writes: --num for each begin character (or prefix)."""
         return self.num * max(len(self.prefix or self.begin), 1)
 
-    def request(self, begin, tone_start):
-        """The PoemRequest of one of this ask's poems: the shared shape, this poem's begin and tone start."""
+    @property
+    def draws_subjects(self):
+        """Its poems draw a subject: asked to, and given none (no title, keywords or tune)."""
+        return self.subject == "draw" and not (self.title or self.keywords or self.cipai)
+
+    def request(self, begin, tone_start, title=None):
+        """The PoemRequest of one of this ask's poems: the shared shape, this poem's begin, tone start and
+        (a drawn subject) title."""
         shape = {f.name: getattr(self, f.name) for f in dataclasses.fields(poem_request.PoemShape)}
+        if title is not None:
+            shape["title"] = title
         return poem_request.PoemRequest(begin=begin, keywords=self.keyword_text, tone_start=tone_start, **shape)
 
     def used_poem_options(self):

@@ -21,6 +21,7 @@ import math
 import os
 import random
 
+from poetry_rnn.corpus import titles
 from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store
@@ -105,20 +106,34 @@ def make_ask(poem=None, sampling=None, **kwargs):
     return Ask(poem, sampling)
 
 
-def poem_requests(poem, seed):
-    """One PoemRequest per (begin, copy); 平起/仄起 at random per poem unless given.
+def poem_requests(poem, seed, vocab=None):
+    """One PoemRequest per (begin, copy); 平起/仄起 at random per poem unless given; a subject if it has none.
 
     A random start is drawn (by ``seed``) among those the fixed characters
-    fit, so ``--begin 东 --tones`` never fails for a start it could have avoided.
+    fit, so ``--begin 东 --tones`` never fails for a start it could have
+    avoided. With ``subject="draw"`` a poem given no title, keywords or tune
+    gets a real title (``titles.draw_subject``, by its own draws from
+    ``seed``), one whose characters ``vocab`` holds when it is given.
     """
-    rng = random.Random(seed)
+    rng, subjects = random.Random(seed), random.Random(f"subject {seed}")
     requests = []
     for begin in poem.begin or [""]:
         request = poem.request(begin, poem_request.TONE_STARTS[0])
         fitting = constraints.tone_starts_that_fit(request) or [request.tone_start]
         starts = [poem.tone_start] if poem.tone_start != "random" else fitting
-        requests += [dataclasses.replace(request, tone_start=rng.choice(starts)) for _ in range(poem.num)]
+        for _ in range(poem.num):
+            title = draw_subject(subjects, vocab) if poem.draws_subjects else request.title
+            requests.append(dataclasses.replace(request, tone_start=rng.choice(starts), title=title))
     return requests
+
+
+def draw_subject(rng, vocab=None, tries=100):
+    """A real title to write to whose characters ``vocab`` holds ('' if none is found in ``tries``)."""
+    for _ in range(tries):
+        title = titles.draw_subject(rng)
+        if vocab is None or all(c in vocab for c in title):
+            return title
+    return ""
 
 
 class Poet:
@@ -208,7 +223,7 @@ class Poet:
             return [p for p in (poem.prefix or poem.begin or [""]) for _ in range(poem.num)]
         if poem.prefix:
             raise PoetryError(f"{self.path} is a poem model; --prefix and --length are for lyrics models (use --begin)")
-        return poem_requests(poem, ask.sampling.seed)
+        return poem_requests(poem, ask.sampling.seed, self.loaded.vocab)
 
     def _decode(self, asks, jobs, poems, memory):
         """Decode one chunk of jobs and append each poem to its ask's list (``memory``: see Writing)."""

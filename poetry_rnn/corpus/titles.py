@@ -23,11 +23,13 @@ chinese-poetry 全唐诗 training split, no text of it), rebuilt with
 import collections
 import functools
 import os
+import re
 
 from poetry_rnn.infra import files
-from poetry_rnn.verse import prosody
+from poetry_rnn.verse import cipai, prosody
 
 TABLE = os.path.join(prosody.DATA, "title_carry.tsv")
+SUBJECTS = os.path.join(prosody.DATA, "subjects.tsv")
 MIN_TITLES = 5  # characters in fewer training titles are left to the mean
 PRIOR_TITLES = 10  # pseudo-titles at the mean rate that every character starts with
 FULL_RATE = 0.5  # a character carried this often or more gets the whole bonus
@@ -66,3 +68,70 @@ def weight(c):
     titles, carried = counts.get(c, (0, 0))
     rate = (carried + PRIOR_TITLES * mean) / (titles + PRIOR_TITLES)
     return min(1.0, rate / FULL_RATE)
+
+
+# --------------------------------------------------------------------------
+# Subjects: what an unprompted poem is written about
+#
+# A poem written with no title and no keywords has no subject, and a
+# thousand of them circle the model's favourite images. So ``write`` draws
+# one of the real titles of the training split, by how many poems have it,
+# and writes to it as to a title of the user's (poet.poem_requests). The
+# titles are package data (``data/subjects.tsv``), cleaned of what says
+# nothing of a subject: a series' numbering (帝京篇十首一 -> 帝京篇), a
+# 乐府 category (杂曲歌辞杨柳枝 -> 杨柳枝);
+# fragments (句), gathas (偈, 颂), lost titles (无题), a form's name (七言,
+# 绝句) and a divination manual's chapters (兵要望江南占…第); and ci tunes
+# (浣溪沙: a poem is not a ci). A title counts for at most SERIES_MOST poems,
+# so a hundred-poem series (宫词) is one subject among many, not a tenth of them.
+
+SERIES_NUMBER = re.compile(r"([一二三四五六七八九十百]+首)?(其?[一二三四五六七八九十百]+)?$")
+YUEFU_CATEGORY = re.compile("^(相和歌辞|杂曲歌辞|郊庙歌辞|横吹曲辞|鼓吹曲辞|琴曲歌辞|舞曲歌辞|清商曲辞|近代曲辞|新乐府辞|杂歌谣辞|燕射歌辞)")
+NO_SUBJECT = ("句", "偈", "颂", "无题", "失题", "七言", "五言", "绝句", "杂诗", "兵要", "甲子", "道藏")  # inside a title
+SUBJECT_CHARS = (2, 10)  # a subject title's length, after its numbering is cut
+SERIES_MOST = 3
+
+
+def subject_title(title):
+    """The subject a real title gives a new poem, or None: numbering cut, only Han titles of SUBJECT_CHARS."""
+    subject = SERIES_NUMBER.sub("", YUEFU_CATEGORY.sub("", title)) or title
+    low, high = SUBJECT_CHARS
+    if not low <= len(subject) <= high or not all(prosody.is_han(c) for c in subject):
+        return None
+    if any(word in subject for word in NO_SUBJECT) or _names_a_tune(subject):
+        return None
+    return subject
+
+
+def _names_a_tune(title):
+    tunes = cipai.read_table()
+    return cipai.tune_name(title) in tunes or any(title in p.aliases for p in tunes.values())
+
+
+def write_subjects(path, poems):
+    """Write the subject titles of ``poems`` with how many poems have each, commonest first, atomically."""
+    counts = collections.Counter(filter(None, (subject_title(poem.title) for poem in poems)))
+    rows = sorted(((title, min(n, SERIES_MOST)) for title, n in counts.items()), key=lambda item: (-item[1], item[0]))
+    lines = [f"# subject title\tpoems, at most {SERIES_MOST} (training split of data/poems.txt, titles.subject_title)"]
+    files.write_text(path, "\n".join(lines + [f"{title}\t{n}" for title, n in rows]) + "\n")
+    return len(rows)
+
+
+@functools.lru_cache(maxsize=None)
+def read_subjects(path=SUBJECTS):
+    """(titles, cumulative counts) from a table ``write_subjects`` wrote (default: the package's)."""
+    titles, cumulative, total = [], [], 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip() and not line.startswith("#"):
+                title, n = line.rstrip("\n").split("\t")
+                total += int(n)
+                titles.append(title)
+                cumulative.append(total)
+    return tuple(titles), tuple(cumulative)
+
+
+def draw_subject(rng, path=SUBJECTS):
+    """A subject title drawn by how often real poems have it (``rng``: a ``random.Random``)."""
+    titles, cumulative = read_subjects(path)
+    return rng.choices(titles, cum_weights=cumulative)[0]

@@ -39,11 +39,11 @@ from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.options import PoemOptions, SamplingOptions
 from poetry_rnn.training import dataset, steps
 from poetry_rnn.training.train_options import TrainOptions
-from poetry_rnn.verse import forms, poem_request, prosody, tone_patterns, validator
+from poetry_rnn.verse import cipai, forms, poem_request, prosody, tone_patterns, validator
 
 # The request fields a sample report passes to the facade (the rest stay at their defaults).
 SAMPLE_FIELDS = ("form", "rhyme", "rhyme_loose", "first_line_rhymes", "scheme", "allow_repeats", "tones", "tone_start",
-                 "max_len")
+                 "max_len", "cipai", "ci_rhyme")
 
 DEFAULT_SAMPLING = SamplingOptions(seed=0)  # a report is reproducible unless asked otherwise
 
@@ -123,6 +123,15 @@ def prosody_measures(first_line_rhymes=False):
             "pingshui_rhyme_rate": rhyme_rate("pingshui"), "tone_agreement": tone_agreement}
 
 
+def tune_measures(pattern):
+    """What a ci is judged by beside real ci of its tune: the share that follow the tune table's pattern.
+
+    ``cipai.check`` is the table's own test (shape, rhymes by 词林正韵, every 平/仄 position a
+    one-tone character speaks to), not the validator the masks are built against.
+    """
+    return {"tune_follows": lambda poems: _mean([cipai.check(pattern, p).follows for p in poems])}
+
+
 def _mean(values):
     return float(np.mean(values)) if len(values) else math.nan
 
@@ -137,15 +146,20 @@ def sample_report(poet, request, count, index, sampling, real_poems, fitted=None
     shape = {name: getattr(request, name) for name in SAMPLE_FIELDS}
     written = poet.write(poem=PoemOptions(num=count, **shape), sampling=sampling)
     finished = [p.text for p in written if p.ended]
-    extra = prosody_measures(request.first_line_rhymes)
+    tune = poem_request.tune_of(request)
+    extra = tune_measures(tune) if tune else prosody_measures(request.first_line_rhymes)
     if fitted:
         extra["ngram_perplexity"] = lambda poems: fitted[0].score(poems).perplexity if poems else math.nan
     generated = quality.summarize(finished, index, extra)
     generated["ended"] = len(finished) / len(written)
-    if request.form != forms.FREE:
+    if poem_request.resolve_request(request).shaped:
         generated["constraints_valid"] = _mean([not validator.check_poem(p.text, request) for p in written])
-        generated["constraints_heard"] = _mean([validator.heard_ok(p.text, request) for p in written])
-    real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
+        if not tune:  # a ci's rhyme is its book's, not 中华新韵 heard line by line
+            generated["constraints_heard"] = _mean([validator.heard_ok(p.text, request) for p in written])
+    if tune:
+        real = [p.content for p in real_poems if cipai.tune_name(p.title) == tune.tune or p.title in tune.aliases]
+    else:
+        real = [p.content for p in real_poems if request.form == forms.FREE or forms.classify(p.content) == request.form]
     return {
         "request": {k: v for k, v in vars(request).items() if v not in ("", False)},
         "generated": generated,
@@ -210,6 +224,7 @@ MEASURES = [
     ("heard_rhyme_rate", "even lines rhyme (中华新韵, each line read whole)"),
     ("pingshui_rhyme_rate", "even lines rhyme (平水韵)"),
     ("tone_agreement", "平仄 agreement (loose)"),
+    ("tune_follows", "follows the tune's pattern (the table's check: shape, rhymes, 平仄)"),
     ("copied_lines", "lines copied from training"),
     ("copied_poems", "poems copied from training"),
     ("repetition", "a character 3+ times"),
@@ -269,12 +284,12 @@ def evaluate_model(model_dir=None, data=None, corpus_path=None, samples=0, shape
     """What ``python -m poetry_rnn.evaluate`` does: evaluate, write the report to ``out``, return its Markdown.
 
     ``model_dir`` defaults to the shipped model; ``shape`` (a ``poem_request.PoemShape``) with a form other
-    than free adds a mode whose samples are written in that shape.
+    than free, or a tune, adds a mode whose samples are written in that shape (a ci beside real ci of its tune).
     """
     if not (data or corpus_path):
         raise PoetryError("give --data (a file to score) and/or --corpus (the training poems)")
     form_requests = []
-    if shape is not None and shape.form != forms.FREE:
+    if shape is not None and (shape.form != forms.FREE or shape.cipai):
         asked = {f.name: getattr(shape, f.name) for f in dataclasses.fields(poem_request.PoemShape)}
         form_requests.append(poem_request.PoemRequest(**asked))
     report = evaluate(model_dir or store.DEFAULT_MODEL_DIR, data, corpus_path, samples, form_requests, ngram_order,

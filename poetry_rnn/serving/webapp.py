@@ -228,11 +228,7 @@ def create_app(poet, options):
                 "writing": batcher.writing is not None, "batches": batcher.batches, "asks": batcher.asks,
                 "slices": batcher.slices}
 
-    @app.get("/api/tunes")
-    async def tunes():
-        return {"tunes": [{"name": p.tune, "aliases": list(p.aliases), "lengths": list(p.lengths),
-                           "punctuation": p.punctuation, "rhymes": p.rhymes, "ci": p.ci,
-                           "follow_share": p.follow_share} for p in cipai.read_table().values()]}
+    app.get("/api/tunes")(tune_table)
 
     @app.post("/api/poems")
     async def poems(body: PoemsRequest, request: fastapi.Request):
@@ -252,6 +248,13 @@ def create_app(poet, options):
         return refused or {"seed": ask.sampling.seed, "poems": [p.to_dict() for p in future.result()]}
 
     return app
+
+
+async def tune_table():
+    """The tunes ``cipai`` takes, commonest first, with what the page needs to show a ci (which lines rhyme)."""
+    return {"tunes": [{"name": p.tune, "aliases": list(p.aliases), "lengths": list(p.lengths),
+                       "punctuation": p.punctuation, "rhymes": p.rhymes, "ci": p.ci, "follow_share": p.follow_share}
+                      for p in cipai.read_table().values()]}
 
 
 def admit(poet, options, ask, cost):

@@ -102,7 +102,7 @@ def test_a_fixed_rhyme_in_one_set_narrows_that_set_alone():
     p = plan([ci_of("菩萨蛮", begin=begin, allow_repeats=True)], VOCAB, BAG)
     assert p.initial_groups[0, 0].nonzero()[0].tolist() == sorted(cipai.rhyme_groups(rhyme))
     assert p.initial_groups[0, 1:].sum(axis=1).min() > 1  # the other sets keep their choice
-    with pytest.raises(PoetryError, match=f"begin character '花' at line 1, character 7 is 平 but 菩萨蛮 needs 仄"):
+    with pytest.raises(PoetryError, match="begin character '花' at line 1, character 7 is 平 but 菩萨蛮 needs 仄"):
         plan([ci_of("菩萨蛮", begin=begin[:-1] + "花")], VOCAB, BAG)
 
 
