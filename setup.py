@@ -1,7 +1,8 @@
 from setuptools import find_packages, setup
 
 # The shipped default model (checkpoints/default in a checkout) travels inside the
-# package as poetry_rnn/default_model, so a wheel or `pip install .` has it too.
+# package as poetry_rnn/default_model, its ci model (checkpoints/default/ci) as
+# poetry_rnn/default_model/ci, so a wheel or `pip install .` has them too.
 MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "README.md"]
 SCRIPTS = ["prepare", "train", "write", "evaluate", "export", "compare", "serve"]
 
@@ -12,9 +13,12 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    packages=find_packages(include=["poetry_rnn", "poetry_rnn.*"]) + ["poetry_rnn.default_model"],
-    package_dir={"poetry_rnn": "poetry_rnn", "poetry_rnn.default_model": "checkpoints/default"},
-    package_data={"poetry_rnn": ["data/*"], "poetry_rnn.serving": ["static/*.html"], "poetry_rnn.default_model": MODEL_FILES},
+    packages=find_packages(include=["poetry_rnn", "poetry_rnn.*"]) + ["poetry_rnn.default_model",
+                                                                      "poetry_rnn.default_model.ci"],
+    package_dir={"poetry_rnn": "poetry_rnn", "poetry_rnn.default_model": "checkpoints/default",
+                 "poetry_rnn.default_model.ci": "checkpoints/default/ci"},
+    package_data={"poetry_rnn": ["data/*"], "poetry_rnn.serving": ["static/*.html"], "poetry_rnn.default_model": MODEL_FILES,
+                  "poetry_rnn.default_model.ci": MODEL_FILES},
     python_requires=">=3.10",
     # What `write` needs; the rest is in extras, and each command names its extra when it is missing.
     install_requires=[

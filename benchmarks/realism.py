@@ -19,8 +19,9 @@ which holds about 100 七绝). Reported per setting, one table each:
   poems apart (≈ 0.5 when the judge learns nothing it should not);
 * the 5-gram Kneser-Ney perplexity (trained on the training split) of the
   generated poems over that of the real ones, distinct-2, the share of all
-  characters taken by the 50 commonest, and copied lines (lines of 5 or 7
-  characters found in the training split).
+  characters taken by the 50 commonest, the characters used (types, over as
+  many poems as the real side has: how widely the poems range), and copied
+  lines (lines of 5 or 7 characters found in the training split).
 
 The issue's targets: every judge ≤ 0.58, the 5-gram ratio in [0.90, 1.10],
 distinct-2 within 1.5 points of real, copied lines ≤ 1 %.
@@ -156,6 +157,9 @@ def measures(poems, reference, form, seed):
     row["distinct-2 real"] = quality.distinct_2(real[: len(poems)])
     row["top-50 share"] = top_share(poems)
     row["top-50 real"] = top_share(real[: len(poems)])
+    size = min(len(poems), len(real))  # the same number of poems on each side: types grow with the text
+    row["types"] = len(set("".join(poems[:size])) - set(forms.PUNCTUATION))
+    row["types real"] = len(set("".join(real[:size])) - set(forms.PUNCTUATION))
     row["copied lines"] = quality.novelty(poems, reference.index)["copied_lines"]
     return row
 
@@ -193,15 +197,15 @@ def main():
         overrides = parse_setting(setting)
         print(f"\n## {setting}: {SamplingOptions(**poet_lib.split_options(overrides)[1])}")
         columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "distinct-2",
-                   "distinct-2 real", "top-50 share", "top-50 real", "copied lines"]
+                   "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 3) + "|")
         for form in args.forms.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 poems = write(poet, form, args.count, seed, overrides)
                 row = measures(poems, ref, form, seed)
-                print(f"| {form} | {seed} | {len(poems)} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |",
-                      flush=True)
+                print(f"| {form} | {seed} | {len(poems)} | " + " | ".join(
+                    f"{row[c]}" if isinstance(row[c], int) else f"{row[c]:.3f}" for c in columns) + " |", flush=True)
 
 
 if __name__ == "__main__":
