@@ -19,11 +19,14 @@ def default_model():
     return store.load(DEFAULT_MODEL_DIR)
 
 
-def test_the_shipped_files_are_small_and_hold_no_optimizer_state():
-    names = sorted(os.listdir(DEFAULT_MODEL_DIR))
+@pytest.mark.parametrize("folder", [DEFAULT_MODEL_DIR, os.path.join(DEFAULT_MODEL_DIR, store.CI_COMPANION)])
+def test_the_shipped_files_are_small_and_hold_no_optimizer_state(folder):
+    names = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
     assert {"config.json", "vocab.txt", "weights.npz", "README.md"} <= set(names)
-    assert "ckpt" not in names and "logs" not in names
-    assert sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, n)) for n in names) < 25 * 2**20
+    assert not {"ckpt", "logs"} & set(os.listdir(folder))
+    assert sum(os.path.getsize(os.path.join(folder, n)) for n in names) < 25 * 2**20
+    with np.load(os.path.join(folder, "weights.npz")) as stored:
+        assert {stored[k].dtype for k in stored.files} == {np.dtype("float16")}
 
 
 def test_float16_weights_load_as_float32(default_model):
@@ -36,7 +39,8 @@ def test_writes_four_poems_for_four_begin_characters():
     result = run_module("write", "--begin", "日", "红", "山", "夜", "--seed", "0")
     assert result.returncode == 0, result.stderr
     poems = result.stdout.strip().split("\n\n")
-    assert [p[0] for p in poems] == list("日红山夜")
+    assert all(p.startswith("《") for p in poems)  # each drew a subject, printed above it
+    assert [p.splitlines()[1][0] for p in poems] == list("日红山夜")
     assert all(p.splitlines()[-1][-1] in "。？！" for p in poems)
 
 
