@@ -18,10 +18,11 @@ which holds about 100 七绝). Reported per setting, one table each:
 * each judge's control: the same judge telling two random halves of the real
   poems apart (≈ 0.5 when the judge learns nothing it should not);
 * the 5-gram Kneser-Ney perplexity (trained on the training split) of the
-  generated poems over that of the real ones, distinct-2, the share of all
-  characters taken by the 50 commonest, the characters used (types, over as
-  many poems as the real side has: how widely the poems range), and copied
-  lines (lines of 5 or 7 characters found in the training split).
+  generated poems over that of the real ones; over as many poems as the
+  real side has (they change with the amount of text): distinct-2, the
+  share of all characters taken by the 50 commonest, and the characters
+  used (types: how widely the poems range); and copied lines (lines of 5
+  or 7 characters found in the training split).
 
 The issue's targets: every judge ≤ 0.58, the 5-gram ratio in [0.90, 1.10],
 distinct-2 within 1.5 points of real, copied lines ≤ 1 %.
@@ -153,11 +154,11 @@ def measures(poems, reference, form, seed):
     row.update({f"{name} control": accuracy(judge, shuffled[:half], shuffled[half:], seed)
                 for name, judge in JUDGES.items()})
     row["5-gram ratio"] = reference.lm.score(poems).perplexity / reference.lm.score(real).perplexity
-    row["distinct-2"] = quality.distinct_2(poems)
-    row["distinct-2 real"] = quality.distinct_2(real[: len(poems)])
-    row["top-50 share"] = top_share(poems)
-    row["top-50 real"] = top_share(real[: len(poems)])
-    size = min(len(poems), len(real))  # the same number of poems on each side: types grow with the text
+    size = min(len(poems), len(real))  # the same number of poems on each side: these grow or shrink with the text
+    row["distinct-2"] = quality.distinct_2(poems[:size])
+    row["distinct-2 real"] = quality.distinct_2(real[:size])
+    row["top-50 share"] = top_share(poems[:size])
+    row["top-50 real"] = top_share(real[:size])
     row["types"] = len(set("".join(poems[:size])) - set(forms.PUNCTUATION))
     row["types real"] = len(set("".join(real[:size])) - set(forms.PUNCTUATION))
     row["copied lines"] = quality.novelty(poems, reference.index)["copied_lines"]

@@ -105,4 +105,5 @@ def test_the_page_writes_a_ci_to_the_chosen_tune_and_marks_its_rhymes(server, br
     lines = [line.text for line in browser.find_elements(By.CSS_SELECTOR, ".poem .line")]
     assert [len(line) for line in lines] == [8] * 6 and "".join(line[-1] for line in lines) == "。。。，。。", lines
     assert len(browser.find_elements(By.CSS_SELECTOR, "mark.rhyme")) == 5  # every line but the fourth rhymes
+    assert browser.find_element(By.CSS_SELECTOR, ".poem .title").text == "《浣溪沙》"
     assert browser.find_element(By.ID, "error").text == ""
