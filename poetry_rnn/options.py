@@ -131,7 +131,10 @@ class PoemOptions(poem_request.PoemShape):
         if len(self.template) > MAX_TEMPLATE:
             raise OptionError("template", f"takes at most {MAX_TEMPLATE} characters (the longest poem the corpus "
                               f"keeps), got {len(self.template)}")
-        if self.cipai and self.cipai != cipai.LIST:
+        if self.cipai == cipai.LIST:  # the command line prints the list before it builds any options
+            raise OptionError("cipai", f"{cipai.LIST!r} names no tune: `write --cipai {cipai.LIST}` prints them, "
+                              "as do GET /api/tunes and poetry_rnn.verse.cipai.tune_list()")
+        if self.cipai:
             try:
                 cipai.lookup(self.cipai)
             except PoetryError as error:
@@ -148,7 +151,7 @@ class PoemOptions(poem_request.PoemShape):
     def longest(self):
         """The most characters one poem of this ask can take: its tune's, its form's, its template's, or max_len."""
         form = forms.FORMS.get(self.form)
-        if self.cipai and self.cipai != cipai.LIST:
+        if self.cipai:
             lengths = cipai.lookup(self.cipai).lengths
             return sum(lengths) + len(lengths)
         if self.template:

@@ -74,6 +74,11 @@ def test_bad_ci_requests_name_the_problem(fields, words):
 def test_options_name_the_tune_field_and_the_model_reads_the_tune_as_the_title():
     with pytest.raises(OptionError, match=r"^--cipai '西江' is not a tune"):
         PoemOptions(cipai="西江")
+    with pytest.raises(OptionError, match=r"^JSON field 'cipai' 'list' names no tune: `write --cipai list` prints"):
+        try:
+            PoemOptions(cipai="list")
+        except OptionError as error:
+            raise error.spoken_as("json") from None
     options = PoemOptions(cipai="酹江月")  # another name of 念奴娇
     assert options.longest == sum(cipai.lookup("念奴娇").lengths) + 20
     p = plan([options.request("", "ping"), PoemOptions(cipai="念奴娇", title="赤壁怀古").request("", "ping")], VOCAB, BAG)
