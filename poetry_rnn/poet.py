@@ -147,14 +147,16 @@ class Poet:
     def __init__(self, loaded):
         self.loaded = loaded
         self.decoder = sampler.Decoder(loaded.model)
+        companion = os.path.join(loaded.path, store.CI_COMPANION)
+        self._ci_dir = companion if store.exists(companion) else None  # looked for once, not per ask
         self._ci_poet = None
 
     def poet_for(self, ask):
         """The Poet that writes ``ask``: this one, or for a ci its ``ci/`` companion when the model has one."""
-        if not ask.poem.cipai or not store.exists(os.path.join(self.path, store.CI_COMPANION)):
+        if not ask.poem.cipai or self._ci_dir is None:
             return self
         if self._ci_poet is None:
-            self._ci_poet = Poet(store.load(os.path.join(self.path, store.CI_COMPANION)))
+            self._ci_poet = Poet(store.load(self._ci_dir))
         return self._ci_poet
 
     @property
@@ -261,7 +263,6 @@ class Poet:
             ended=written.ended,
             seed=ask.sampling.seed,
         )
-
 
     @staticmethod
     def _rhyme_group(content, request):

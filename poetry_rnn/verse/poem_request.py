@@ -144,20 +144,23 @@ def resolve_request(request):
         if r.begin and not r.template:
             if len(r.begin) > form.chars_per_line:
                 raise PoetryError(f"begin {r.begin!r} is longer than a line of {describe_form(form)}")
-            bad = [c for c in r.begin if not prosody_lib.is_han(c)]
-            if bad:
-                raise PoetryError(f"begin of a {form.chinese} must be Han characters, not {bad[0]!r}")
+            _require_han(r.begin, f"begin of a {form.chinese}")
         if r.acrostic:
             if len(r.acrostic) > form.lines:
                 raise PoetryError(f"acrostic {r.acrostic!r} has more characters than {describe_form(form)} has lines")
-            bad = [c for c in r.acrostic if not prosody_lib.is_han(c)]
-            if bad:
-                raise PoetryError(f"acrostic characters must be Han characters, not {bad[0]!r}")
+            _require_han(r.acrostic, "acrostic characters")
     if r.template and len(r.begin) > len(r.template):
         raise PoetryError(f"begin {r.begin!r} is longer than the template")
     if not r.template and form is None and len(r.begin) > r.max_len:
         raise PoetryError(f"begin is longer than max_len ({r.max_len})")
     return _Resolved(form, r.template)
+
+
+def _require_han(text, what):
+    """PoetryError naming the first character of ``text`` that is not Han (``what``: how the message names it)."""
+    bad = [c for c in text if not prosody_lib.is_han(c)]
+    if bad:
+        raise PoetryError(f"{what} must be Han characters, not {bad[0]!r}")
 
 
 def _resolve_ci(r):
@@ -173,9 +176,7 @@ def _resolve_ci(r):
         if len(text) > most:
             raise PoetryError(f"{what} {text!r} is longer than {pattern.tune}'s "
                               f"{'first line' if what == 'begin' else 'lines'} ({most})")
-        bad = [c for c in text if not prosody_lib.is_han(c)]
-        if bad:
-            raise PoetryError(f"{what} characters must be Han characters, not {bad[0]!r}")
+        _require_han(text, f"{what} characters")
     return _Resolved(None, "", pattern)
 
 

@@ -36,7 +36,7 @@ def check_poem(content, request):
     if not content.startswith(r.begin):
         problems.append(f"begin: the poem starts {content[: len(r.begin)]!r}, not {r.begin!r}")
     if resolved.ci is not None:
-        return problems + ci_problems(content, r, resolved.ci)
+        return problems + ci_problems(content, r, resolved)
     if form is None and not template:
         if not content:
             problems.append("free: the poem is empty")
@@ -79,8 +79,10 @@ def check_poem(content, request):
     return problems
 
 
-def ci_problems(content, request, pattern):
-    """Violations of a ci request by a finished ci: the tune's shape and marks, acrostic, rhymes, tones, repeats."""
+def ci_problems(content, request, resolved):
+    """Violations of a ci request (``resolved``: its ``resolve_request``) by a finished ci: the tune's shape and
+    marks, acrostic, rhymes, tones, repeats."""
+    pattern = resolved.ci
     texts, marks = cipai.split_ci(content)
     if tuple(map(len, texts)) != pattern.lengths or "".join(marks) != pattern.punctuation:
         shape = "".join(f"{len(text)}{mark}" for text, mark in zip(texts, marks))
@@ -104,7 +106,7 @@ def ci_problems(content, request, pattern):
             problems.append(f"rhyme: line {i + 1} ends in {c!r}, the tune rhymes {pattern.tones[i][-1]} there")
     problems += tone_problems(texts, tone_patterns.relax(pattern.tones, request.tones), scheme)
     if not request.allow_repeats:
-        problems += repeat_problems(content, poem_request.request_slots(request, poem_request.resolve_request(request)))
+        problems += repeat_problems(content, poem_request.request_slots(request, resolved))
     return problems
 
 
