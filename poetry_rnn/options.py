@@ -44,6 +44,9 @@ class SamplingOptions:
                           above=0, maximum=1, neutral=1.0)
     min_p: float = option(0.0, "Min-p sampling: keep the characters at least this share as likely as the most "
                           "likely one (0 = off).", minimum=0, maximum=1, neutral=0.0)
+    typical_p: float = option(1.0, "Locally typical sampling: keep the characters whose surprisal is nearest the "
+                              "step's entropy, as few as hold this much probability (1 = off).", above=0, maximum=1,
+                              neutral=1.0)
     best_of: int = option(8, "Draft this many candidates per poem and keep the best (see --novelty_weight).",
                           minimum=1, maximum=64, neutral=1)
     novelty_weight: float = option(

@@ -26,9 +26,11 @@ from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store
 from poetry_rnn.options import PoemOptions, SamplingOptions
-from poetry_rnn.verse import forms, poem_request, validator
+from poetry_rnn.verse import cipai, forms, poem_request, validator
 
-CHUNK_ROWS = 512  # rows (poems x best_of) per decoder call: bounds memory, not results
+# Decoder work per call (rows x the most characters a row may take, as ``Poet.cost``
+# counts it): 512 free poems' drafts of 120 characters. Bounds memory, not results.
+CHUNK_COST = 512 * 120
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +161,19 @@ class Poet:
             self._ci_poet = Poet(store.load(self._ci_dir))
         return self._ci_poet
 
+    def warm_up(self):
+        """Load and trace all that a first request would otherwise wait for: the decoder, and the ci companion's.
+
+        The server calls it before it listens, so no request pays for loading
+        a model or tracing its decoder while others wait behind it.
+        """
+        if self.is_lyrics:
+            self.write(num=1, seed=0)
+            return
+        self.write(num=1, seed=0, form="qijue")
+        if self._ci_dir is not None:
+            self.write(num=1, seed=0, cipai=next(iter(cipai.read_table())))
+
     @property
     def path(self):
         return self.loaded.path
@@ -184,7 +199,7 @@ class Poet:
         return self.write_asks([ask])[0]
 
     def write_asks(self, asks):
-        """Poems for many asks in one batched decode (in chunks of at most CHUNK_ROWS rows).
+        """Poems for many asks in one batched decode (in chunks of at most CHUNK_COST of work).
 
         Returns one list of poems per ask. A bad ask raises PoetryError
         naming it when there are several.
@@ -197,12 +212,17 @@ class Poet:
     def cost(self, ask):
         """The decoder work an ask asks for: drafts x poems x the most characters one poem may take.
 
-        What the server budgets, per request and per slice of a long one.
+        What the server budgets per request, and ``Writing`` per chunk (the
+        server's slices of a long request).
         """
+        return ask.rows * self.characters(ask)
+
+    def characters(self, ask):
+        """The most decoding steps one poem of ``ask`` may take."""
         poem = ask.poem
         if self.is_lyrics:
-            return ask.rows * (max(map(len, poem.prefix or poem.begin or [""])) + poem.length)
-        return ask.rows * poem.longest
+            return max(map(len, poem.prefix or poem.begin or [""])) + poem.length
+        return poem.longest
 
     def check(self, ask):
         """Raise PoetryError now if ``ask`` can never be written (what write_asks would raise).
@@ -276,8 +296,12 @@ class Poet:
 class Writing:
     """Asks being written one chunk of drafts at a time (``step``), so a caller can do other work between chunks.
 
-    A chunk holds at most ``chunk_rows`` decoder rows (poems x best_of); the
-    poems do not depend on where the chunks fall, because each poem's random
+    A chunk costs at most ``chunk_cost``: its decoder rows (poems x best_of)
+    times the most characters one of its poems may take (``Poet.cost``), so
+    a chunk of long poems has fewer rows and takes about as long as one of
+    short poems; a poem's drafts are never split, so one poem whose drafts
+    cost more is a chunk of its own. The poems do not depend on where the
+    chunks fall, because each poem's random
     numbers are keyed by its ask's seed and its number in that ask, and each
     ask's memory (novelty, reuse penalty) carries over from chunk to chunk.
     The server writes a long request this way, serving short ones between its
@@ -285,7 +309,7 @@ class Writing:
     (``Poet.poet_for``), after the poems.
     """
 
-    def __init__(self, poet, asks, chunk_rows=CHUNK_ROWS):
+    def __init__(self, poet, asks, chunk_cost=CHUNK_COST):
         self.asks = list(asks)
         poets = [poet.poet_for(ask) for ask in self.asks]
         jobs = []  # (poet, (ask number, request or prefix, index in its ask))
@@ -298,14 +322,16 @@ class Writing:
                 raise PoetryError(f"ask {a + 1}: {error}") from None
             jobs += [(poets[a], (a, item, i)) for i, item in enumerate(items)]
         jobs.sort(key=lambda job: job[0] is not poet)  # stable: the poems first, then the ci companion's
-        self.chunks, rows = [], 0
+        self.chunks, rows, longest = [], 0, 0
         for job_poet, job in jobs:
-            cost = self.asks[job[0]].sampling.best_of
-            if not self.chunks or rows + cost > chunk_rows or self.chunks[-1][0] is not job_poet:
+            ask = self.asks[job[0]]
+            drafts_of_job, characters = ask.sampling.best_of, job_poet.characters(ask)
+            if (not self.chunks or self.chunks[-1][0] is not job_poet
+                    or (rows + drafts_of_job) * max(longest, characters) > chunk_cost):
                 self.chunks.append((job_poet, []))
-                rows = 0
+                rows, longest = 0, 0
             self.chunks[-1][1].append(job)
-            rows += cost
+            rows, longest = rows + drafts_of_job, max(longest, characters)
         self.chunks.reverse()  # popped from the end, first chunk first
         self.poems = [[] for _ in self.asks]
         self.memory = ranking.AskMemory()  # per ask: bigrams of its poems chosen so far (novelty term, reuse penalty)

@@ -44,8 +44,10 @@ class ServerOptions:
                            "more gets HTTP 400.", minimum=1)
     light_cost: int = option(2048, "Requests costing at most this are light: coalesced and served before the "
                              "next slice of a heavy one.", minimum=1)
-    slice_rows: int = option(32, "A heavy request is written this many decoder rows (poems x best_of) at a time, "
-                             "with light requests served between slices.", minimum=1)
+    # A slice as costly as the largest light request: a light request waits for at most about its own time.
+    slice_cost: int = option(2048, "A heavy request is written in slices of at most this cost (decoder rows x the "
+                             "most characters a poem may take), with light requests served between slices.",
+                             minimum=1)
     timeout_s: float = option(120.0, "A request not written within this many seconds gets HTTP 504, and its "
                               "remaining work is dropped.", above=0)
     window_ms: float = option(5.0, "How long the batcher waits for more requests to coalesce (ms).", minimum=0)
@@ -63,7 +65,7 @@ def serve(model_dir=None, options=None):
         raise PoetryError(f"serve needs the serve extra: pip install 'poetry_rnn[serve]' ({MISSING})")
     options = options or ServerOptions()
     poet = poet_lib.load(model_dir)
-    poet.write(num=1, seed=0, **({} if poet.is_lyrics else {"form": "qijue"}))  # trace the decoder before the first request
+    poet.warm_up()
     print(f"serving {poet.path} on http://{options.host}:{options.port}/ (API docs: /docs)", flush=True)
     uvicorn.run(webapp.create_app(poet, options), host=options.host, port=options.port, log_level="warning")
 

@@ -468,6 +468,36 @@ class MinP(LogitsProcessor):
         return tf.cond(tf.reduce_any(self.min_p > 0), keep_likely, lambda: logits)
 
 
+class TypicalP(LogitsProcessor):
+    """Locally typical sampling (Meister et al. 2023): keep the characters whose surprisal is nearest the step's
+    entropy, as few as hold ``typical_p`` of the probability (1 = off).
+
+    Top-p and min-p keep the likeliest characters; a poet's next character
+    is seldom the likeliest, but about as surprising as the model expects on
+    average at that point. Where one character is far more predictable than
+    that, typical sampling drops it as it drops the unlikely tail, which is
+    the pull towards real verse that issue 27 measures. It sorts each row's
+    whole vocabulary, so it costs time only when a row asks for it.
+    """
+
+    SIGNATURE = {"typical_p": spec([None], tf.float32)}
+    SETTINGS = {"typical_p": np.float32}
+
+    def apply(self, logits, state, step):
+        def keep_typical():
+            log_p = tf.nn.log_softmax(logits)
+            p = tf.exp(log_p)
+            entropy = -tf.reduce_sum(tf.math.multiply_no_nan(log_p, p), axis=-1, keepdims=True)
+            distance = tf.abs(-log_p - entropy)  # masked characters: +inf, last in any order
+            order = tf.argsort(distance, axis=-1)
+            before = tf.math.cumsum(tf.gather(p, order, batch_dims=1), axis=-1, exclusive=True)
+            inside = (before < self.typical_p[:, None]) | (tf.range(tf.shape(logits)[-1]) == 0)[None, :]
+            furthest = tf.reduce_max(tf.where(inside, tf.gather(distance, order, batch_dims=1), -1.0), axis=-1)
+            return tf.where((self.typical_p[:, None] < 1.0) & (distance > furthest[:, None]), NEG_INF, logits)
+
+        return tf.cond(tf.reduce_any(self.typical_p < 1.0), keep_typical, lambda: logits)
+
+
 class GumbelNoise(LogitsProcessor):
     """Gumbel noise keyed by each poem's ``keys``: the argmax of the result is an exact categorical sample.
 
@@ -489,4 +519,4 @@ class GumbelNoise(LogitsProcessor):
 
 # In order: masks, then pulls, then sampling.
 PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, Temperature, TopK, TopP, MinP,
-              GumbelNoise)
+              TypicalP, GumbelNoise)

@@ -39,14 +39,19 @@ def usable(cell):
     )
 
 
-def run(cell, inputs, state):
+def run(cell, inputs, state, weight_drop=0.0):
     """The LSTM over ``inputs`` (batch, time, features) from ``state`` = (h, c).
 
     Returns (outputs (batch, time, units), h_T, c_T) like
     ``keras.layers.LSTM(return_sequences=True, return_state=True)``.
+    ``weight_drop`` > 0 drops that share of the recurrent kernel's entries
+    (one mask for the whole batch and every step, the rest scaled up), as
+    AWD-LSTM's weight drop does; the gradient reaches the kept entries only.
     """
     dtype = inputs.dtype
     kernel, recurrent, bias = (tf.cast(v, dtype) for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    if weight_drop:
+        recurrent = tf.nn.dropout(recurrent, rate=weight_drop)
     h0, c0 = (tf.cast(s, dtype) for s in state)
     projected = tf.einsum("btd,dg->tbg", inputs, kernel) + bias  # (time, batch, 4 units), one matmul
     outputs, c_last = _recurrence(projected, recurrent, h0, c0)

@@ -69,6 +69,16 @@ class ModelConfig:
     units: int = option(512, "Hidden units per recurrent layer.", minimum=1)
     layers: int = option(2, "Stacked recurrent layers.", minimum=1)
     dropout: float = option(0.0, "Dropout on each recurrent layer's output (training only).", minimum=0, below=1)
+    # Gal & Ghahramani (2016): a fresh mask at every step lets the next layer
+    # average the noise away over neighbouring characters; one mask per poem
+    # drops a unit for the whole poem, a stronger regulariser at the same rate.
+    variational_dropout: bool = option(False, "--dropout drops the same units at every step of a sequence "
+                                              "(one mask per sequence, variational), not a fresh set per step.")
+    # Merity et al. (2018), AWD-LSTM: dropping recurrent connections, not
+    # activations, regularises the recurrence itself without disturbing the
+    # LSTM's memory from step to step. Training only: decoding is unchanged.
+    weight_drop: float = option(0.0, "LSTM: DropConnect on each layer's recurrent kernel while training (one mask "
+                                     "per batch, AWD-LSTM's weight drop).", minimum=0, below=1)
     tie_embeddings: bool = option(False, "The output layer reuses the embedding (through a projection to "
                                          "--embed_dim when --units differs): fewer parameters to learn.")
     condition: str = option("none", "What each poem is primed with: title (BOS title SEP content EOS) or keywords "
@@ -88,6 +98,9 @@ class ModelConfig:
         validate(self)
         if self.prompt_bag and (self.condition == "none" or self.input != "embedding"):
             raise PoetryError("--prompt_bag needs --condition title or keywords and --input embedding")
+        if self.weight_drop and self.cell != "lstm":
+            raise PoetryError(f"--weight_drop needs --cell lstm (it drops the LSTM kernel's recurrent weights), "
+                              f"got --cell {self.cell}")
         if self.tie_embeddings and self.input != "embedding":
             raise PoetryError("--tie_embeddings needs --input embedding (a one-hot input has no embedding to share)")
         cutoffs = softmax_cutoffs(self)
@@ -312,7 +325,8 @@ class PoetryModel(keras.Model):
             layer(config.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
             for i in range(config.layers)
         ]
-        self.dropouts = [keras.layers.Dropout(config.dropout) for _ in range(config.layers)]
+        per_sequence = (None, 1, config.units) if config.variational_dropout else None  # one mask over all steps
+        self.dropouts = [keras.layers.Dropout(config.dropout, noise_shape=per_sequence) for _ in range(config.layers)]
         # tf.train.Checkpoint follows attributes, not the list Keras keeps
         # (a TrackedList it cannot see): name each recurrent layer, so the
         # checkpoint holds model/rnn_<i>/... and not only the optimizer's copy.
@@ -380,9 +394,11 @@ class PoetryModel(keras.Model):
         if states is None:
             states = self.initial_states(tf.shape(ids)[0])
         final = []
+        weight_drop = self.config.weight_drop if training else 0.0
         for rnn, dropout, state in zip(self.rnns, self.dropouts, states):
-            if self.lstm_kernel == "fused" and fast_lstm_lib.usable(rnn.cell):
-                x, *state = fast_lstm_lib.run(rnn.cell, x, state)
+            # Weight drop lives in fast_lstm (the Keras layer has no hook for it), so it takes that kernel.
+            if (self.lstm_kernel == "fused" or weight_drop) and fast_lstm_lib.usable(rnn.cell):
+                x, *state = fast_lstm_lib.run(rnn.cell, x, state, weight_drop=weight_drop)
             else:
                 x, *state = rnn(x, initial_state=list(state), training=training)
             x = dropout(x, training=training)

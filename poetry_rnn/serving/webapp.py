@@ -72,8 +72,8 @@ class Batcher:
     A light ask (cost at most ``light_cost``) waits in the light lane, and
     light asks that arrive within ``window_ms`` of each other are coalesced
     into one decode of at most ``max_batch_rows`` rows. A heavy ask waits in
-    the heavy lane and is written one slice at a time (``poet.Writing`` with
-    ``slice_rows`` rows a chunk). Light batches and heavy slices take turns,
+    the heavy lane and is written one slice at a time (``poet.Writing``
+    chunks of at most ``slice_cost``, counted as requests are). Light batches and heavy slices take turns,
     so a short request waits for at most one slice of a long one, and a long
     one moves on however busy the light lane is. An ask whose client has
     gone (or timed out) is dropped, between slices too.
@@ -161,7 +161,7 @@ class Batcher:
             ask, future = self.heavy.popleft()
             if future.done():
                 return
-            self.writing = (poet_lib.Writing(self.poet, [ask], self.options.slice_rows), future)
+            self.writing = (poet_lib.Writing(self.poet, [ask], self.options.slice_cost), future)
         writing, future = self.writing
         try:
             if not future.done():

@@ -120,9 +120,9 @@ def resolve_vocab(built, model_dir, options):
 
 
 # Settings a run started --init_from another model may change: the same weights carry over
-# (fine-tuning an unconditioned model to keywords, or with more dropout); prompt_bag adds
+# (fine-tuning an unconditioned model to keywords, or with other dropout); prompt_bag adds
 # weights of its own, which start from zero (model.ADDED_BY).
-RETRAINABLE = ("condition", "dropout", "prompt_bag")
+RETRAINABLE = ("condition", "dropout", "variational_dropout", "weight_drop", "prompt_bag")
 
 
 def freeze_all_but_added(model):

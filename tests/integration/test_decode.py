@@ -269,7 +269,7 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     plain = SamplingOptions.plain()
     assert names <= set(SamplingOptions.__dataclass_fields__)
     assert {name: getattr(plain, name) for name in names} == {
-        "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
+        "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0}
 
 
@@ -277,6 +277,30 @@ def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():
     logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]] * 3))
     kept = processors.MinP(min_p=tf.constant([0.5, 0.2, 0.0])).apply(logits, (), None).numpy()
     assert np.isfinite(kept).tolist() == [[True, True, False, False], [True, True, True, False], [True] * 4]
+
+
+def test_typical_p_keeps_the_characters_as_surprising_as_the_step_is_uncertain():
+    # Entropy of (0.5, 0.3, 0.15, 0.05) is 1.14 nats; surprisals are 0.69, 1.20, 1.90, 3.00.
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]] * 4))
+    kept = processors.TypicalP(typical_p=tf.constant([0.2, 0.7, 0.9, 1.0])).apply(logits, (), None).numpy()
+    assert np.isfinite(kept).tolist() == [
+        [False, True, False, False],  # the most typical character alone, though it is not the likeliest
+        [True, True, False, False],  # then the likeliest (0.45 from the entropy), 0.8 in all
+        [True, True, True, False],
+        [True] * 4,
+    ]
+    masked = tf.math.log(tf.constant([[0.6, 0.0, 0.0, 0.4]]))  # a row the masks left two characters
+    kept = processors.TypicalP(typical_p=tf.constant([0.5])).apply(masked, (), None).numpy()
+    assert np.isfinite(kept).tolist() == [[True, False, False, False]] and not np.isnan(kept).any()
+
+
+def test_typical_p_is_a_sampling_option_on_every_face(loaded):
+    requests = [poem_request.PoemRequest(begin="春", max_len=20)] * 4
+    wide = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3))
+    typical = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3, typical_p=0.2))
+    assert [p.content for p in typical] != [p.content for p in wide]
+    with pytest.raises(PoetryError, match="typical_p"):
+        SamplingOptions(typical_p=0.0)
 
 
 def test_min_p_writes_poems_the_model_finds_more_likely(loaded):

@@ -59,6 +59,17 @@ def test_a_model_directory_s_ci_companion_writes_its_ci(tiny_model_dir, tiny_ci_
     assert [p.text for p in both[1]] == [p.text for p in poet_lib.load(tiny_model_dir).write_asks([poem_ask])[0]]
 
 
+def test_warming_up_loads_the_ci_companion_before_any_ci_is_asked_for(tiny_model_dir, tiny_ci_model_dir, tmp_path):
+    # The server warms up before it listens: a first ci request must not load a model while others wait.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model_dir, bundle)
+    shutil.copytree(tiny_ci_model_dir, bundle / store.CI_COMPANION)
+    poet = poet_lib.load(str(bundle))
+    assert poet._ci_poet is None
+    poet.warm_up()
+    assert poet._ci_poet is not None and poet._ci_poet.path == str(bundle / store.CI_COMPANION)
+
+
 def test_the_command_line_lists_tunes_and_names_close_ones(tiny_ci_model_dir):
     listed = run_module("write", "--cipai", "list")
     assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith("浣溪沙\t6 lines, 42 characters")

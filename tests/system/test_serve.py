@@ -171,7 +171,7 @@ def test_a_heavy_request_is_written_in_slices_and_a_light_one_is_served_between_
     """One long request in flight: a short one sent after it comes back first, and the long one is unchanged."""
     import httpx
 
-    options = serve.ServerOptions(slice_rows=2)  # a slice is one poem and its 8 drafts: 4 slices
+    options = serve.ServerOptions(slice_cost=8 * 120)  # a slice is one poem and its 8 drafts: 4 slices
     finished = {}
     poet.write(**LIGHT)  # traced before the race: the light request then waits on scheduling, not on tracing
     with running(poet, options) as url:
@@ -193,7 +193,7 @@ def test_a_heavy_request_is_written_in_slices_and_a_light_one_is_served_between_
 
 def test_slicing_an_ask_changes_none_of_its_poems(poet):
     ask = poet_lib.make_ask(form="wujue", rhyme=True, num=5, best_of=3, seed=8)
-    writing = poet_lib.Writing(poet, [ask], chunk_rows=4)
+    writing = poet_lib.Writing(poet, [ask], chunk_cost=poet.cost(ask) // 5)  # one poem and its drafts a chunk
     steps = 0
     while not writing.done:
         writing.step()
@@ -201,11 +201,23 @@ def test_slicing_an_ask_changes_none_of_its_poems(poet):
     assert steps == 5 and [p.text for p in writing.poems[0]] == [p.text for p in poet.write_asks([ask])[0]]
 
 
+def test_slices_are_sized_by_cost_so_long_poems_take_fewer_rows_a_slice(poet):
+    # A light request waits for one slice: a slice of long poems must not hold it longer than one of short poems.
+    short = poet_lib.make_ask(form="wujue", num=16, best_of=8, seed=1)
+    long = poet_lib.make_ask(form="free", max_len=120, num=16, best_of=8, seed=1)
+    for ask in (short, long):
+        writing = poet_lib.Writing(poet, [ask], chunk_cost=2048)
+        rows = [sum(ask.sampling.best_of for _ in jobs) for _, jobs in writing.chunks]
+        assert sum(rows) == ask.rows and all(r * poet.characters(ask) <= 2048 for r in rows)
+    assert len(poet_lib.Writing(poet, [long], chunk_cost=2048).chunks) > len(
+        poet_lib.Writing(poet, [short], chunk_cost=2048).chunks)
+
+
 def test_a_request_over_its_time_gets_504_and_its_work_is_dropped(poet):
     import httpx
 
     longest = {**HEAVY, "num": 16, "best_of": 64}  # 16 slices of 64 rows
-    with running(poet, serve.ServerOptions(slice_rows=1, timeout_s=0.3, max_cost=10**6)) as url:
+    with running(poet, serve.ServerOptions(slice_cost=1, timeout_s=0.3, max_cost=10**6)) as url:
         late = httpx.post(f"{url}/api/poems", json=longest, timeout=120)
         when = httpx.get(f"{url}/api/health").json()["slices"]
         assert late.status_code == 504 and "not written within the server's limit of 0.3 s" in late.json()["error"]

@@ -86,3 +86,36 @@ def test_other_cells_and_special_settings_keep_the_keras_layer():
     cell = keras.layers.LSTMCell(4, recurrent_dropout=0.1)
     cell.build((None, 3))
     assert not fast_lstm.usable(cell)
+
+
+def test_weight_drop_zeroes_a_share_of_recurrent_weights_while_training_only():
+    model = _model(weight_drop=0.4)
+    model.lstm_kernel = "keras"  # weight drop takes the fused kernel whatever the caller chose
+    ids = tf.constant(np.random.default_rng(4).integers(5, 40, (3, 6)), tf.int32)
+    recurrent = model.rnns[0].cell.recurrent_kernel
+    with tf.GradientTape() as tape:
+        logits, _ = model(ids, training=True)
+        loss = tf.reduce_mean(tf.square(logits))
+    grad = tape.gradient(loss, recurrent).numpy()
+    dropped = np.mean(grad == 0)
+    assert 0.3 < dropped < 0.5, dropped  # a dropped weight gets no gradient; a kept one almost surely does
+    # Decoding and evaluation see every weight: the same outputs as a model without weight drop.
+    plain = _model()
+    np.testing.assert_allclose(model(ids)[0], plain(ids)[0], atol=1e-6)
+    assert not np.allclose(model(ids, training=True)[0], plain(ids)[0], atol=1e-3)
+
+
+def test_variational_dropout_keeps_one_mask_for_every_step():
+    ones = tf.ones((4, 9, 12))
+    for variational, same_over_time in ((True, True), (False, False)):
+        model = _model(dropout=0.5, variational_dropout=variational)
+        kept = model.dropouts[0](ones, training=True).numpy() != 0
+        assert (kept == kept[:, :1, :]).all() == same_over_time
+        assert 0.3 < kept.mean() < 0.7
+
+
+def test_weight_drop_needs_an_lstm():
+    from poetry_rnn.infra.errors import PoetryError
+
+    with pytest.raises(PoetryError, match="--weight_drop needs --cell lstm"):
+        ModelConfig(vocab_size=20, units=4, cell="gru", weight_drop=0.2)
