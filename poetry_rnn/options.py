@@ -52,6 +52,9 @@ class SamplingOptions:
     novelty_weight: float = option(
         2.0, "Ranking drafts: minus this times the share of a draft's bigrams already used by the poems chosen "
         "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0, neutral=0.0)
+    critic_weight: float = option(
+        0.0, "Ranking drafts: plus this times the critic's log-odds that a draft is a real poem, when the model "
+        "carries a critic (python -m poetry_rnn.critic; 0 = no critic).", minimum=0, maximum=100, neutral=0.0)
     rhyme_bonus: float = option(
         1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "
         "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0, neutral=0.0)

@@ -22,7 +22,7 @@ import os
 import random
 
 from poetry_rnn.corpus import titles
-from poetry_rnn.generation import constraints, drafts, noise, ranking, sampler
+from poetry_rnn.generation import constraints, critic, drafts, noise, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store
 from poetry_rnn.options import PoemOptions, SamplingOptions
@@ -149,6 +149,7 @@ class Poet:
     def __init__(self, loaded):
         self.loaded = loaded
         self.decoder = sampler.Decoder(loaded.model)
+        self.critic = critic.load(loaded.path, loaded.vocab)  # None when the model directory carries none
         companion = os.path.join(loaded.path, store.CI_COMPANION)
         self._ci_dir = companion if store.exists(companion) else None  # looked for once, not per ask
         self._ci_poet = None
@@ -254,7 +255,7 @@ class Poet:
         placement = drafts.Placement.of(len(jobs), [i for _, _, i in jobs], [a for a, _, _ in jobs], memory)
         vocab = self.loaded.vocab
         if not self.is_lyrics:
-            out = drafts.generate(self.decoder, vocab, items, sampling, placement)
+            out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic)
         else:  # one decode per continuation length
             out = [None] * len(jobs)
             for length in {asks[a].poem.length for a, _, _ in jobs}:

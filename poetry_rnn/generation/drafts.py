@@ -29,6 +29,7 @@ class Draft:
     content: str
     logprobs: list  # log p of each content token (EOS included) under the model
     ended: bool  # reached EOS (a free poem may be cut at max_len instead)
+    critic: float = None  # the critic's log-odds that it is real, when drafts were ranked with one
 
     @property
     def mean_logprob(self):
@@ -68,10 +69,20 @@ def sampling_rows(sampling, indices):
 
 
 def rankings_for(sampling, ranking=None):
-    """One Ranking per request: ``ranking`` for all, else from each request's novelty weight and rhyme bonus."""
+    """One Ranking per request: ``ranking`` for all, else from each request's ranking options."""
     if ranking is not None:
         return [ranking] * len(sampling)
-    return [Ranking(novelty_weight=float(s.novelty_weight), rhyme_bonus=float(s.rhyme_bonus)) for s in sampling]
+    return [Ranking(novelty_weight=float(s.novelty_weight), rhyme_bonus=float(s.rhyme_bonus),
+                    critic_weight=float(s.critic_weight)) for s in sampling]
+
+
+def criticise(candidates, sampling, owner, critic):
+    """Give each draft its critic score, where a critic is there and its request ranks drafts with one."""
+    wanted = [k for k, i in enumerate(owner) if sampling[i].critic_weight > 0 and sampling[i].best_of > 1]
+    if critic is None or not wanted:
+        return
+    for k, score in zip(wanted, critic.score([candidates[k].content for k in wanted])):
+        candidates[k].critic = float(score)
 
 
 @dataclasses.dataclass
@@ -96,13 +107,14 @@ class Placement:
         return Placement(self.indices[picked], [self.groups[k] for k in picked], self.memory)
 
 
-def generate(decoder, vocab, requests, sampling, placement=None, ranking=None):
+def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, critic=None):
     """Poems for ``requests``; with ``best_of`` > 1, the best draft per request.
 
     ``sampling`` is one SamplingOptions or one per request; ``ask`` (a
     :class:`Ask`) places the requests in their asks. ``ranking`` (which can
     carry an n-gram second opinion) replaces each request's
-    ``Ranking(novelty_weight, rhyme_bonus)``. Requests with a reuse penalty
+    ``Ranking``; ``critic`` (a ``critic.Critic``) scores the drafts of
+    requests whose ``critic_weight`` asks for it. Requests with a reuse penalty
     are decoded round by round (``ranking.round_start``), each round
     penalising the character pairs of the rounds before it in its ask; the
     others in the first call.
@@ -114,7 +126,7 @@ def generate(decoder, vocab, requests, sampling, placement=None, ranking=None):
     for start in np.unique(rounds):
         picked = np.flatnonzero(rounds == start)
         out = _generate_round(decoder, vocab, [requests[k] for k in picked], [sampling[k] for k in picked],
-                              ask.pick(picked), ranking)
+                              ask.pick(picked), ranking, critic)
         for k, poem in zip(picked, out):
             poems[k] = poem
     return poems
@@ -129,7 +141,7 @@ def _reuse_table(vocab, ask, owner):
     return table, np.array([number[sets[i]] for i in owner], np.int32)
 
 
-def _generate_round(decoder, vocab, requests, sampling, ask, ranking):
+def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic):
     """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
     owner, settings = sampling_rows(sampling, ask.indices)
     if np.any(settings["reuse_penalty"] > 0):
@@ -143,6 +155,7 @@ def _generate_round(decoder, vocab, requests, sampling, ask, ranking):
         content = vocab.decode(decoded.tokens[b][start:])
         candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
                                 bool(decoded.ended[b])))
+    criticise(candidates, sampling, owner, critic)
     return best_per_request(candidates, owner, len(requests), rankings_for(sampling, ranking), ask.groups,
                             ask.memory, ask.indices)
 

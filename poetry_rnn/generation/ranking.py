@@ -81,6 +81,8 @@ class Ranking:
           + keyword_weight * (share of the request's keywords the draft holds:
             a draft with all its keywords beats one with none unless the
             latter is a nat per character more likely)
+          + critic_weight * (the critic's log-odds that the draft is a real
+            poem, ``critic.Critic``, when the model carries one)
     """
 
     ngram: object = None
@@ -88,6 +90,7 @@ class Ranking:
     rhyme_bonus: float = 0.0
     novelty_weight: float = 0.0
     keyword_weight: float = 1.0
+    critic_weight: float = 0.0
 
     def score(self, poem, seen=frozenset()):
         total = poem.mean_logprob
@@ -102,6 +105,8 @@ class Ranking:
         keywords = poem.request.keywords
         if self.keyword_weight and keywords:
             total += self.keyword_weight * sum(c in poem.content for c in keywords) / len(keywords)
+        if self.critic_weight and poem.critic is not None:
+            total += self.critic_weight * poem.critic
         return total
 
 

@@ -11,7 +11,7 @@ import os
 
 from conftest import REPO
 
-ENTRY_POINTS = {"prepare", "train", "write", "evaluate", "export", "compare", "serve"}
+ENTRY_POINTS = {"prepare", "train", "write", "evaluate", "export", "compare", "serve", "critic"}
 
 
 def imported_modules(path):
