@@ -17,6 +17,7 @@ that ask, so a poem is the same whether it was decoded alone or batched.
 """
 
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -143,16 +144,21 @@ class Poet:
 
     A model directory may carry a model for ci in its ``ci/`` folder (the
     shipped one does: the poem model fine-tuned on Song ci); asks with a
-    ``cipai`` are written by it, loaded on the first such ask.
+    ``cipai`` are written by it, loaded on the first such ask. It may also
+    carry a critic of drafts in ``critic/``, read when an ask ranks with it.
     """
 
     def __init__(self, loaded):
         self.loaded = loaded
         self.decoder = sampler.Decoder(loaded.model)
-        self.critic = critic.load(loaded.path, loaded.vocab)  # None when the model directory carries none
         companion = os.path.join(loaded.path, store.CI_COMPANION)
         self._ci_dir = companion if store.exists(companion) else None  # looked for once, not per ask
         self._ci_poet = None
+
+    @functools.cached_property
+    def critic(self):
+        """The model directory's critic of drafts (``generation/critic.py``), or None; loaded when first asked for."""
+        return critic.load(self.loaded.path, self.loaded.vocab)
 
     def poet_for(self, ask):
         """The Poet that writes ``ask``: this one, or for a ci its ``ci/`` companion when the model has one."""
@@ -255,7 +261,8 @@ class Poet:
         placement = drafts.Placement.of(len(jobs), [i for _, _, i in jobs], [a for a, _, _ in jobs], memory)
         vocab = self.loaded.vocab
         if not self.is_lyrics:
-            out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic)
+            judged = any(s.critic_weight > 0 for s in sampling)  # only then is the critic loaded
+            out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic if judged else None)
         else:  # one decode per continuation length
             out = [None] * len(jobs)
             for length in {asks[a].poem.length for a, _, _ in jobs}:

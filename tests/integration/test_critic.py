@@ -85,7 +85,7 @@ def test_a_critic_of_another_vocabulary_is_refused_with_the_command_that_retrain
     record = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**record, "vocab_fingerprint": "0" * 16}), encoding="utf-8")
     with pytest.raises(PoetryError, match="python -m poetry_rnn.critic --model_dir"):
-        poet_lib.load(str(copy))
+        poet_lib.load(str(copy)).critic
 
 
 def test_the_command_line_trains_a_critic_and_names_a_bad_flag(tiny_model_dir, tmp_path):
