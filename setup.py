@@ -2,7 +2,8 @@ from setuptools import find_packages, setup
 
 # The shipped default model (checkpoints/default in a checkout) travels inside the
 # package as poetry_rnn/default_model, its ci model (checkpoints/default/ci) as
-# poetry_rnn/default_model/ci, so a wheel or `pip install .` has them too.
+# poetry_rnn/default_model/ci and its critic of drafts (checkpoints/default/critic) as
+# poetry_rnn/default_model/critic, so a wheel or `pip install .` has them too.
 MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "README.md"]
 SCRIPTS = ["prepare", "train", "write", "evaluate", "export", "compare", "serve", "critic"]
 
@@ -14,11 +15,14 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["poetry_rnn", "poetry_rnn.*"]) + ["poetry_rnn.default_model",
-                                                                      "poetry_rnn.default_model.ci"],
+                                                                      "poetry_rnn.default_model.ci",
+                                                                      "poetry_rnn.default_model.critic"],
     package_dir={"poetry_rnn": "poetry_rnn", "poetry_rnn.default_model": "checkpoints/default",
-                 "poetry_rnn.default_model.ci": "checkpoints/default/ci"},
+                 "poetry_rnn.default_model.ci": "checkpoints/default/ci",
+                 "poetry_rnn.default_model.critic": "checkpoints/default/critic"},
     package_data={"poetry_rnn": ["data/*"], "poetry_rnn.serving": ["static/*.html"], "poetry_rnn.default_model": MODEL_FILES,
-                  "poetry_rnn.default_model.ci": MODEL_FILES},
+                  "poetry_rnn.default_model.ci": MODEL_FILES,
+                  "poetry_rnn.default_model.critic": ["config.json", "weights.npz"]},
     python_requires=">=3.10",
     # What `write` needs; the rest is in extras, and each command names its extra when it is missing.
     install_requires=[

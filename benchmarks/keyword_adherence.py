@@ -2,7 +2,7 @@
 
     python benchmarks/keyword_adherence.py --corpus data/poems.txt \
         --model_dirs checkpoints/default runs/keywords [--count 200] [--form qijue] [--bonuses 0 3] \
-        [--title_bonuses 0 1.5]
+        [--title_bonuses 0 1.5] [--critic_weight 0.2]
 
 The prompts come from held-out poems (the test split, which no model here
 trained on): for each, two distinct Han characters of its own content (the
@@ -102,6 +102,8 @@ def main():
     parser.add_argument("--bonuses", type=float, nargs="+", default=[0.0, SamplingOptions.keyword_bonus])
     parser.add_argument("--title_bonuses", type=float, nargs="+", default=[0.0, SamplingOptions.title_bonus])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--critic_weight", type=float, default=SamplingOptions.critic_weight,
+                        help="rank drafts with the model's critic too (it must carry one)")
     args = parser.parse_args()
 
     all_poems, _ = reading.read_poems(args.corpus)
@@ -129,7 +131,7 @@ def main():
         runs += [(f"title, bonus {b:g}", {"title": True, "title_bonus": b}) for b in args.title_bonuses
                  if b or poet.loaded.config.condition != "none"]
         for label, given in runs:
-            texts = write_all(poet, prompt_list, args.form, args.seed, **given)
+            texts = write_all(poet, prompt_list, args.form, args.seed, critic_weight=args.critic_weight, **given)
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])
             both = np.mean([share_in(k, t) == 1 for (k, _, _), t in zip(prompt_list, texts)])
             title_share = np.mean([share_in(title, t) for (_, title, _), t in zip(prompt_list, texts)])

@@ -19,11 +19,14 @@ from poetry_rnn.verse import cipai, forms, poem_request, prosody
 class SamplingOptions:
     """How each character is drawn from the model's distribution, and how drafts are ranked.
 
-    The temperature was chosen on the realism frontier (``benchmarks/realism.py``,
-    1,000 poems per form in one ask, two seeds, docs/results.md): at 0.85
-    the written poems' 5-gram perplexity is 0.94x (七绝) and 1.12x (五律) the
-    real poems' (0.82x and 0.94x at the earlier 0.75), and both real-vs-generated
-    judges tell 五律 apart 4-5 points less often (七绝 unchanged). The rest
+    The temperature and the critic's weight were chosen together on the
+    realism frontier (``benchmarks/realism.py``, 1,000 poems per form in one
+    ask, two seeds, docs/results.md): at 0.75 with the shipped critic at 0.2
+    the written poems' 5-gram perplexity is 0.93x (七绝) and 1.07x (五律) the
+    real poems', and the two real-vs-generated judges score 0.55/0.52 (七绝)
+    and 0.63/0.63 (五律), against 0.94x, 1.12x, 0.58/0.55 and 0.64/0.63 at
+    0.85 without the critic (the critic alone makes poems stranger than real
+    ones: 1.07x / 1.26x at 0.85 and weight 0.1). The rest
     were measured on 1,000 poems with rhyme in one ask against
     the real poems of the validation split (``benchmarks/poem_quality.py``):
     temperature 0.75, top-p 0.9, the best of 8 drafts with a novelty weight
@@ -37,7 +40,7 @@ class SamplingOptions:
     settings tried).
     """
 
-    temperature: float = option(0.85, "Sampling temperature; 0 = greedy.", minimum=0, neutral=1.0)
+    temperature: float = option(0.75, "Sampling temperature; 0 = greedy.", minimum=0, neutral=1.0)
     top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000,
                         neutral=0)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
@@ -53,7 +56,7 @@ class SamplingOptions:
         2.0, "Ranking drafts: minus this times the share of a draft's bigrams already used by the poems chosen "
         "before it in the same batch (0 = rank by mean log-probability alone).", minimum=0, neutral=0.0)
     critic_weight: float = option(
-        0.0, "Ranking drafts: plus this times the critic's log-odds that a draft is a real poem, when the model "
+        0.2, "Ranking drafts: plus this times the critic's log-odds that a draft is a real poem, when the model "
         "carries a critic (python -m poetry_rnn.critic; 0 = no critic).", minimum=0, maximum=100, neutral=0.0)
     rhyme_bonus: float = option(
         1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "

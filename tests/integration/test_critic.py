@@ -52,7 +52,7 @@ def test_a_heavy_critic_weight_keeps_each_poem_s_best_draft_by_the_critic(critic
     poet = poet_lib.load(criticised)
     poet.critic = RecordingCritic()
     options = dict(form="wujue", rhyme=True, num=5, best_of=4, seed=4, reuse_penalty=0.0, novelty_weight=0.0)
-    assert poet.write(**options) and not poet.critic.asked  # weight 0: the critic is not even asked
+    assert poet.write(**options, critic_weight=0.0) and not poet.critic.asked  # weight 0: the critic is not asked
     chosen = poet.write(**options, critic_weight=100.0)
     (drafts,) = poet.critic.asked
     assert len(drafts) == 20
@@ -63,7 +63,7 @@ def test_a_heavy_critic_weight_keeps_each_poem_s_best_draft_by_the_critic(critic
 
 def test_the_critic_changes_which_draft_is_kept_never_the_form(criticised):
     poet = poet_lib.load(criticised)
-    ask = poet_lib.make_ask(form="qijue", rhyme=True, tones=True, num=6, seed=9)
+    ask = poet_lib.make_ask(form="qijue", rhyme=True, tones=True, num=6, seed=9, critic_weight=0.0)
     plain = poet.write(poem=ask.poem, sampling=ask.sampling)
     judged = poet.write(poem=ask.poem, sampling=dataclasses.replace(ask.sampling, critic_weight=20.0))
     assert [p.text for p in judged] != [p.text for p in plain]
@@ -75,7 +75,8 @@ def test_without_a_critic_the_weight_changes_nothing(tiny_model_dir):
     poet = poet_lib.load(tiny_model_dir)
     assert poet.critic is None
     options = dict(form="wujue", rhyme=True, num=3, seed=2)
-    assert [p.text for p in poet.write(**options, critic_weight=5.0)] == [p.text for p in poet.write(**options)]
+    assert [p.text for p in poet.write(**options, critic_weight=5.0)] == [
+        p.text for p in poet.write(**options, critic_weight=0.0)]
 
 
 def test_a_critic_of_another_vocabulary_is_refused_with_the_command_that_retrains_it(criticised, tmp_path):
@@ -98,3 +99,14 @@ def test_the_command_line_trains_a_critic_and_names_a_bad_flag(tiny_model_dir, t
     assert "held-out accuracy" in done.stdout and (bundle / "critic" / "weights.npz").exists()
     bad = run_module("critic", *small, "--forms", "sonnet")
     assert bad.returncode != 0 and "--forms must be some of" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_drafts_written_to_keywords_are_not_judged(criticised):
+    # The critic prefers surprise and let keywords go; a user's keywords rank as they did without it.
+    poet = poet_lib.load(criticised)
+    poet.critic = RecordingCritic()
+    options = dict(form="wujue", rhyme=True, num=2, seed=5, critic_weight=100.0)
+    poet.write(**options, keywords=["春"])
+    assert not poet.critic.asked
+    poet.write(**options)
+    assert poet.critic.asked  # the same ask without keywords is judged

@@ -85,11 +85,12 @@ def test_wheel_installs_and_writes_from_any_folder(tmp_path):
         lines = result.stdout.split()
         assert len(lines) == 5 and lines[0].startswith("《")  # the subject it drew, then the poem
         assert lines[1][0] == "月" and all(len(line) == 6 for line in lines[1:])
-    # the ci model travels too, inside the package, and writes the ci
-    shipped_ci = subprocess.run([str(python), "-c", "import os, poetry_rnn.poet as p, poetry_rnn.model.store as s; "
-                                 "print(os.path.isfile(os.path.join(s.DEFAULT_MODEL_DIR, 'ci', 'weights.npz')))"],
-                                capture_output=True, text=True, cwd=elsewhere, env=env, check=True).stdout.strip()
-    assert shipped_ci == "True"
+    # the ci model and the critic travel too, inside the package; the ci model writes the ci
+    shipped = subprocess.run([str(python), "-c", "import os, poetry_rnn.poet as p, poetry_rnn.model.store as s; "
+                              "print(*(os.path.isfile(os.path.join(s.DEFAULT_MODEL_DIR, d, 'weights.npz')) "
+                              "for d in ('ci', 'critic')))"],
+                             capture_output=True, text=True, cwd=elsewhere, env=env, check=True).stdout.strip()
+    assert shipped == "True True"
     result = subprocess.run([str(python), "-m", "poetry_rnn.write", "--cipai", "如梦令", "--seed", "1"],
                             capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
     assert result.returncode == 0 and result.stdout.startswith("《如梦令》\n"), result.stderr
