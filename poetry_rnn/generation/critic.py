@@ -53,7 +53,6 @@ class CriticConfig:
 
 def build(vocab_size, config):
     """The classifier: characters -> one logit, the log-odds that the poem is real."""
-    keras.utils.set_random_seed(config.seed)
     ids = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(vocab_size, config.embed_dim, mask_zero=True)(ids)  # PAD (0) is masked
     x = keras.layers.GRU(config.units)(x)
@@ -125,6 +124,7 @@ def fit(vocab, real, generated, config):
     texts = real[kept:] + generated[kept:]
     labels = np.array([1.0] * (size - kept) + [0.0] * (size - kept), np.float32)
     order = rng.permutation(len(texts))
+    keras.utils.set_random_seed(config.seed)  # here, not in build: loading a critic must not reseed the process
     model = build(len(vocab), config)
     model.compile(keras.optimizers.Adam(config.learning_rate), keras.losses.BinaryCrossentropy(from_logits=True))
     model.fit(encode(vocab, [texts[i] for i in order]), labels[order], batch_size=64, epochs=config.epochs,
