@@ -274,6 +274,25 @@ class Poet:
         for (a, _, _), written in zip(jobs, out):
             poems[a].append(self._poem(written, asks[a]))
 
+    def _draft_part(self, asks, job, copies, memory):
+        """The drafts numbered ``copies`` of one job (a poem whose drafts cost more than a chunk), not ranked."""
+        a, item, index = job
+        sampling, placement = [asks[a].sampling], drafts.Placement.of(1, [index], [a], memory)
+        if self.is_lyrics:
+            written, _ = drafts.draft_streams(self.decoder, self.loaded.vocab, [item], asks[a].poem.length, sampling,
+                                              placement, [copies])
+        else:
+            critic = self.critic if sampling[0].critic_weight > 0 else None
+            written, _ = drafts.draft_poems(self.decoder, self.loaded.vocab, [item], sampling, placement, critic,
+                                            [copies])
+        return written
+
+    def _keep_best(self, asks, job, written, poems, memory):
+        """Rank all the drafts of a job drafted in parts, and append the best to its ask's poems."""
+        a, _, index = job
+        best = drafts.rank(written, [0] * len(written), [asks[a].sampling], drafts.Placement.of(1, [index], [a], memory))
+        poems[a].append(self._poem(best[0], asks[a]))
+
     def _poem(self, written, ask):
         request = written.request
         tune = poem_request.tune_of(request)
@@ -307,14 +326,14 @@ class Writing:
     A chunk costs at most ``chunk_cost``: its decoder rows (poems x best_of)
     times the most characters one of its poems may take (``Poet.cost``), so
     a chunk of long poems has fewer rows and takes about as long as one of
-    short poems; a poem's drafts are never split, so one poem whose drafts
-    cost more is a chunk of its own. The poems do not depend on where the
-    chunks fall, because each poem's random
-    numbers are keyed by its ask's seed and its number in that ask, and each
-    ask's memory (novelty, reuse penalty) carries over from chunk to chunk.
-    The server writes a long request this way, serving short ones between its
-    chunks. A chunk is written by one poet: ci asks by the ci model
-    (``Poet.poet_for``), after the poems.
+    short poems. A poem whose drafts alone cost more is drafted in parts, a
+    chunk each, and ranked after its last part. The poems do not depend on
+    where the chunks fall, because each draft's random numbers are keyed by
+    its ask's seed, the poem's number in that ask and the draft's own number,
+    and each ask's memory (novelty, reuse penalty) carries over from chunk to
+    chunk. The server writes a long request this way, serving short ones
+    between its chunks. A chunk is written by one poet: ci asks by the ci
+    model (``Poet.poet_for``), after the poems.
     """
 
     def __init__(self, poet, asks, chunk_cost=CHUNK_COST):
@@ -330,19 +349,26 @@ class Writing:
                 raise PoetryError(f"ask {a + 1}: {error}") from None
             jobs += [(poets[a], (a, item, i)) for i, item in enumerate(items)]
         jobs.sort(key=lambda job: job[0] is not poet)  # stable: the poems first, then the ci companion's
-        self.chunks, rows, longest = [], 0, 0
+        self.chunks = []  # (poet, jobs, None) or, for one poem's drafts in parts, (poet, [job], range of drafts)
+        rows, longest = 0, 0
         for job_poet, job in jobs:
             ask = self.asks[job[0]]
             drafts_of_job, characters = ask.sampling.best_of, job_poet.characters(ask)
-            if (not self.chunks or self.chunks[-1][0] is not job_poet
+            if drafts_of_job * characters > chunk_cost:
+                part = max(1, chunk_cost // characters)
+                self.chunks += [(job_poet, [job], range(start, min(start + part, drafts_of_job)))
+                                for start in range(0, drafts_of_job, part)]
+                continue
+            if (not self.chunks or self.chunks[-1][0] is not job_poet or self.chunks[-1][2] is not None
                     or (rows + drafts_of_job) * max(longest, characters) > chunk_cost):
-                self.chunks.append((job_poet, []))
+                self.chunks.append((job_poet, [], None))
                 rows, longest = 0, 0
             self.chunks[-1][1].append(job)
             rows, longest = rows + drafts_of_job, max(longest, characters)
         self.chunks.reverse()  # popped from the end, first chunk first
         self.poems = [[] for _ in self.asks]
         self.memory = ranking.AskMemory()  # per ask: bigrams of its poems chosen so far (novelty term, reuse penalty)
+        self.drafted = []  # the drafts so far of a poem drafted in parts
 
     @property
     def done(self):
@@ -350,8 +376,14 @@ class Writing:
 
     def step(self):
         """Decode the next chunk and append its poems to their asks' lists."""
-        poet, jobs = self.chunks.pop()
-        poet._decode(self.asks, jobs, self.poems, self.memory)
+        poet, jobs, copies = self.chunks.pop()
+        if copies is None:
+            poet._decode(self.asks, jobs, self.poems, self.memory)
+            return
+        self.drafted += poet._draft_part(self.asks, jobs[0], copies, self.memory)
+        if copies.stop == self.asks[jobs[0][0]].sampling.best_of:
+            poet._keep_best(self.asks, jobs[0], self.drafted, self.poems, self.memory)
+            self.drafted = []
 
 
 def load(model_dir=None):

@@ -1,7 +1,8 @@
 """Poems from requests: plan them, draft each ``best_of`` times in one batch, keep the best.
 
 ``generate`` writes poem requests, ``continue_streams`` continues lyrics
-prefixes; both take one ``options.SamplingOptions`` for all requests or one
+prefixes (``draft_poems``/``draft_streams`` and ``rank`` are their two halves,
+for a caller that decodes one request's drafts in parts); both take one ``options.SamplingOptions`` for all requests or one
 per request (coalesced asks keep their own), expand each request into its
 drafts, decode them with a ``sampler.Decoder`` and rank them
 (``ranking.best_per_request``). How the model reads a prompt comes from the
@@ -45,23 +46,26 @@ def per_request(sampling, n):
     return list(sampling)
 
 
-def sampling_rows(sampling, indices):
+def sampling_rows(sampling, indices, copies=None):
     """The drafts' rows: the request of each row, and per-row settings for ``Decoder.decode``.
 
     ``sampling`` has one SamplingOptions per request, expanded ``best_of``
-    times. A row's noise key is ``noise.row_key(seed, index, copy)``:
-    ``indices[i]`` is request i's number in its caller's ask.
+    times, or over ``copies[i]`` (a range of copy numbers) where given. A
+    row's noise key is ``noise.row_key(seed, index, copy)``: ``indices[i]``
+    is request i's number in its caller's ask, so a draft is the same whether
+    its request's drafts are decoded together or in parts.
     """
     n = len(sampling)
-    copies = np.array([s.best_of for s in sampling], np.int64)
+    best_of = np.array([s.best_of for s in sampling], np.int64)
     seeds = np.array([s.seed or 0 for s in sampling], np.int64)
     index = per_row(indices, n, np.int64)
-    if np.any(copies < 1) or np.any(copies > noise.MAX_COPIES):
-        raise PoetryError(f"best_of must be in [1, {noise.MAX_COPIES}], got {copies.min()}..{copies.max()}")
+    if np.any(best_of < 1) or np.any(best_of > noise.MAX_COPIES):
+        raise PoetryError(f"best_of must be in [1, {noise.MAX_COPIES}], got {best_of.min()}..{best_of.max()}")
     if np.any(seeds >= noise.MAX_SEED) or np.any(index < 0) or np.any(index >= noise.MAX_INDEX):
         raise PoetryError(f"seeds must be in [0, {noise.MAX_SEED}) and at most {noise.MAX_INDEX} poems in one ask")
-    owner = np.repeat(np.arange(n), copies)
-    copy = np.concatenate([np.arange(c) for c in copies])
+    copies = [range(b) for b in best_of] if copies is None else copies
+    owner = np.repeat(np.arange(n), [len(c) for c in copies])
+    copy = np.concatenate([np.arange(c.start, c.stop, dtype=np.int64) for c in copies])
     settings = {field.name: np.array([getattr(sampling[i], field.name) for i in owner])
                 for field in dataclasses.fields(SamplingOptions)}
     settings["keys"] = noise.row_key(seeds[owner], index[owner], copy)
@@ -149,7 +153,22 @@ def _reuse_table(vocab, ask, owner):
 
 def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic):
     """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
-    owner, settings = sampling_rows(sampling, ask.indices)
+    candidates, owner = draft_poems(decoder, vocab, requests, sampling, ask, critic)
+    return rank(candidates, owner, sampling, ask, ranking)
+
+
+def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None, copies=None):
+    """The drafts of ``requests`` in one batch, not ranked: (Drafts, each one's request number).
+
+    ``copies`` (one range per request, default all ``best_of``) lets a caller
+    decode one request's drafts in parts, e.g. the facade's chunks of a long
+    request, and ``rank`` them when all are in: the drafts, and so the poem,
+    are the same as ``generate``'s. The reuse penalty (if any) reads the
+    poems kept before each request's round, as ``generate`` does.
+    """
+    sampling = per_request(sampling, len(requests))
+    ask = placement or Placement.of(len(requests))
+    owner, settings = sampling_rows(sampling, ask.indices, copies)
     if np.any(settings["reuse_penalty"] > 0):
         settings["reuse"] = _reuse_table(vocab, ask, owner)
     expanded = [requests[i] for i in owner]
@@ -162,8 +181,13 @@ def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic):
         candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
                                 bool(decoded.ended[b])))
     criticise(candidates, sampling, owner, critic)
-    return best_per_request(candidates, owner, len(requests), rankings_for(sampling, ranking), ask.groups,
-                            ask.memory, ask.indices)
+    return candidates, owner
+
+
+def rank(candidates, owner, sampling, placement, ranking=None):
+    """The best draft of each request (one SamplingOptions each), kept in ``placement``'s memory."""
+    return best_per_request(candidates, owner, len(sampling), rankings_for(sampling, ranking), placement.groups,
+                            placement.memory, placement.indices)
 
 
 def continue_streams(decoder, vocab, prefixes, length, sampling, placement=None):
@@ -177,6 +201,14 @@ def continue_streams(decoder, vocab, prefixes, length, sampling, placement=None)
     is the prefix followed by the new characters, its logprobs those of the
     new characters only. Drafts are ranked as ``generate`` ranks them.
     """
+    sampling = per_request(sampling, len(prefixes))
+    ask = placement or Placement.of(len(prefixes))
+    candidates, owner = draft_streams(decoder, vocab, prefixes, length, sampling, ask)
+    return rank(candidates, owner, sampling, ask)
+
+
+def draft_streams(decoder, vocab, prefixes, length, sampling, placement=None, copies=None):
+    """``continue_streams``' drafts, not ranked: (Drafts, each one's prefix number); ``copies`` as ``draft_poems``."""
     if length < 1:
         raise PoetryError(f"length must be at least 1, got {length}")
     for prefix in prefixes:
@@ -185,7 +217,7 @@ def continue_streams(decoder, vocab, prefixes, length, sampling, placement=None)
             raise PoetryError(f"prefix character {missing[0]!r} is not in the model's vocabulary")
     sampling = per_request(sampling, len(prefixes))
     ask = placement or Placement.of(len(prefixes))
-    owner, settings = sampling_rows(sampling, ask.indices)
+    owner, settings = sampling_rows(sampling, ask.indices, copies)
     expanded = [prefixes[i] for i in owner]
     forced = [max(len(p) - 1, 0) for p in expanded]
     requests = [poem_request.PoemRequest(begin=p[1:], max_len=f + length, stop_at_eos=False) for p, f in zip(expanded, forced)]
@@ -197,5 +229,4 @@ def continue_streams(decoder, vocab, prefixes, length, sampling, placement=None)
               p + vocab.decode(decoded.tokens[b, f : f + length]), decoded.logprobs[b, f : f + length].tolist(), False)
         for b, (p, f) in enumerate(zip(expanded, forced))
     ]
-    return best_per_request(candidates, owner, len(prefixes), rankings_for(sampling), ask.groups, ask.memory,
-                            ask.indices)
+    return candidates, owner

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from poetry_rnn import poet as poet_lib
 from poetry_rnn.training import dataset, lessons, steps, trainer
 from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import store
@@ -254,6 +255,16 @@ def test_continue_streams_feeds_the_prefix_from_zero_state(lyrics_model_dir):
         out += loaded.vocab.tokens[token]
         logits, states = loaded.model.step(tf.constant([token]), states)
     assert text == out
+
+
+def test_a_stream_drafted_in_parts_is_the_stream_drafted_whole(lyrics_model_dir):
+    poet = poet_lib.load(lyrics_model_dir)
+    prefix = "".join(poet.loaded.vocab.chars[1:3])
+    ask = poet_lib.make_ask(prefix=[prefix], length=30, num=2, best_of=5, seed=3)
+    writing = poet_lib.Writing(poet, [ask], chunk_cost=2 * poet.characters(ask))  # two drafts a part
+    while not writing.done:
+        writing.step()
+    assert [p.text for p in writing.poems[0]] == [p.text for p in poet.write_asks([ask])[0]]
 
 
 def test_write_prefix_gives_the_prefix_and_exactly_length_characters(lyrics_model_dir):

@@ -201,23 +201,44 @@ def test_slicing_an_ask_changes_none_of_its_poems(poet):
     assert steps == 5 and [p.text for p in writing.poems[0]] == [p.text for p in poet.write_asks([ask])[0]]
 
 
+def chunk_rows(writing):
+    """Decoder rows of each of a Writing's chunks: its poems' drafts, or the drafts of one poem's part."""
+    return [len(copies) if copies is not None else sum(writing.asks[a].sampling.best_of for a, _, _ in jobs)
+            for _, jobs, copies in writing.chunks]
+
+
 def test_slices_are_sized_by_cost_so_long_poems_take_fewer_rows_a_slice(poet):
     # A light request waits for one slice: a slice of long poems must not hold it longer than one of short poems.
     short = poet_lib.make_ask(form="wujue", num=16, best_of=8, seed=1)
     long = poet_lib.make_ask(form="free", max_len=120, num=16, best_of=8, seed=1)
-    for ask in (short, long):
-        writing = poet_lib.Writing(poet, [ask], chunk_cost=2048)
-        rows = [sum(ask.sampling.best_of for _ in jobs) for _, jobs in writing.chunks]
+    heaviest_poem = poet_lib.make_ask(template="?" * 200, best_of=64, seed=1)  # 12,800: one poem over the slice
+    for ask in (short, long, heaviest_poem):
+        rows = chunk_rows(poet_lib.Writing(poet, [ask], chunk_cost=2048))
         assert sum(rows) == ask.rows and all(r * poet.characters(ask) <= 2048 for r in rows)
     assert len(poet_lib.Writing(poet, [long], chunk_cost=2048).chunks) > len(
         poet_lib.Writing(poet, [short], chunk_cost=2048).chunks)
 
 
+@pytest.mark.parametrize("options", [
+    dict(form="wujue", rhyme=True, num=3, best_of=5, seed=4),
+    dict(form="free", max_len=24, num=4, best_of=3, reuse_penalty=1.0, novelty_weight=0.5, seed=9),
+])
+def test_drafting_one_poem_in_parts_changes_none_of_its_poems(poet, options):
+    """A poem whose drafts cost more than a slice is drafted in parts and ranked at the end: the same poems."""
+    ask = poet_lib.make_ask(**options)
+    whole = [p.text for p in poet.write_asks([ask])[0]]
+    writing = poet_lib.Writing(poet, [ask], chunk_cost=2 * poet.characters(ask))  # two drafts a part
+    assert all(copies is not None and len(copies) <= 2 for _, _, copies in writing.chunks)
+    while not writing.done:
+        writing.step()
+    assert [p.text for p in writing.poems[0]] == whole
+
+
 def test_a_request_over_its_time_gets_504_and_its_work_is_dropped(poet):
     import httpx
 
-    longest = {**HEAVY, "num": 16, "best_of": 64}  # 16 slices of 64 rows
-    with running(poet, serve.ServerOptions(slice_cost=1, timeout_s=0.3, max_cost=10**6)) as url:
+    longest = {**HEAVY, "num": 16, "best_of": 64}  # 16 slices: one poem's 64 drafts each
+    with running(poet, serve.ServerOptions(slice_cost=64 * 120, timeout_s=0.3, max_cost=10**6)) as url:
         late = httpx.post(f"{url}/api/poems", json=longest, timeout=120)
         when = httpx.get(f"{url}/api/health").json()["slices"]
         assert late.status_code == 504 and "not written within the server's limit of 0.3 s" in late.json()["error"]
