@@ -1,12 +1,14 @@
 """Poems from requests: plan them, draft each ``best_of`` times in one batch, keep the best.
 
 ``generate`` writes poem requests, ``continue_streams`` continues lyrics
-prefixes (``draft_poems``/``draft_streams`` and ``rank`` are their two halves,
-for a caller that decodes one request's drafts in parts); both take one ``options.SamplingOptions`` for all requests or one
+prefixes; both take one ``options.SamplingOptions`` for all requests or one
 per request (coalesced asks keep their own), expand each request into its
 drafts, decode them with a ``sampler.Decoder`` and rank them
-(``ranking.best_per_request``). How the model reads a prompt comes from the
-decoder's model (``Decoder.config``), never from the caller.
+(``ranking.best_per_request``). Their two halves, ``draft_poems`` or
+``draft_streams`` and then ``rank``, serve a caller that decodes one
+request's drafts in parts (the facade's chunks of a long request). How the
+model reads a prompt comes from the decoder's model (``Decoder.config``),
+never from the caller.
 """
 
 import dataclasses
