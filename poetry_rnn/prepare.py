@@ -24,7 +24,7 @@ import functools  # noqa: E402
 from absl import flags  # noqa: E402
 
 from poetry_rnn.corpus import prepare  # noqa: E402
-from poetry_rnn.infra import cli, fetch  # noqa: E402
+from poetry_rnn.infra import cli, files  # noqa: E402
 from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.training import tables  # noqa: E402
 
@@ -46,7 +46,7 @@ def define_flags():
         "max_len", prepare.DEFAULT_MAX_LEN, "Drop poems whose content (incl. punctuation) is longer.", lower_bound=1
     )
     flags.DEFINE_bool("forms", False, "Keep only 五绝/七绝/五律/七律-shaped poems.")
-    flags.DEFINE_string("cache_dir", fetch.DEFAULT_CACHE_DIR, "Where a --source or --ci URL is downloaded to, once.")
+    flags.DEFINE_string("cache_dir", files.CACHE_DIR, "Where a --source or --ci URL is downloaded to, once.")
     flags.DEFINE_string("sha256", None, "Expected SHA-256 of the --source or --ci zip (downloaded or local).")
     flags.DEFINE_string("title_table", None, "Also write how often each title character is written into its poem, "
                         "counted over the training split (train's default --valid_fraction), to this file.")

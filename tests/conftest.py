@@ -9,10 +9,13 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The package's cache (prosody tables, downloads) goes to a folder of this run, never the user's.
+os.environ["POETRY_RNN_CACHE"] = tempfile.mkdtemp(prefix="poetry_rnn_cache_")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_CORPUS = os.environ.get("POETRY_RNN_CORPUS", os.path.join(REPO, "..", "shared", "corpus"))

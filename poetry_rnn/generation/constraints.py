@@ -31,7 +31,8 @@ below is one processor of ``processors.PROCESSORS``)::
         v = sample(logits, allowed)            # never empty (checked by plan)
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1
-        if s: group_set[b][s] &= group_members[:, v]; used[b] |= {v}
+        if s: group_set[b][s] &= group_members[:, v]
+        if s or rhyme_watch[b, t]: used[b] |= {v}    # no rhyme repeats an earlier line's last character
         if t >= content_start[b]: pull[b][v] = 0
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
@@ -68,6 +69,9 @@ class DecodePlan:
     group_members:  bool (G, V), tokens usable as the rhyme of group g; the
                     groups of every rhyme book in the batch (a scheme's 平
                     rhymes, a ci's book in any tone), one book after another
+    rhyme_watch:    bool (B, T), the last character of a line that is not a
+                    rhyme step (free, in a poem that rhymes): a later rhyme
+                    may not repeat it (飞 ending the first line and the last)
     initial_groups: bool (B, S, G), per rhyme set, groups that can still
                     complete every rhyme step of the set; all False for poems
                     without rhyme
@@ -111,6 +115,7 @@ class DecodePlan:
     mask_table: np.ndarray
     step_masks: np.ndarray
     rhyme_set: np.ndarray
+    rhyme_watch: np.ndarray
     group_members: np.ndarray
     initial_groups: np.ndarray
     lengths: np.ndarray
@@ -235,6 +240,7 @@ class _Steps:
 
     rows: list = dataclasses.field(default_factory=list)
     rhyme: list = dataclasses.field(default_factory=list)     # rhyme set at a free rhyme step, else 0
+    rhyme_watch: list = dataclasses.field(default_factory=list)
     need: list = dataclasses.field(default_factory=list)       # context_need
     no_repeat: list = dataclasses.field(default_factory=list)
     line_end: list = dataclasses.field(default_factory=list)
@@ -246,10 +252,11 @@ class _Steps:
     prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
-    def add(self, rows, key, where, rhyme_set=0, need=0, no_repeat=False, line_end=False):
+    def add(self, rows, key, where, rhyme_set=0, need=0, no_repeat=False, line_end=False, rhyme_watch=False):
         """One more step: the mask row of ``key`` (PoetryError naming ``where`` if it is empty) and its flags."""
         self.rows.append(rows.get(key, where))
         self.rhyme.append(rhyme_set)
+        self.rhyme_watch.append(rhyme_watch)
         self.need.append(need)
         self.no_repeat.append(no_repeat)
         self.line_end.append(line_end)
@@ -332,6 +339,7 @@ def _shaped_steps(request, resolved, vocab, rows, out):
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
     line_ends = _line_end_steps(slots, resolved)
+    rhymes = any(slot.rhyme for slot in slots)
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -348,7 +356,9 @@ def _shaped_steps(request, resolved, vocab, rows, out):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k in line_ends)
+        ends_line = k + 1 < len(slots) and not slots[k + 1].han
+        out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k in line_ends,
+                rhyme_watch=rhymes and ends_line and not slot.rhyme)
 
 
 def _exclusions(vp, need, row):
@@ -412,9 +422,10 @@ def _initial_groups(request, steps, rows, vp, book):
     Fixed rhyming characters must be distinct (across sets: no rhyme
     character twice in a poem) and share g (a regular poem's: 平). Each free
     rhyme step's static mask (which already excludes the fixed rhyming
-    characters) must hold at least n_free characters of g, n_free being the
-    number of free rhyme steps of the poem: at most n_free - 1 of them are
-    used before any free rhyme step, so the dynamic mask is never empty, and
+    characters) must hold at least n_free + n_watch characters of g, n_free
+    being the number of free rhyme steps of the poem and n_watch the free
+    line ends before the step that are not rhymes: at most n_free - 1 rhymes
+    and n_watch line ends are used before it, so the dynamic mask is never empty, and
     every group left in the decoder's group set is one of these. The pair
     mask may take more: as many as it can remove at that step are added.
     Returns ((S, G) groups, repeat_guaranteed): the groups that also survive
@@ -450,7 +461,7 @@ def _initial_groups(request, steps, rows, vp, book):
         strict[s - 1] = out[s - 1]
         for t in (t for t in free if steps.rhyme[t] == s):
             size = rows.size(vp, steps.rows[t], book)
-            need = len(free) + rows.exclusions(vp, steps.need[t], steps.rows[t], book)
+            need = len(free) + sum(steps.rhyme_watch[:t]) + rows.exclusions(vp, steps.need[t], steps.rows[t], book)
             out[s - 1] &= size >= need
             if strict[s - 1].any() and steps.no_repeat[t]:
                 bound = _repeat_bound(steps, t, book.members & rows.rows[steps.rows[t]], size)
@@ -523,6 +534,7 @@ def _stack(poems, schemes, books, rows, vocab):
     t_max = max(len(steps.rows) for steps, *_ in poems)
     step_masks = np.zeros((bsz, t_max), np.int32)
     rhyme_set = np.zeros((bsz, t_max), np.int32)
+    rhyme_watch = np.zeros((bsz, t_max), bool)
     context_need = np.zeros((bsz, t_max), np.int32)
     no_repeat = np.zeros((bsz, t_max), bool)
     line_end_step = np.zeros((bsz, t_max), bool)
@@ -535,6 +547,7 @@ def _stack(poems, schemes, books, rows, vocab):
         n = len(steps.rows)
         step_masks[b, :n] = steps.rows
         rhyme_set[b, :n] = steps.rhyme
+        rhyme_watch[b, :n] = steps.rhyme_watch
         context_need[b, :n] = steps.need
         no_repeat[b, :n] = steps.no_repeat
         line_end_step[b, :n] = steps.line_end
@@ -549,6 +562,7 @@ def _stack(poems, schemes, books, rows, vocab):
         mask_table=np.stack(rows.rows),
         step_masks=step_masks,
         rhyme_set=rhyme_set,
+        rhyme_watch=rhyme_watch,
         group_members=np.concatenate(members),
         initial_groups=initial_groups,
         lengths=np.array([len(steps.rows) for steps, *_ in poems], np.int32),

@@ -72,7 +72,10 @@ class Critic:
 
     def __init__(self, model, vocab, config):
         self.model, self.vocab, self.config = model, vocab, config
-        self._logits = tf.function(lambda ids: self.model(ids, training=False)[:, 0], reduce_retracing=True)
+        # One trace for every batch shape (a shape-specific first trace, then a relaxed one, cost a fresh
+        # ``write`` 0.4 s); Keras' layers need no autograph.
+        self._logits = tf.function(lambda ids: self.model(ids, training=False)[:, 0], autograph=False,
+                                   input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
     def score(self, texts):
         """Float32 log-odds per text: above 0, the critic takes it for a real poem."""

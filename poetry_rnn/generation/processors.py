@@ -155,19 +155,21 @@ class HeardPairs(LogitsProcessor):
 
 
 class Rhyme(LogitsProcessor):
-    """At a rhyme step: a character of a group still open to the step's rhyme set, not used at a rhyme before.
+    """At a rhyme step: a character of a group still open to the step's rhyme set, not used at a rhyme before
+    nor at the end of an earlier line (a reader hears 飞 ending the first line and the last as one rhyme twice).
 
     A regular poem has one rhyme set; a ci may change rhyme (菩萨蛮: AABBCCDD),
     so the groups still open are kept per set.
     """
 
     SIGNATURE = {"rhyme_set": spec([None, None], tf.int32),  # (B, T): the step's rhyme set, 0 = not a rhyme step
+                 "rhyme_watch": spec([None, None], tf.bool),  # (B, T): a line end a later rhyme may not repeat
                  "group_members": spec([None, None], tf.bool),  # (G, V)
                  "initial_groups": spec([None, None, None], tf.bool)}  # (B, S, G)
 
     @classmethod
     def from_plan(cls, plan, settings):
-        return {"rhyme_set": plan.rhyme_set, "group_members": plan.group_members,
+        return {"rhyme_set": plan.rhyme_set, "rhyme_watch": plan.rhyme_watch, "group_members": plan.group_members,
                 "initial_groups": plan.initial_groups}
 
     def __init__(self, **arrays):
@@ -194,7 +196,8 @@ class Rhyme(LogitsProcessor):
         narrowed = groups & tf.gather(self.char_groups, step.token)[:, None, :]
         groups = tf.where(in_set[:, :, None], narrowed, groups)
         chosen = tf.one_hot(step.token, tf.shape(used)[1], on_value=True, off_value=False)
-        return groups, used | (chosen & (rhyme_set > 0)[:, None])
+        watched = (rhyme_set > 0) | (self.rhyme_watch[:, step.t] & ~step.done)
+        return groups, used | (chosen & watched[:, None])
 
 
 class NoRepeat(LogitsProcessor):

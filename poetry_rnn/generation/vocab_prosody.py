@@ -4,21 +4,31 @@
 neighbours that change how it is heard); the masks need the same answers
 for every token of a model's vocabulary at once. :class:`VocabProsody`
 builds those arrays once per vocabulary and rhyme scheme, and
-``constraints`` turns them into the masks of a ``DecodePlan``. It is apart
+``constraints`` turns them into the masks of a ``DecodePlan``. Building
+them reads pypinyin's dictionaries for every token, about 3 s, so they are
+also kept on disk (``files.CACHE_DIR``), named by everything they depend
+on: a fresh ``write`` loads them in milliseconds. It is apart
 from ``prosody`` so that the per-character rules stay free of numpy and of
 vocabularies, and the array layout the masks depend on is in one place.
 """
 
 import collections
 import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import os
 import typing
+import zipfile
 
 import numpy as np
 
-from poetry_rnn.verse import cipai
+from poetry_rnn.infra import files
+from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.verse import cipai, prosody
 from poetry_rnn.verse.prosody import (
-    DEFAULT_SCHEME, PING, ZE, RhymeScheme, char_rhymes, char_tones, default_reading, get_scheme, heard_class, is_han,
-    phrase_pairs, shared_rhymes,
+    DEFAULT_SCHEME, PING, ZE, Reading, RhymeScheme, char_readings, char_rhymes, char_tones, default_reading, get_scheme,
+    heard_class, is_han, phrase_pairs, remember_readings, shared_rhymes,
 )
 
 
@@ -36,6 +46,10 @@ class VocabProsody:
     pair_kinds:    (V, K) int32, the pair's kinds (CHANGES_FIRST/SECOND), 0 in padding
     unknown:       Han tokens with no tone class under the scheme's character
                    readings (pypinyin has no reading, or the table no entry), in id order
+    readings:      (V,) str, each token's ``prosody.char_readings`` as
+                   "initial,final,tone" joined by spaces: what ranking and
+                   checking a draft ask of its characters, kept with the rest
+                   so that a fresh process need not ask pypinyin's dictionaries
     """
 
     scheme: RhymeScheme
@@ -46,14 +60,20 @@ class VocabProsody:
     pair_tokens: np.ndarray
     pair_kinds: np.ndarray
     unknown: tuple
+    readings: np.ndarray
 
     @classmethod
     def build(cls, vocab, scheme=DEFAULT_SCHEME):
         scheme = get_scheme(scheme)
         key = (vocab.fingerprint, scheme.name)
-        cached = _CACHE.get(key)
-        if cached is not None:
-            return cached
+        if key not in _CACHE:
+            path = _disk_path(vocab, scheme)
+            _CACHE[key] = _frozen(_read(path, scheme) or _written(path, cls._compute(vocab, scheme)))
+            remember_readings({token: _decoded(text) for token, text in zip(vocab.tokens, _CACHE[key].readings)})
+        return _CACHE[key]
+
+    @classmethod
+    def _compute(cls, vocab, scheme):
         tokens = vocab.tokens
         n, g = len(tokens), len(scheme.groups)
         han = np.zeros(n, bool)
@@ -80,11 +100,12 @@ class VocabProsody:
             if heard[0] == PING and heard[1] is not None:
                 members[heard[1], i] = True
         pair_tokens, pair_kinds = _pair_table(vocab, n) if scheme.table is None else _pair_table(None, n)
-        for array in (han, ping, ze, members, pair_tokens, pair_kinds):
-            array.setflags(write=False)
-        built = cls(scheme, han, ping, ze, members, pair_tokens, pair_kinds, tuple(unknown))
-        _CACHE[key] = built
-        return built
+        readings = np.array([_encoded(char_readings(token)) for token in tokens])
+        return cls(scheme, han, ping, ze, members, pair_tokens, pair_kinds, tuple(unknown), readings)
+
+    def arrays(self):
+        """Every field but the scheme, as numpy arrays (what the disk cache holds)."""
+        return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "scheme"}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -136,3 +157,54 @@ def _pair_table(vocab, n):
 
 
 _CACHE = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _sources_digest():
+    """What the arrays are derived from besides the vocabulary: our rules and tables, pypinyin's and OpenCC's data."""
+    digest = hashlib.sha256(" ".join(f"{name} {importlib.metadata.version(name)}"
+                                     for name in ("pypinyin", "opencc")).encode())
+    for path in (prosody.__file__, __file__, os.path.join(prosody.DATA, "pingshui_yun.tsv")):
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def _disk_path(vocab, scheme):
+    name = hashlib.sha256(f"{_sources_digest()} {vocab.fingerprint} {scheme.name}".encode()).hexdigest()[:24]
+    return os.path.join(files.CACHE_DIR, "prosody", f"{name}.npz")
+
+
+def _read(path, scheme):
+    """The VocabProsody cached at ``path``, or None when there is none (or it cannot be read)."""
+    try:
+        with np.load(path) as stored:
+            fields = {name: stored[name] for name in stored.files}
+        fields["unknown"] = tuple(str(c) for c in fields["unknown"])
+        return VocabProsody(scheme, **fields)
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def _written(path, built):
+    """``built``, after an attempt to keep it at ``path``: a cache that cannot be written costs only time."""
+    try:
+        with files.atomic_write(path, "wb") as handle:
+            np.savez(handle, **built.arrays())
+    except (OSError, PoetryError):
+        pass
+    return built
+
+
+def _encoded(readings):
+    return " ".join(f"{r.initial},{r.final},{r.tone}" for r in readings)
+
+
+def _decoded(text):
+    return tuple(Reading(initial, final, int(tone)) for initial, final, tone in (r.split(",") for r in text.split()))
+
+
+def _frozen(vp):
+    for value in vp.arrays().values():
+        value.setflags(write=False)
+    return vp

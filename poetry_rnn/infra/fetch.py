@@ -18,9 +18,6 @@ import zipfile
 from poetry_rnn.infra import files
 from poetry_rnn.infra.errors import PoetryError
 
-DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "poetry_rnn")
-
-
 def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -55,7 +52,7 @@ def download(url, cache_dir=None, sha256=None, progress=None):
     """
     sha256 = check_sha256(sha256)
     progress = progress or sys.stderr
-    cache_dir = os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR)
+    cache_dir = os.path.expanduser(cache_dir or files.CACHE_DIR)
     base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(urllib.parse.urlparse(url).path)) or "download.zip"
     path = os.path.join(cache_dir, f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{base}")
     if os.path.isfile(path) and (sha256 is None or file_sha256(path) == sha256):

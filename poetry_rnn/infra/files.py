@@ -29,6 +29,10 @@ import tempfile
 
 from poetry_rnn.infra.errors import PoetryError
 
+# Where the package keeps what it can rebuild (downloaded corpora, a vocabulary's prosody
+# tables): POETRY_RNN_CACHE, else ~/.cache/poetry_rnn.
+CACHE_DIR = os.path.expanduser(os.environ.get("POETRY_RNN_CACHE") or os.path.join("~", ".cache", "poetry_rnn"))
+
 # Characters that end a line for str.splitlines() (and so for most editors and readers).
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 

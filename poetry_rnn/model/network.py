@@ -311,7 +311,9 @@ class AdaptiveLogits(keras.layers.Layer):
 
 
 class PoetryModel(keras.Model):
-    def __init__(self, config, lstm_kernel="keras", **kwargs):
+    def __init__(self, config, lstm_kernel="keras", initialize=True, **kwargs):
+        """``initialize=False``: weights about to be loaded start as zeros, which skips the recurrent kernels'
+        orthogonal initializer (QR decompositions: a third of a fresh ``write``'s load time)."""
         super().__init__(**kwargs)
         self.config = config
         self.lstm_kernel = lstm_kernel  # whole sequences: keras layers, or fused (fast_lstm) for LSTM cells
@@ -322,7 +324,8 @@ class PoetryModel(keras.Model):
         )
         layer = CELLS[config.cell]
         self.rnns = [
-            layer(config.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}")
+            layer(config.units, return_sequences=True, return_state=True, name=f"{config.cell}_{i}",
+                  **({} if initialize else {"kernel_initializer": "zeros", "recurrent_initializer": "zeros"}))
             for i in range(config.layers)
         ]
         per_sequence = (None, 1, config.units) if config.variational_dropout else None  # one mask over all steps

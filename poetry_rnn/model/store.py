@@ -205,7 +205,7 @@ def load(model_dir):
             raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
         members = check_weights(weights, config)
     with precision("float32"):  # a loaded model writes and scores in float32, whatever it trained in
-        model = PoetryModel(config)
+        model = PoetryModel(config, initialize=False)
     if latest:
         # The model's weights only: the optimizer's slots stay in the checkpoint, unread.
         restore_checkpoint(tf.train.Checkpoint(model=model), latest).expect_partial()

@@ -287,7 +287,15 @@ def default_reading(c):
     return _reading(found[0][0]) if found and found[0] else None
 
 
-@functools.lru_cache(maxsize=None)
+# char_readings' answers so far; a vocabulary's cached tables (vocab_prosody) add all of theirs at once.
+_READINGS = {}
+
+
+def remember_readings(readings):
+    """Take ``{character: readings}`` as char_readings' answers: computed earlier by it, and kept on disk since."""
+    _READINGS.update(readings)
+
+
 def char_readings(c):
     """The reader readings of ``c`` (default first), or () if pypinyin has none.
 
@@ -297,6 +305,12 @@ def char_readings(c):
     simplified) form by OpenCC: converting the corpus to simplified makes
     rare forms such as 𫗪 (餧) that pypinyin's table lacks.
     """
+    if c not in _READINGS:
+        _READINGS[c] = _pypinyin_readings(c)
+    return _READINGS[c]
+
+
+def _pypinyin_readings(c):
     if not is_han(c):
         return ()
     for form in (c, *(conv.convert(c) for conv in _variant_converters())):

@@ -207,6 +207,26 @@ def test_the_tf_decoder_keeps_every_constraint(model_and_decoder, case, conditio
                 assert prosody.heard_tones_ok(lines, pattern), content
 
 
+@pytest.mark.parametrize("form", ["qijue", "wulv"])
+def test_no_rhyme_repeats_the_last_character_of_an_earlier_line(model_and_decoder, form):
+    """A model that loves 飞 ends the first line with it; the rhymes after it must find others (飞...飞 is heard)."""
+    model, decoder = model_and_decoder
+    vocab = Vocab(RESERVED + tuple(COMMON) + OTHER)
+    request = poem_request.PoemRequest(form=form, rhyme=True, allow_repeats=True)  # 飞 wherever it may go
+    plan = constraints.plan([request], vocab)
+    shape = forms.FORMS[form]
+    ends = [(shape.chars_per_line + 1) * (k + 1) - 2 for k in range(shape.lines)]  # the step of each line's end
+    assert [t for t in range(plan.lengths[0]) if plan.rhyme_watch[0, t]] == ends[0::2]  # the lines that do not rhyme
+    bias = np.zeros(SIZE, np.float32)
+    bias[[vocab.id(c) for c in "飞归"]] = [30.0, 20.0]
+    model.head.bias.assign(bias)
+    content = vocab.decode(decoder.decode(plan, temperature=0.0, keys=0).tokens[0])
+    lines = [line[:-1] for line in forms.split_lines(content)]
+    assert lines[0][-1] == "飞" and lines[1][-1] == "归", content
+    assert all(lines[k][-1] not in {line[-1] for line in lines[:k]} for k in range(1, len(lines), 2)), content
+    assert validator.check_poem(content, request) == []
+
+
 def test_generate_on_the_same_decoder_gives_valid_poems(model_and_decoder):
     model, decoder = model_and_decoder
     vocab = Vocab(RESERVED + tuple(COMMON) + OTHER)
