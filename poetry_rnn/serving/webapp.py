@@ -220,7 +220,9 @@ def create_app(poet, options):
 
     @app.get("/", response_class=responses.HTMLResponse, include_in_schema=False)
     async def page():
-        return importlib.resources.files("poetry_rnn.serving").joinpath("static/index.html").read_text(encoding="utf-8")
+        # The form starts from the options' default, which is written once, there.
+        html = importlib.resources.files("poetry_rnn.serving").joinpath("static/index.html").read_text(encoding="utf-8")
+        return html.replace("{{temperature}}", str(options_lib.SamplingOptions().temperature))
 
     @app.get("/api/health")
     async def health():
