@@ -317,10 +317,15 @@ def _check_tones_fit(request, resolved, slots):
     )
 
 
+def _line_ends(slots):
+    """The slots that end a line: a character followed by a mark."""
+    return [k for k in range(len(slots) - 1) if slots[k].han and not slots[k + 1].han]
+
+
 def _line_end_steps(slots, resolved):
     """The slots where the model cannot know that a line ends: a ci's every line end (the tune sets each
     line's length), else the first line's end when regular verse has longer lines it could still be part of."""
-    ends = [k for k in range(len(slots) - 1) if slots[k].han and not slots[k + 1].han]
+    ends = _line_ends(slots)
     if resolved.ci is not None:
         return set(ends)
     first_break = next((k for k, slot in enumerate(slots) if not slot.han), len(slots))
@@ -339,7 +344,7 @@ def _shaped_steps(request, resolved, vocab, rows, out):
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
     line_ends = _line_end_steps(slots, resolved)
-    rhymes = any(slot.rhyme for slot in slots)
+    watched = set(_line_ends(slots)) if any(slot.rhyme for slot in slots) else set()  # a rhyme may not repeat them
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -356,9 +361,8 @@ def _shaped_steps(request, resolved, vocab, rows, out):
         if heard and sensitive[k]:
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
-        ends_line = k + 1 < len(slots) and not slots[k + 1].han
         out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k in line_ends,
-                rhyme_watch=rhymes and ends_line and not slot.rhyme)
+                rhyme_watch=k in watched and not slot.rhyme)
 
 
 def _exclusions(vp, need, row):

@@ -205,6 +205,7 @@ def _decoded(text):
 
 
 def _frozen(vp):
-    for value in vp.arrays().values():
-        value.setflags(write=False)
+    for value in vars(vp).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
     return vp
