@@ -22,7 +22,11 @@ which holds about 100 七绝). Reported per setting, one table each:
   real side has (they change with the amount of text): distinct-2, the
   share of all characters taken by the 50 commonest, and the characters
   used (types: how widely the poems range); and copied lines (lines of 5
-  or 7 characters found in the training split).
+  or 7 characters found in the training split);
+* what a reader sees before the words, beside the real poems' own: mean
+  characters per poem, the share of poems using some character three times
+  or more, and doubles per poem of characters poets seldom double (源源,
+  ``corpus.doubles``).
 
 The issue's targets: every judge ≤ 0.58, the 5-gram ratio in [0.90, 1.10],
 distinct-2 within 1.5 points of real, copied lines ≤ 1 %.
@@ -42,12 +46,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from poetry_rnn import poet as poet_lib  # noqa: E402
-from poetry_rnn.corpus import reading, split  # noqa: E402
+from poetry_rnn.corpus import doubles, reading, split  # noqa: E402
 from poetry_rnn.evaluation import ngram, quality  # noqa: E402
 from poetry_rnn.infra import fields  # noqa: E402
 from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
 from poetry_rnn.training.train_options import TrainOptions  # noqa: E402
-from poetry_rnn.verse import forms  # noqa: E402
+from poetry_rnn.verse import forms, prosody  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDS = 5
@@ -119,6 +123,18 @@ def accuracy(judge, first, second, seed):
     return correct / (2 * n)
 
 
+def shape_measures(poems):
+    """What a reader sees before the words: mean Han characters per poem, the share of poems using some
+    character three times or more, and doubles per poem of characters poets seldom double (源源; corpus.doubles)."""
+    han = [[c for c in p if prosody.is_han(c)] for p in poems]
+    chars = tuple(sorted({c for p in han for c in p}))
+    rare = {c for c, seldom in zip(chars, doubles.rare_vector(chars)) if seldom}
+    lines = [line for p in poems for line in forms.split_lines(p)]
+    return (float(np.mean([len(p) for p in han])),
+            float(np.mean([max(collections.Counter(p).values(), default=0) >= 3 for p in han])),
+            sum(a == b and a in rare for line in lines for a, b in zip(line, line[1:])) / len(poems))
+
+
 def top_share(poems, top=50):
     counts = collections.Counter(c for p in poems for c in p if c not in forms.PUNCTUATION)
     return sum(n for _, n in counts.most_common(top)) / max(sum(counts.values()), 1)
@@ -162,16 +178,19 @@ def measures(poems, reference, form, seed):
     row["types"] = len(set("".join(poems[:size])) - set(forms.PUNCTUATION))
     row["types real"] = len(set("".join(real[:size])) - set(forms.PUNCTUATION))
     row["copied lines"] = quality.novelty(poems, reference.index)["copied_lines"]
+    for side, texts in (("", poems), (" real", real)):
+        row["length" + side], row["3+ uses" + side], row["rare doubles" + side] = shape_measures(texts)
     return row
 
 
 def parse_setting(text):
-    """{option: value} from ``name=value,...``: any SamplingOptions or PoemOptions field (e.g. subject=none)."""
+    """{option: value} from ``name=value,...``: any SamplingOptions or PoemOptions field (e.g. subject=none, natural_end=false)."""
     if text == "default":
         return {}
     pairs = (item.split("=", 1) for item in text.split(","))
     kinds = {f.name: fields.field_kind(f) for cls in (SamplingOptions, PoemOptions) for f in dataclasses.fields(cls)}
-    return {name: kinds[name](value) for name, value in pairs}
+    return {name: {"true": True, "false": False}[value.lower()] if kinds[name] is bool else kinds[name](value)
+            for name, value in pairs}
 
 
 def write(poet, form, count, seed, overrides):
@@ -198,7 +217,8 @@ def main():
         overrides = parse_setting(setting)
         print(f"\n## {setting}: {SamplingOptions(**poet_lib.split_options(overrides)[1])}")
         columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "distinct-2",
-                   "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines"]
+                   "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines", "length",
+                   "length real", "3+ uses", "3+ uses real", "rare doubles", "rare doubles real"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 3) + "|")
         for form in args.forms.split(","):

@@ -82,6 +82,18 @@ class SamplingOptions:
         "before it): the model's favourite phrases would otherwise recur from poem to poem. A penalty, "
         "not a mask: the log-probabilities the ranking reads stay the model's own (0 = off).",
         minimum=0, maximum=100, neutral=0.0)
+    repeat_penalty: float = option(
+        1.0, "Free poems: minus this from the logit of a character for each use past the second (a regular poem "
+        "masks a third use; a penalty, not a mask, so a refrain can still return; lyrics streams are left alone; "
+        "0 = off).", minimum=0, maximum=100, neutral=0.0)
+    double_penalty: float = option(
+        2.0, "Minus this from the logit of the previous character where Tang poets seldom double it (源源, 多多; "
+        "doubled fewer than 20 times in the training poems, corpus/doubles.py), where 萧萧 and 悠悠 are left as "
+        "they are; lyrics are left alone (0 = off).", minimum=0, maximum=100, neutral=0.0)
+    natural_end: bool = option(
+        True, "Free poems: end as often as the model itself would (its own probability of ending, which "
+        "--temperature and --top_p would otherwise sharpen into ending early: the end is one token against "
+        "thousands of ways to go on); off: the end is drawn with the characters.", neutral=False)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
                        maximum=2**31 - 1, neutral=0)
 

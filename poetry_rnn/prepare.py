@@ -6,7 +6,8 @@
     python -m poetry_rnn.prepare --source ../shared/corpus/quan_tang_shi --out data/poems.txt \
         --title_table poetry_rnn/data/title_carry.tsv \
         --line_end_table poetry_rnn/data/line_ends.tsv \
-        --subject_table poetry_rnn/data/subjects.tsv  # also the package's tables (titles.py, line_ends.py)
+        --subject_table poetry_rnn/data/subjects.tsv \
+        --double_table poetry_rnn/data/doubles.tsv  # also the package's tables (titles.py, line_ends.py, doubles.py)
     python -m poetry_rnn.prepare --ci ../shared/corpus/song_ci --out data/ci.txt \
         --cipai_table poetry_rnn/data/cipai.json  # the Song ci, and the tune patterns (corpus/cipai_table.py)
 
@@ -54,6 +55,8 @@ def define_flags():
                         "training split, to this file (line_ends.py).")
     flags.DEFINE_string("subject_table", None, "Also write the real titles an unprompted poem draws its subject from, "
                         "counted over the training split, to this file (titles.py).")
+    flags.DEFINE_string("double_table", None, "Also write how often each character is doubled in a line (萧萧), "
+                        "counted over the training split, to this file (corpus/doubles.py).")
     flags.DEFINE_string("cipai_table", None, "With --ci: also write each tune's pattern, read off the training split "
                         "of the ci, to this file (corpus/cipai_table.py).")
 
@@ -61,12 +64,13 @@ def define_flags():
 def main(argv):
     cli.refuse_arguments(argv)
     write_tables = None
-    if FLAGS.title_table or FLAGS.line_end_table or FLAGS.subject_table:
+    if FLAGS.title_table or FLAGS.line_end_table or FLAGS.subject_table or FLAGS.double_table:
         if FLAGS.source is None:
-            raise PoetryError("--title_table, --line_end_table and --subject_table are counted over Tang poems: "
-                              "give --source")
+            raise PoetryError("--title_table, --line_end_table, --subject_table and --double_table are counted over "
+                              "Tang poems: give --source")
         write_tables = functools.partial(tables.write_training_tables, title_table=FLAGS.title_table,
-                                         line_end_table=FLAGS.line_end_table, subject_table=FLAGS.subject_table)
+                                         line_end_table=FLAGS.line_end_table, subject_table=FLAGS.subject_table,
+                                         double_table=FLAGS.double_table)
     if FLAGS.cipai_table:
         if FLAGS.ci is None:
             raise PoetryError("--cipai_table is read off Song ci: give --ci")

@@ -14,6 +14,7 @@ The decoder contract (``sampler.Decoder`` runs it in-graph; each pull and mask
 below is one processor of ``processors.PROCESSORS``)::
 
     group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]   # group_set: one per rhyme set
+    uses[b] = {}                               # a free poem's Han characters, for its soft repeat penalty
     pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
@@ -22,6 +23,9 @@ below is one processor of ``processors.PROCESSORS``)::
         if line_end_step[b, t]:                # the first line ends here, which the model cannot know yet
             logits += line_end_bonus[b] * end_lift
         logits -= reuse_penalty[b] * {y : (prev, y) written by an earlier round of b's ask}   # ranking.AskMemory
+        logits -= repeat_penalty[b] * soft_repeat[b] * max(uses[b] - MAX_USES + 1, 0)       # free poems only
+        if t >= content_start[b] and not stream[b] and rare_double[prev]:   # 源源: a double no poet writes
+            logits[prev] -= double_penalty[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if s := rhyme_set[b, t]:               # a ci has several rhyme sets; a regular poem one
@@ -34,6 +38,7 @@ below is one processor of ``processors.PROCESSORS``)::
         if s: group_set[b][s] &= group_members[:, v]
         if s or rhyme_watch[b, t]: used[b] |= {v}    # no rhyme repeats an earlier line's last character
         if t >= content_start[b]: pull[b][v] = 0
+        if soft_repeat[b] and han[v] and t >= content_start[b]: uses[b][v] += 1
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
 fixed characters, rhyme and tones from a finished poem with ``prosody``'s
@@ -47,7 +52,7 @@ import dataclasses
 import numpy as np
 
 from poetry_rnn.verse import forms, poem_request, prosody as prosody_lib
-from poetry_rnn.corpus import line_ends, titles
+from poetry_rnn.corpus import doubles, line_ends, titles
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.generation import vocab_prosody
 from poetry_rnn.infra.errors import PoetryError
@@ -83,7 +88,7 @@ class DecodePlan:
                     enforced, CHANGES_SECOND when this step's is (free xinyun
                     steps only; 0 elsewhere)
     pair_tokens, pair_kinds: int32 (V, K), ``vocab_prosody.VocabProsody``'s pairs
-    no_repeat:      bool (B, T), free character steps of a regular poem under
+    no_repeat:      bool (B, T), free character steps of a form, template or ci under
                     the at-most-MAX_USES limit
     fixed_counts:   int8 (B, V), uses of each token by the poem's fixed
                     characters (begin, acrostic, template), counted up front
@@ -110,6 +115,15 @@ class DecodePlan:
                     ``end_lift`` there (``line_ends``)
     end_lift:       float32 (V,), how readily each token ends a line
                     (``line_ends.lift_vector``)
+    soft_repeat:    bool (B,), a free poem (not a lyrics stream, whose chorus
+                    repeats by nature): its Han characters are penalised
+                    softly for every use past MAX_USES, where a shaped poem
+                    masks them (``processors.RepeatPenalty``)
+    han:            bool (V,), the tokens that are one Han character
+    stream:         bool (B,), a lyrics stream, not a poem: the pulls learnt
+                    from Tang verse (``rare_double``) leave it alone
+    rare_double:    bool (V,), Han characters Tang poets seldom double
+                    (``doubles.rare_vector``): pulled down right after themselves
     """
 
     mask_table: np.ndarray
@@ -131,6 +145,10 @@ class DecodePlan:
     prompt_tokens: np.ndarray
     line_end_step: np.ndarray
     end_lift: np.ndarray
+    soft_repeat: np.ndarray
+    han: np.ndarray
+    stream: np.ndarray
+    rare_double: np.ndarray
 
 
 # --------------------------------------------------------------------------
@@ -246,6 +264,8 @@ class _Steps:
     line_end: list = dataclasses.field(default_factory=list)
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
+    soft_repeat: bool = False
+    stream: bool = False
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
     title: dict = dataclasses.field(default_factory=dict)  # the title's token ids -> titles.weight
@@ -265,7 +285,7 @@ class _Steps:
 def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
     """The :class:`_Steps` of one request: its prompt, then its content's steps."""
     resolved = poem_request.resolve_request(request)
-    out = _Steps()
+    out = _Steps(stream=not request.stop_at_eos)  # a lyrics stream: never ends early
     out.keywords = [_token(vocab, c, "keywords") for c in request.keywords]
     out.title = {_token(vocab, c, "title"): titles.weight(c) for c in request.title if prosody_lib.is_han(c)}
     # A ci without a title of its own is prompted with its tune's name, as the ci model read its training ci
@@ -290,6 +310,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
 
 def _free_steps(request, vocab, rows, out):
     """A free poem: its begin characters, then up to max_len characters (EOS allowed after the first)."""
+    out.soft_repeat = not out.stream
     for c in request.begin:
         out.add(rows, ("tok", _token(vocab, c, "begin")), "the beginning")
     for k in range(len(request.begin), request.max_len):
@@ -339,7 +360,7 @@ def _shaped_steps(request, resolved, vocab, rows, out):
     _check_tones_fit(r, resolved, slots)
     scheme = poem_request.scheme_of(r)
     heard = scheme.table is None  # xinyun: free characters keep their heard readings
-    limited = (resolved.form is not None or resolved.ci is not None) and not r.allow_repeats
+    limited = not r.allow_repeats  # a form, a ci or a template alike: a shaped poem, at most MAX_USES uses each
     fixed_rhymes = [slot for slot in slots if slot.rhyme and slot.fixed]
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
@@ -582,4 +603,8 @@ def _stack(poems, schemes, books, rows, vocab):
         prompt_tokens=prompt_tokens,
         line_end_step=line_end_step,
         end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
+        soft_repeat=np.array([steps.soft_repeat for steps, *_ in poems], bool),
+        han=next(iter(schemes.values())).han,
+        stream=np.array([steps.stream for steps, *_ in poems], bool),
+        rare_double=doubles.rare_vector(tuple(vocab.tokens)),
     )

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from poetry_rnn.generation import noise
+from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.options import SamplingOptions
 from poetry_rnn.verse import poem_request
 
@@ -45,6 +46,7 @@ class Step(typing.NamedTuple):
     prev: tf.Tensor  # int32 (B,): the previous token
     in_content: tf.Tensor  # bool (B,): the poem's content has begun (past a prompt read as a prefix)
     done: tf.Tensor  # bool (B,): the poem ended before this step
+    model_logits: tf.Tensor = None  # float32 (B, V): the model's own logits, before any processor
     token: tf.Tensor = None  # int32 (B,): the token chosen at this step (``update`` only; PAD where done)
 
 
@@ -201,7 +203,7 @@ class Rhyme(LogitsProcessor):
 
 
 class NoRepeat(LogitsProcessor):
-    """Regular poems: no character more than MAX_USES times, unless that would leave nothing.
+    """Shaped poems (a form, template or ci): no character more than MAX_USES times, unless that would leave nothing.
 
     The plan guarantees a choice wherever it can (``repeat_guaranteed``); it
     steps aside only where the vocabulary is too small. Runs after the other
@@ -370,6 +372,72 @@ class Reuse(LogitsProcessor):
         return tf.cond(tf.reduce_any(self.penalty > 0), penalise, lambda: logits)
 
 
+class RepeatPenalty(LogitsProcessor):
+    """Free poems: minus ``repeat_penalty`` from a Han character's logit for each use past MAX_USES (the third
+    use of 月 costs it once, the fourth twice).
+
+    A regular poem masks a third use (``NoRepeat``); a free poem has no form
+    to say where one belongs, and without a pull a quarter of the shipped
+    model's free poems used some character three times or more, where 7 %
+    of real ones do (issue 27). A penalty, not a mask: a refrain can still
+    come back when the model wants it enough. Lyrics streams are left alone
+    (the plan's ``soft_repeat``): a chorus repeats.
+    """
+
+    SIGNATURE = {"han": spec([None], tf.bool),  # (V,)
+                 "penalty": spec([None], tf.float32)}  # (B,): 0 where the poem is not free
+    SETTINGS = {"repeat_penalty": np.float32}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        penalty = cls.setting(settings, "repeat_penalty", len(plan.lengths)) * plan.soft_repeat
+        return {"han": plan.han, "penalty": penalty.astype(np.float32)}
+
+    def initial_state(self, batch):
+        return (tf.zeros(tf.stack([batch, tf.size(self.han)]), tf.int8),)  # uses of each character
+
+    def apply(self, logits, state, step):
+        (uses,) = state
+        past = tf.cast(tf.maximum(uses - (poem_request.MAX_USES - 1), 0), tf.float32)
+        return tf.cond(tf.reduce_any(self.penalty > 0), lambda: logits - self.penalty[:, None] * past, lambda: logits)
+
+    def update(self, state, step):
+        (uses,) = state
+
+        def count():
+            counted = self.han[None, :] & (step.in_content & ~step.done & (self.penalty > 0))[:, None]
+            chosen = tf.one_hot(step.token, tf.size(self.han), on_value=True, off_value=False)
+            return uses + tf.cast(chosen & counted & (uses < tf.int8.max), tf.int8)
+
+        return (tf.cond(tf.reduce_any(self.penalty > 0), count, lambda: uses),)
+
+
+class Doubling(LogitsProcessor):
+    """Minus ``double_penalty`` from the previous character's logit, where Tang poets seldom double it.
+
+    萧萧 and 悠悠 are Tang verse; 源源, 多多 and 西西 are not, and read aloud
+    they gave the shipped model's poems away (``corpus.doubles`` has the
+    counts). Lyrics streams are left alone (the plan's ``stream``).
+    """
+
+    SIGNATURE = {"rare_double": spec([None], tf.bool),  # (V,)
+                 "penalty": spec([None], tf.float32)}  # (B,): 0 for a stream
+    SETTINGS = {"double_penalty": np.float32}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        penalty = cls.setting(settings, "double_penalty", len(plan.lengths)) * ~plan.stream
+        return {"rare_double": plan.rare_double, "penalty": penalty.astype(np.float32)}
+
+    def apply(self, logits, state, step):
+        def penalise():
+            again = tf.one_hot(step.prev, tf.shape(logits)[1], on_value=True, off_value=False)
+            hit = again & self.rare_double[None, :] & step.in_content[:, None]
+            return logits - tf.where(hit, self.penalty[:, None], 0.0)
+
+        return tf.cond(tf.reduce_any(self.penalty > 0), penalise, lambda: logits)
+
+
 # --------------------------------------------------------------------------
 # Sampling: temperature, top-k, top-p, and the noise that makes the argmax a sample
 
@@ -501,6 +569,47 @@ class TypicalP(LogitsProcessor):
         return tf.cond(tf.reduce_any(self.typical_p < 1.0), keep_typical, lambda: logits)
 
 
+class NaturalEnd(LogitsProcessor):
+    """Where a poem may end (a free poem, after any character), it ends as often as the model itself would.
+
+    Temperature and top-p sharpen each step towards its likeliest tokens.
+    That is what they are for among the characters, but the end of a poem is
+    one token (EOS) set against the thousands of ways to go on, so they
+    sharpen it into ending early: at the defaults a fifth of the shipped
+    model's free poems had two lines or four, and few ran to twelve (issue
+    27). Here the end is drawn at the model's own probability p: after the
+    sampling processors have shaped the other characters, EOS gets the
+    score that gives it p of the whole, log(sum of the others' exp) +
+    log(p / (1 - p)), so that the Gumbel argmax ends the poem with
+    probability p and otherwise draws a character as before. A greedy row
+    ends where the model more likely ends than not. Steps where the plan
+    does not allow the end (every step of a regular poem but its last,
+    where EOS is all there is) are left alone.
+    """
+
+    SIGNATURE = {"end_allowed": spec([None, None], tf.bool),  # (B, T): the plan allows EOS at this step
+                 "natural": spec([None], tf.bool)}  # (B,)
+    SETTINGS = {"natural_end": np.bool_}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"end_allowed": plan.mask_table[plan.step_masks, vocab_lib.EOS],
+                "natural": cls.setting(settings, "natural_end", len(plan.lengths))}
+
+    def apply(self, logits, state, step):
+        here = self.natural & self.end_allowed[:, step.t]
+
+        def at_the_models_rate():
+            is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+            others = tf.reduce_logsumexp(tf.where(is_end, NEG_INF, logits), axis=-1)
+            log_end = tf.nn.log_softmax(step.model_logits)[:, vocab_lib.EOS]
+            end_score = others + log_end - tf.math.log(-tf.math.expm1(log_end))  # log p - log(1 - p)
+            chosen = here & (others > NEG_INF)  # where EOS is all that is left, it stays so
+            return tf.where(is_end & chosen[:, None], end_score[:, None], logits)
+
+        return tf.cond(tf.reduce_any(here), at_the_models_rate, lambda: logits)
+
+
 class GumbelNoise(LogitsProcessor):
     """Gumbel noise keyed by each poem's ``keys``: the argmax of the result is an exact categorical sample.
 
@@ -521,5 +630,5 @@ class GumbelNoise(LogitsProcessor):
 
 
 # In order: masks, then pulls, then sampling.
-PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, Temperature, TopK, TopP, MinP,
-              TypicalP, GumbelNoise)
+PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, Temperature,
+              TopK, TopP, MinP, TypicalP, NaturalEnd, GumbelNoise)

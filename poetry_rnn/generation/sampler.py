@@ -91,7 +91,7 @@ class Decoder:
         def body(t, prev, states, done, tokens, logprobs, kept):
             logits, states = self.model.step(prev, states, context)
             logits = tf.cast(logits, tf.float32)
-            step = processors_lib.Step(t, prev, t >= content_start, done)
+            step = processors_lib.Step(t, prev, t >= content_start, done, logits)
             scores = logits
             for processor, state in zip(processors, kept):
                 scores = processor.apply(scores, state, step)

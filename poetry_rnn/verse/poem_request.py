@@ -44,7 +44,7 @@ class PoemShape:
     first_line_rhymes: bool = option(False, "首句入韵: the first line rhymes too (rhyme and tone pattern).")
     scheme: str = option(prosody_lib.DEFAULT_SCHEME, "Rhyme book and tones: xinyun (中华新韵, as a reader today "
                          "hears the line) or pingshui (平水韵, the Tang rhyme book; 入声 is 仄).", choices=SCHEMES)
-    allow_repeats: bool = option(False, "Regular forms: lift the limit of two uses per character.")
+    allow_repeats: bool = option(False, "Regular forms, templates and ci: lift the limit of two uses per character.")
     tones: str = option("off", "平仄: off, loose (--tones alone: 2nd/4th/6th and last) or strict.", choices=TONE_LEVELS,
                         aliases={True: "loose", False: "off"})
     acrostic: str = option("", "藏头诗: one character at the head of each line, e.g. 春夏秋冬.")

@@ -54,6 +54,8 @@ def check_poem(content, request):
                     problems.append(f"template: position {k + 1} is {got!r}, not a Han character")
             elif got != want:
                 problems.append(f"template: position {k + 1} is {got!r}, not {want!r}")
+    if not r.allow_repeats:
+        problems += repeat_problems(content, poem_request.request_slots(r, resolved))
     if form is None:
         return problems
     if forms.classify(content) != form.name:
@@ -74,8 +76,6 @@ def check_poem(content, request):
             tone_patterns.tone_pattern(form.chars_per_line, form.lines, r.tone_start, r.first_line_rhymes), r.tones
         )
         problems += tone_problems(lines, pattern, poem_request.tone_scheme(r))
-    if not r.allow_repeats:
-        problems += repeat_problems(content, poem_request.request_slots(r, resolved))
     return problems
 
 

@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import tensorflow as tf
 import pytest
@@ -9,7 +11,7 @@ from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.model.network import ModelConfig, PoetryModel
 from poetry_rnn.model.vocab import Vocab
 from poetry_rnn.options import SamplingOptions
-from poetry_rnn.verse import forms
+from poetry_rnn.verse import forms, prosody
 from conftest import CHARS
 
 SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
@@ -227,6 +229,63 @@ def test_the_reuse_penalty_leaves_the_logprobs_alone_and_is_off_at_zero(loaded):
     assert (off.tokens == plain.tokens).all()
 
 
+def most_uses(vocab, tokens):
+    """The most uses of one Han character in a poem's tokens."""
+    return max(collections.Counter(c for c in vocab.decode(tokens) if prosody.is_han(c)).values())
+
+
+def test_the_repeat_penalty_keeps_free_poems_off_a_third_use_but_not_lyrics_streams(loaded):
+    requests = [poem_request.PoemRequest(begin="春", max_len=80)] * 8
+    stream = [poem_request.PoemRequest(begin="春", max_len=80, stop_at_eos=False)] * 8
+    decoder, keys = sampler.Decoder(loaded.model), np.arange(8)
+    settings = dict(keys=keys, temperature=0.7)
+    plan = constraints.plan(requests + stream, loaded.vocab)
+    assert plan.soft_repeat.tolist() == [True] * 8 + [False] * 8 and plan.stream.tolist() == [False] * 8 + [True] * 8
+    assert processors.Doubling.from_plan(plan, {"double_penalty": 2.0})["penalty"].tolist() == [2.0] * 8 + [0.0] * 8
+    plain = decoder.decode(plan, keys=np.arange(16), temperature=0.7)
+    uses = [most_uses(loaded.vocab, plain.tokens[b][: plain.length(b)]) for b in range(16)]
+    assert max(uses[:8]) > poem_request.MAX_USES and max(uses[8:]) > poem_request.MAX_USES  # the tiny model repeats
+    penalised = decoder.decode(plan, keys=np.arange(16), temperature=0.7, repeat_penalty=100.0)
+    for b in range(8):
+        tokens = penalised.tokens[b : b + 1, : penalised.length(b)]
+        assert most_uses(loaded.vocab, tokens[0]) <= poem_request.MAX_USES
+        np.testing.assert_allclose(penalised.logprobs[b, : tokens.shape[1]], own_logprobs(loaded, tokens)[0],
+                                   atol=1e-4)  # the model's own log-probabilities
+    assert (penalised.tokens[8:] == plain.tokens[8:]).all()  # a stream's chorus may come back
+    off = decoder.decode(constraints.plan(requests, loaded.vocab), repeat_penalty=0.0, **settings)
+    assert (off.tokens == plain.tokens[:8, : off.tokens.shape[1]]).all()
+
+
+def test_the_natural_end_gives_the_end_the_models_own_probability_after_the_sampling_processors():
+    size, end = 6, vocab_lib.EOS
+    probabilities = np.full(size, 0.1, np.float32)
+    probabilities[end], probabilities[4] = 0.3, 0.3  # the model ends here 3 times in 10
+    own = np.log(np.tile(probabilities, (4, 1)))
+    sharpened = own / 0.5  # temperature 0.5: the end would be drawn more often than 0.3
+    sharpened[:, 0] = processors.NEG_INF  # and top-p has cut a character
+    sharpened[3] = processors.NEG_INF
+    sharpened[3, end] = 0.0  # nothing but the end is left
+    end_allowed = np.array([[True], [True], [False], [True]])
+    natural = processors.NaturalEnd(end_allowed=tf.constant(end_allowed), natural=tf.constant([True, False, True, True]))
+    step = processors.Step(tf.constant(0), None, None, None, model_logits=tf.constant(own))
+    scores = natural.apply(tf.constant(sharpened), (), step).numpy()
+    np.testing.assert_allclose(tf.nn.softmax(scores[0]).numpy()[end], 0.3, rtol=1e-5)
+    assert tf.nn.softmax(sharpened[0]).numpy()[end] > 0.4  # what temperature alone gives
+    assert (scores[1:] == sharpened[1:]).all()  # off for the row, not allowed at the step, or all that is left
+    assert scores.shape == (4, size)
+
+
+def test_the_natural_end_changes_free_poems_and_leaves_regular_ones_alone(loaded):
+    decoder, keys = sampler.Decoder(loaded.model), np.arange(16)
+    regular = constraints.plan([poem_request.PoemRequest(form="wujue", rhyme=True)] * 16, loaded.vocab)
+    free = constraints.plan([poem_request.PoemRequest(begin="春", max_len=60)] * 16, loaded.vocab)
+    written = {(name, on): decoder.decode(plan, keys=keys, temperature=0.5, top_p=0.8, natural_end=on).tokens
+               for name, plan in (("regular", regular), ("free", free)) for on in (False, True)}
+    assert (written["regular", True] == written["regular", False]).all()
+    assert written["free", True].shape != written["free", False].shape or (
+        written["free", True] != written["free", False]).any()
+
+
 def test_a_top_p_that_float32_rounds_to_zero_still_keeps_the_top_token():
     """Hypothesis found top_p=1.17e-45 (0 in float32) writing empty poems: no token was left to draw."""
     logits = tf.constant([[0.5, 2.0, -1.0]])
@@ -270,7 +329,8 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     assert names <= set(SamplingOptions.__dataclass_fields__)
     assert {name: getattr(plain, name) for name in names} == {
         "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
-        "line_end_bonus": 0.0, "reuse_penalty": 0.0}
+        "line_end_bonus": 0.0, "reuse_penalty": 0.0, "repeat_penalty": 0.0, "natural_end": False,
+        "double_penalty": 0.0}
 
 
 def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():

@@ -121,7 +121,7 @@ def test_prepare_takes_exactly_one_corpus_and_no_forms_for_ci(ci_folder, tmp_pat
     "args, message",
     [
         (["--source", "x", "--cipai_table", "t.json"], "error: --cipai_table is read off Song ci: give --ci"),
-        (["--ci", "x", "--title_table", "t.tsv"], "error: --title_table, --line_end_table and --subject_table are counted over Tang"),
+        (["--ci", "x", "--title_table", "t.tsv"], "error: --title_table, --line_end_table, --subject_table and --double_table are counted"),
     ],
 )
 def test_cli_tables_must_match_their_corpus(tmp_path, args, message):

@@ -1,5 +1,7 @@
 """Requests (poem_request) -> per-step masks (constraints), and the validator (validator)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
@@ -615,6 +617,13 @@ def test_no_character_more_than_twice_unless_relaxed():
     assert p.fixed_counts[0, VOCAB.id("风")] == 3
     (tokens,) = simulate(p, np.random.default_rng(3), "fixed", prefer=favourite)
     assert VOCAB.decode(tokens).count("风") == 3 and check_poem(VOCAB.decode(tokens), template) == []
+    # a template of no form is limited too (issue 29: "?" x 5000 came back as …茫茫茫茫…)
+    shapeless = PoemRequest(template="?" * 40 + "。")
+    (tokens,) = simulate(plan([shapeless], VOCAB), np.random.default_rng(3), "fixed", prefer=favourite)
+    content = VOCAB.decode(tokens)
+    assert content.count("风") == MAX_USES and check_poem(content, shapeless) == []
+    assert check_poem("风" * 3 + content[3:], shapeless)[0].startswith("repeats")
+    assert check_poem("风" * 3 + content[3:], dataclasses.replace(shapeless, allow_repeats=True)) == []
 
 
 def test_the_line_end_pull_marks_the_first_lines_last_free_character():

@@ -154,6 +154,8 @@ def test_rhyme_ok_on_real_poems():
     chunxiao = ["春眠不觉晓，", "处处闻啼鸟。", "夜来风雨声，", "花落知多少。"]
     assert not prosody.rhyme_ok(chunxiao)  # 仄韵: 鸟/少 are not 平 rhymes
     assert not prosody.rhyme_ok(["山光好，", "明月光。", "江水长，", "明月光。"])  # repeated rhyme
+    assert not prosody.rhyme_ok(["白日依山尽，", "黄河入海流。"])  # one line end rhymes with nothing
+    assert prosody.rhyme_ok(["江南春水流，", "明月照高楼。"], first_line_rhymes=True)  # two line ends that rhyme
 
 
 def test_best_tone_pattern_of_a_regular_poem():

@@ -1,0 +1,64 @@
+"""Which characters Tang poets double (萧萧), counted from real lines, and the pull on the others (源源)."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from poetry_rnn.corpus import doubles, reading, split
+from poetry_rnn.generation import processors
+from poetry_rnn.model import vocab as vocab_lib
+from conftest import REPO, run_module
+from test_prepare import entry, write_json
+
+
+def poem(content):
+    return reading.CorpusPoem(title="", content=content)
+
+
+def test_doubles_are_counted_inside_lines_and_only_for_han_characters():
+    doubled, uses = doubles.double_counts([poem("萧萧木叶下，下山aa去。"), poem("悠悠悠，山山。")])
+    assert doubled == {"萧": 1, "悠": 2, "山": 1}  # 下，下 spans a line end; aa is not Han
+    assert uses["下"] == 2 and uses["悠"] == 3 and "a" not in uses
+
+
+def test_rare_doubles_are_the_han_characters_doubled_fewer_than_common_double_times(tmp_path):
+    table = tmp_path / "doubles.tsv"
+    lines = ["萧萧木叶下"] * doubles.COMMON_DOUBLE + ["源源水长流"] * (doubles.COMMON_DOUBLE - 1)
+    assert doubles.write_table(str(table), [poem("，".join(lines) + "。")]) == 2
+    vocab = vocab_lib.Vocab(vocab_lib.RESERVED + ("萧", "源", "木", "，", "ℤ"))
+    rare = doubles.rare_vector(tuple(vocab.tokens), str(table))
+    assert [vocab.tokens[i] for i in np.flatnonzero(rare)] == ["源", "木"]  # 木: never doubled; ，ℤ: not Han
+
+
+def test_the_shipped_table_is_the_training_split_s_and_keeps_the_poets_doubles(tmp_path):
+    from poetry_rnn.training import tables
+
+    path = tmp_path / "doubles.tsv"
+    tables.write_training_tables(os.path.join(REPO, "data", "poems.txt"), double_table=str(path))
+    with open(doubles.TABLE, encoding="utf-8") as shipped:
+        assert path.read_text(encoding="utf-8") == shipped.read()
+    rare = dict(zip("悠萧依年源多西", doubles.rare_vector(tuple("悠萧依年源多西"))))
+    assert rare == {"悠": False, "萧": False, "依": False, "年": False, "源": True, "多": True, "西": True}
+
+
+def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
+    filler = [chr(0x6C00 + i) for i in range(60)]  # distinct Han characters, so no two poems are the same
+    write_json(tmp_path / "corpus", 0, [entry("咏梅", [f"梅花{c}{c}尽，春风入户来。"]) for c in filler])
+    out, table = tmp_path / "poems.txt", tmp_path / "doubles.tsv"
+    result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--double_table", str(table))
+    assert result.returncode == 0, result.stderr
+    train, _ = split.split_train_valid(reading.read_poems(str(out))[0], 0.02)
+    with open(table, encoding="utf-8") as handle:
+        counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}
+    assert set(counts) == {p.content[2] for p in train} and all(n == ["1", "2"] for n in counts.values())
+
+
+def test_the_doubling_pull_lowers_the_previous_character_where_it_is_rare_and_only_in_a_poem():
+    rare = np.zeros(6, bool)
+    rare[5] = True  # token 5 is seldom doubled, token 4 often
+    doubling = processors.Doubling(rare_double=tf.constant(rare), penalty=tf.constant([2.0, 2.0, 0.0, 2.0]))
+    step = processors.Step(tf.constant(3), tf.constant([5, 4, 5, 5]), tf.constant([True, True, True, False]), None)
+    scores = doubling.apply(tf.zeros([4, 6]), (), step).numpy()
+    assert scores[0].tolist() == [0, 0, 0, 0, 0, -2.0]
+    assert not scores[1:].any()  # a common double; a stream (penalty 0); a prompt step before the content
