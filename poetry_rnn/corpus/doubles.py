@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from poetry_rnn.infra import files
-from poetry_rnn.verse import forms, prosody
+from poetry_rnn.verse import prosody
 
 TABLE = os.path.join(prosody.DATA, "doubles.tsv")
 COMMON_DOUBLE = 20  # a character doubled at least this often in the training lines is one poets double
@@ -32,11 +32,9 @@ COMMON_DOUBLE = 20  # a character doubled at least this often in the training li
 def double_counts(poems):
     """({c: times c is written twice in a row inside a line}, {c: uses of c in lines}) over Han characters."""
     doubled, uses = collections.Counter(), collections.Counter()
-    for poem in poems:
-        for line in forms.split_lines(poem.content):
-            text = [c for c in line if prosody.is_han(c)]
-            uses.update(text)
-            doubled.update(a for a, b in zip(text, text[1:]) if a == b)
+    for text in (line for poem in poems for line in prosody.han_lines(poem.content)):
+        uses.update(text)
+        doubled.update(a for a, b in zip(text, text[1:]) if a == b)
     return doubled, uses
 
 

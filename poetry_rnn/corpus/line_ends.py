@@ -40,7 +40,7 @@ import os
 import numpy as np
 
 from poetry_rnn.infra import files
-from poetry_rnn.verse import forms, prosody
+from poetry_rnn.verse import prosody
 
 TABLE = os.path.join(prosody.DATA, "line_ends.tsv")
 MIN_USES = 5  # characters used fewer times in the training lines are left out (lift 0)
@@ -51,12 +51,10 @@ PRIOR_USES = 20  # pseudo-uses at the mean rate that every character starts with
 def end_counts(poems):
     """({c: lines ending in c}, {c: uses of c in lines}) over the Han characters of ``poems``."""
     ends, uses = collections.Counter(), collections.Counter()
-    for poem in poems:
-        for line in forms.split_lines(poem.content):
-            text = [c for c in line if prosody.is_han(c)]
-            uses.update(text)
-            if text:
-                ends[text[-1]] += 1
+    for text in (line for poem in poems for line in prosody.han_lines(poem.content)):
+        uses.update(text)
+        if text:
+            ends[text[-1]] += 1
     return ends, uses
 
 

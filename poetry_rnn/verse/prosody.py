@@ -44,7 +44,7 @@ import os
 import unicodedata
 
 from poetry_rnn.infra.errors import PoetryError
-from poetry_rnn.verse.forms import PUNCTUATION
+from poetry_rnn.verse.forms import PUNCTUATION, split_lines
 
 PING, ZE = "ping", "ze"
 TONE_CLASSES = (PING, ZE)
@@ -205,6 +205,11 @@ def get_scheme(scheme=DEFAULT_SCHEME, loose=False):
 
 # --------------------------------------------------------------------------
 # Characters
+
+
+def han_lines(content):
+    """Each line of ``content`` as the list of its Han characters (marks and stray letters dropped)."""
+    return [[c for c in line if is_han(c)] for line in split_lines(content)]
 
 
 def is_han(c):

@@ -5,11 +5,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn.corpus import doubles, reading, split
+from poetry_rnn.corpus import doubles, reading
 from poetry_rnn.generation import processors
 from poetry_rnn.model import vocab as vocab_lib
-from conftest import REPO, run_module
-from test_prepare import entry, write_json
+from conftest import REPO
+from test_prepare import entry, prepared_table
 
 
 def poem(content):
@@ -44,13 +44,7 @@ def test_the_shipped_table_is_the_training_split_s_and_keeps_the_poets_doubles(t
 
 def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     filler = [chr(0x6C00 + i) for i in range(60)]  # distinct Han characters, so no two poems are the same
-    write_json(tmp_path / "corpus", 0, [entry("咏梅", [f"梅花{c}{c}尽，春风入户来。"]) for c in filler])
-    out, table = tmp_path / "poems.txt", tmp_path / "doubles.tsv"
-    result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--double_table", str(table))
-    assert result.returncode == 0, result.stderr
-    train, _ = split.split_train_valid(reading.read_poems(str(out))[0], 0.02)
-    with open(table, encoding="utf-8") as handle:
-        counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}
+    train, counts = prepared_table(tmp_path, "--double_table", [entry("咏梅", [f"梅花{c}{c}尽，春风入户来。"]) for c in filler])
     assert set(counts) == {p.content[2] for p in train} and all(n == ["1", "2"] for n in counts.values())
 
 

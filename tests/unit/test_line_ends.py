@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from poetry_rnn.corpus import line_ends, reading, split
+from poetry_rnn.corpus import line_ends, reading
 from poetry_rnn.model import vocab as vocab_lib
-from conftest import run_module
-from test_prepare import entry, write_json
+from test_prepare import entry, prepared_table
 
 
 def poem(content):
@@ -46,12 +45,5 @@ def test_the_package_table_pulls_line_endings_up_and_function_words_down():
 
 def test_prepare_writes_the_table_from_its_training_split_only(tmp_path):
     filler = [chr(0x6C00 + i) for i in range(60)]  # distinct Han characters, so no two poems are the same
-    write_json(tmp_path / "corpus", 0, [entry("咏梅", [f"梅花{c}开尽，春风入户来。"]) for c in filler])
-    out, table = tmp_path / "poems.txt", tmp_path / "ends.tsv"
-    result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), "--line_end_table", str(table))
-    assert result.returncode == 0, result.stderr
-    prepared, _ = reading.read_poems(str(out))
-    train, _ = split.split_train_valid(prepared, 0.02)
-    with open(table, encoding="utf-8") as handle:
-        counts = {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if not line.startswith("#")}
+    train, counts = prepared_table(tmp_path, "--line_end_table", [entry("咏梅", [f"梅花{c}开尽，春风入户来。"]) for c in filler])
     assert counts["尽"] == [str(len(train)), str(len(train))] and counts["梅"] == ["0", str(len(train))]

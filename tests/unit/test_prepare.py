@@ -17,7 +17,7 @@ import zipfile
 import pytest
 from conftest import SHARED_CORPUS, run_module
 
-from poetry_rnn.corpus import cleaning
+from poetry_rnn.corpus import cleaning, reading, split
 from poetry_rnn.infra import fetch, files
 from poetry_rnn.verse import forms, prosody
 from poetry_rnn.corpus import prepare
@@ -41,6 +41,18 @@ def write_json(folder, number, entries):
     path = folder / f"poet.tang.{number}.json"
     path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def prepared_table(tmp_path, flag, entries):
+    """``prepare`` run on ``entries`` with a table ``flag`` (e.g. --line_end_table): (the training split of the
+    prepared poems, {first column: the other columns} of the table it wrote)."""
+    write_json(tmp_path / "corpus", 0, entries)
+    out, table = tmp_path / "poems.txt", tmp_path / "table.tsv"
+    result = run_module("prepare", "--source", str(tmp_path / "corpus"), "--out", str(out), flag, str(table))
+    assert result.returncode == 0, result.stderr
+    train, _ = split.split_train_valid(reading.read_poems(str(out))[0], 0.02)
+    with open(table, encoding="utf-8") as handle:
+        return train, {line.split("\t")[0]: line.rstrip("\n").split("\t")[1:] for line in handle if line[0] != "#"}
 
 
 def read_lines(path):
