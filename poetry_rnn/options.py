@@ -88,7 +88,7 @@ class SamplingOptions:
         "0 = off).", minimum=0, maximum=100, neutral=0.0)
     double_penalty: float = option(
         2.0, "Minus this from the logit of the previous character where Tang poets seldom double it (源源, 多多; "
-        "doubled fewer than 20 times in the training poems, corpus/doubles.py), where 萧萧 and 悠悠 are left as "
+        "doubled less often than corpus/doubles.py's COMMON_DOUBLE in the training poems), where 萧萧 and 悠悠 are left as "
         "they are; lyrics are left alone (0 = off).", minimum=0, maximum=100, neutral=0.0)
     natural_end: bool = option(
         True, "Free poems: end as often as the model itself would (its own probability of ending, which "

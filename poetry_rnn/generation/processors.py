@@ -398,8 +398,12 @@ class RepeatPenalty(LogitsProcessor):
 
     def apply(self, logits, state, step):
         (uses,) = state
-        past = tf.cast(tf.maximum(uses - (poem_request.MAX_USES - 1), 0), tf.float32)
-        return tf.cond(tf.reduce_any(self.penalty > 0), lambda: logits - self.penalty[:, None] * past, lambda: logits)
+
+        def penalise():  # only for asks with a free poem: no (B, V) work per step for regular ones
+            past = tf.cast(tf.maximum(uses - (poem_request.MAX_USES - 1), 0), tf.float32)
+            return logits - self.penalty[:, None] * past
+
+        return tf.cond(tf.reduce_any(self.penalty > 0), penalise, lambda: logits)
 
     def update(self, state, step):
         (uses,) = state
