@@ -1,6 +1,7 @@
 """Where decoding time goes: the sampler with each processor taken out, beside the matmul peak, in one run.
 
     python benchmarks/decode_profile.py [--model_dir checkpoints/default] [--poems 25] [--repeats 3]
+                                        [--precisions float32,bfloat16]
 
 Writes ``--poems`` 七绝 with rhyme and loose 平仄, ``best_of`` drafts each, at
 ``write``'s sampling defaults (with a reuse table of the pairs of 256 real
@@ -13,7 +14,10 @@ poems, as a late round of a long ask has), through ``sampler.Decoder`` with
 For each it prints seconds per call (median of ``--repeats``), characters
 per second, the model's arithmetic rate (``network.matmul_flops`` per row
 and step, over every row and step the loop ran) and that rate as a share of
-the peak ``tf.matmul`` reaches on the step's own shapes in the same process.
+the peak ``tf.matmul`` reaches on the step's own shapes (in the model's
+dtype) in the same process; each of ``--precisions`` in turn (the model
+loaded as ``write --precision`` loads it), then the whole tuple's time at
+each against the first.
 """
 
 import argparse
@@ -86,20 +90,30 @@ def main():
     parser.add_argument("--model_dir", default=None, help="default: the shipped model")
     parser.add_argument("--poems", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precisions", default="float32,bfloat16", help="the decoder's arithmetic, each in turn")
     args = parser.parse_args()
-    loaded = store.load(args.model_dir or store.DEFAULT_MODEL_DIR)
+    whole = {}
+    for policy in args.precisions.split(","):
+        loaded = store.load(args.model_dir or store.DEFAULT_MODEL_DIR, policy)
+        whole[policy] = profile(loaded, args.poems, args.repeats)
+    if len(whole) > 1:
+        base = next(iter(whole.values()))
+        print("\nall processors, against the first: " + ", ".join(f"{p} {s / base:.2f}x" for p, s in whole.items()))
+
+
+def profile(loaded, poems, repeats):
+    """Print the variant table for one loaded model; return the whole tuple's seconds per call."""
     sampling = SamplingOptions(seed=0)
     request = poem_request.PoemRequest(form="qijue", rhyme=True, tones="loose")
-    requests = [request] * args.poems
-    owner, settings = drafts.sampling_rows([sampling] * args.poems, np.arange(args.poems))
-    plan = constraints.plan([requests[i] for i in owner], loaded.vocab, loaded.config)
+    owner, settings = drafts.sampling_rows([sampling] * poems, np.arange(poems))
+    plan = constraints.plan([request] * len(owner), loaded.vocab, loaded.config)
     rows = len(owner)
     settings["reuse"] = reuse_setting(loaded.vocab, rows)
     peak = matmul_peak(loaded.model, rows)
     per_row_step = network.matmul_flops(loaded.config)
-    print(f"cpu: {cpu_name()}; model {loaded.config.layers}x{loaded.config.units} {loaded.config.cell}, "
-          f"vocabulary {len(loaded.vocab)}, {network.matmul_flops(loaded.config) / 1e6:.1f} MFLOP per row-step")
-    print(f"{args.poems} 七绝 x best_of {sampling.best_of} = {rows} rows; tf.matmul peak on the step's shapes: "
+    print(f"\ncpu: {cpu_name()}; model {loaded.config.layers}x{loaded.config.units} {loaded.config.cell} in "
+          f"{loaded.model.compute_dtype}, vocabulary {len(loaded.vocab)}, {per_row_step / 1e6:.1f} MFLOP per row-step")
+    print(f"{poems} 七绝 x best_of {sampling.best_of} = {rows} rows; tf.matmul peak on the step's shapes: "
           f"{peak:.1f} GFLOP/s")
     print(f"{'variant':<14} {'s/call':>8} {'chars/s':>9} {'GFLOP/s':>8} {'of peak':>8} {'vs all':>7}")
     variants = [("all", processors.PROCESSORS)]
@@ -107,13 +121,14 @@ def main():
     variants.append(("model", ()))
     base = None
     for name, chosen in variants:
-        seconds, decoded = timed(sampler.Decoder(loaded.model, chosen), plan, settings, args.repeats)
+        seconds, decoded = timed(sampler.Decoder(loaded.model, chosen), plan, settings, repeats)
         row_steps = rows * decoded.tokens.shape[1]
         characters = int(np.sum(decoded.tokens != 0))
         rate = per_row_step * row_steps / seconds / 1e9
         base = base or seconds
         print(f"{name:<14} {seconds:8.3f} {characters / seconds:9.0f} {rate:8.1f} {rate / peak:8.2f} "
               f"{seconds / base:7.2f}")
+    return base
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ __version__ = "0.2.0"
 __all__ = ["load", "PoetryError", "__version__"]
 
 
-def load(model_dir=None):
+def load(model_dir=None, **options):
     """A :class:`poetry_rnn.poet.Poet` for ``model_dir`` (default: the shipped model).
 
-    TensorFlow is imported here, on first use, not by ``import poetry_rnn``.
+    ``options``: ``precision`` (``options.ModelOptions``: auto, float32 or
+    bfloat16). TensorFlow is imported here, on first use, not by
+    ``import poetry_rnn``.
     """
     from poetry_rnn import poet  # deferred on purpose: it imports TensorFlow
 
-    return poet.load(model_dir)
+    return poet.load(model_dir, **options)

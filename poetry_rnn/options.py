@@ -5,14 +5,40 @@ training-time samples all read these two dataclasses; each field is declared
 once with :func:`infra.fields.option` (default, help, range), and the
 command-line flags, the keyword arguments and the JSON fields are made from
 it. The fields one poem shares with its ask are declared once, in
-``verse.poem_request.PoemShape``. This module imports no TensorFlow.
+``verse.poem_request.PoemShape``; which model writes, and in what
+arithmetic, in :class:`ModelOptions`. This module imports no TensorFlow.
 """
 
 import dataclasses
 
+from poetry_rnn.infra import hardware
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.infra.fields import option, validate
 from poetry_rnn.verse import cipai, forms, poem_request, prosody
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """Which model writes, and in what arithmetic: ``write``'s and ``serve``'s flags, ``poetry_rnn.load``'s arguments."""
+
+    model_dir: str = option(None, "Model directory (default: the shipped model).")
+    precision: str = option(
+        "auto", "The decoder's arithmetic. bfloat16 weights are half the bytes each character reads: one 七绝 "
+        "0.8x the float32 time on an AVX-512 BF16 CPU, emulated (slower) on others. auto: bfloat16 where the CPU "
+        "computes it natively (AVX-512 BF16, AMX) and there is no GPU, else float32. A seed writes the same poems "
+        "again at the same precision.", choices=PRECISIONS)
+
+    def __post_init__(self):
+        validate(self)
+
+    def resolved(self):
+        """The Keras dtype policy the model computes under on this machine."""
+        if self.precision != "auto":
+            return self.precision
+        return "bfloat16" if hardware.bf16_is_native() else "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +70,10 @@ class SamplingOptions:
     """
 
     temperature: float = option(0.8, "Sampling temperature; 0 = greedy.", minimum=0, neutral=1.0)
+    free_heat: float = option(
+        1.125, "Free poems (no form, template or tune) sample at --temperature times this (0.9 at the defaults): "
+        "no form's masks keep them off the model's likeliest characters, and at 0.8 they were more predictable "
+        "than real verse (docs/results.md; 1 = as --temperature).", minimum=0, maximum=100, neutral=1.0)
     top_k: int = option(0, "Sample among the k most likely characters (0 = all).", minimum=0, maximum=1_000_000,
                         neutral=0)
     top_p: float = option(0.9, "Nucleus sampling: the smallest set of characters with this much probability (1 = off).",
@@ -62,8 +92,8 @@ class SamplingOptions:
         0.2, "Ranking drafts: plus this times the critic's log-odds that a draft is a real poem, when the model "
         "carries a critic (python -m poetry_rnn.critic; 0 = no critic).", minimum=0, maximum=100, neutral=0.0)
     rhyme_bonus: float = option(
-        1.0, "Ranking drafts of free poems: plus this when the even lines rhyme (300 free poems: 11.6 % rhyme "
-        "without it, 61.0 % with 1, real poems 63.5 %).", minimum=0, neutral=0.0)
+        0.5, "Ranking drafts of free poems: plus this when the even lines rhyme (1,000 free poems: 66 % rhyme "
+        "at 0.5, 85 % at 1, 54 % at 0.25; held-out real poems 60 %).", minimum=0, neutral=0.0)
     keyword_bonus: float = option(
         3.0, "With --keywords: added to each keyword's logit until the poem holds it, a pull rather than a mask "
         "(0 = only a keywords model's prompt; docs/results.md has the rates).", minimum=0, maximum=100, neutral=0.0)

@@ -26,7 +26,7 @@ from poetry_rnn.corpus import titles
 from poetry_rnn.generation import constraints, critic, drafts, noise, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store
-from poetry_rnn.options import PoemOptions, SamplingOptions
+from poetry_rnn.options import ModelOptions, PoemOptions, SamplingOptions
 from poetry_rnn.verse import cipai, forms, poem_request, validator
 
 # Decoder work per call (rows x the most characters a row may take, as ``Poet.cost``
@@ -165,7 +165,7 @@ class Poet:
         if not ask.poem.cipai or self._ci_dir is None:
             return self
         if self._ci_poet is None:
-            self._ci_poet = Poet(store.load(self._ci_dir))
+            self._ci_poet = Poet(store.load(self._ci_dir, self.loaded.model.dtype_policy.name))
         return self._ci_poet
 
     def warm_up(self):
@@ -386,6 +386,10 @@ class Writing:
             self.drafted = []
 
 
-def load(model_dir=None):
-    """A :class:`Poet` for ``model_dir``, or for the shipped default model."""
-    return Poet(store.load(model_dir or store.DEFAULT_MODEL_DIR))
+def load(model_dir=None, precision=ModelOptions.precision):
+    """A :class:`Poet` for ``model_dir``, or for the shipped default model, decoding at ``precision`` (ModelOptions)."""
+    try:
+        options = ModelOptions(model_dir, precision)
+    except OptionError as error:
+        raise error.spoken_as("keyword") from None
+    return Poet(store.load(options.model_dir or store.DEFAULT_MODEL_DIR, options.resolved()))

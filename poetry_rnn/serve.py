@@ -18,7 +18,7 @@ from poetry_rnn.infra import cli  # noqa: E402
 from poetry_rnn import poet as poet_lib  # noqa: E402
 from poetry_rnn.infra.errors import PoetryError  # noqa: E402
 from poetry_rnn.infra.fields import option, validate  # noqa: E402
-from poetry_rnn.options import MAX_POEMS  # noqa: E402
+from poetry_rnn.options import MAX_POEMS, ModelOptions  # noqa: E402
 
 try:
     import uvicorn
@@ -59,12 +59,12 @@ class ServerOptions:
 
 
 
-def serve(model_dir=None, options=None):
-    """Load the model, compile the decoder once, and serve until interrupted."""
+def serve(model=None, options=None):
+    """Load the model (``model``: ModelOptions), compile the decoder once, and serve until interrupted."""
     if webapp is None:
         raise PoetryError(f"serve needs the serve extra: pip install 'poetry_rnn[serve]' ({MISSING})")
-    options = options or ServerOptions()
-    poet = poet_lib.load(model_dir)
+    model, options = model or ModelOptions(), options or ServerOptions()
+    poet = poet_lib.load(model.model_dir, model.precision)
     poet.warm_up()
     print(f"serving {poet.path} on http://{options.host}:{options.port}/ (API docs: /docs)", flush=True)
     uvicorn.run(webapp.create_app(poet, options), host=options.host, port=options.port, log_level="warning")
@@ -74,13 +74,13 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped model).")
+    cli.define_flags(ModelOptions)
     cli.define_flags(ServerOptions)
 
 
 def main(argv):
     cli.refuse_arguments(argv)
-    serve(FLAGS.model_dir, cli.options_from_flags(ServerOptions))
+    serve(cli.options_from_flags(ModelOptions), cli.options_from_flags(ServerOptions))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Write poems with a trained model: ``python -m poetry_rnn.write --begin 日 红 山 夜``.
 
-Flags -> ``options.PoemOptions`` and ``options.SamplingOptions`` -> ``Poet.write``
+Flags -> ``options.ModelOptions``, ``options.PoemOptions`` and ``options.SamplingOptions`` -> ``Poet.write``
 -> text or JSON lines. Without ``--model_dir`` it uses the shipped default
 model. All the logic (forms, rhyme, tones, sampling, batching) is in ``poet``
 and below; this module only parses flags and prints.
@@ -18,7 +18,7 @@ from absl import flags  # noqa: E402
 
 from poetry_rnn.infra import cli, files  # noqa: E402
 from poetry_rnn import poet as poet_lib  # noqa: E402
-from poetry_rnn.options import PoemOptions, SamplingOptions  # noqa: E402
+from poetry_rnn.options import ModelOptions, PoemOptions, SamplingOptions  # noqa: E402
 from poetry_rnn.verse import cipai  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -28,7 +28,7 @@ CLI_CONVENTIONS = dict(list_flags=("begin", "prefix", "keywords"), bare_values=c
 
 
 def define_flags():
-    flags.DEFINE_string("model_dir", None, "Model directory (default: the shipped model).")
+    cli.define_flags(ModelOptions)
     cli.define_flags(PoemOptions)
     cli.define_flags(SamplingOptions)
     flags.DEFINE_enum("format", "text", ["text", "jsonl"], "text: one line per sentence; jsonl: one JSON object per poem.")
@@ -46,9 +46,9 @@ def format_poems(poems, fmt):
     return "\n\n".join(pretty(p) for p in poems) + "\n"
 
 
-def write(model_dir, poem_options, sampling, fmt="text", out=None):
-    """Write the poems of one ask to ``out`` (a file, atomically) or stdout; returns them."""
-    poet = poet_lib.load(model_dir)
+def write(model, poem_options, sampling, fmt="text", out=None):
+    """Write the poems of one ask (``model``: ModelOptions) to ``out`` (a file, atomically) or stdout; returns them."""
+    poet = poet_lib.load(model.model_dir, model.precision)
     ask = poet_lib.make_ask(poem_options, sampling)
     poems = poet.write_asks([ask])[0]
     if sampling.seed is None:  # so a poem you like can be written again
@@ -66,8 +66,8 @@ def main(argv):
     if FLAGS.cipai == cipai.LIST:
         print(cipai.tune_list())
         return
-    write(FLAGS.model_dir, cli.options_from_flags(PoemOptions), cli.options_from_flags(SamplingOptions),
-          FLAGS.format, FLAGS.out)
+    write(cli.options_from_flags(ModelOptions), cli.options_from_flags(PoemOptions),
+          cli.options_from_flags(SamplingOptions), FLAGS.format, FLAGS.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ below is one processor of ``processors.PROCESSORS``)::
         if line_end_step[b, t]:                # the first line ends here, which the model cannot know yet
             logits += line_end_bonus[b] * end_lift
         logits -= reuse_penalty[b] * {y : (prev, y) written by an earlier round of b's ask}   # ranking.AskMemory
-        logits -= repeat_penalty[b] * soft_repeat[b] * max(uses[b] - MAX_USES + 1, 0)       # free poems only
+        logits -= repeat_penalty[b] * free_poem[b] * max(uses[b] - MAX_USES + 1, 0)         # free poems only
         if t >= content_start[b] and not stream[b] and rare_double[prev]:   # 源源: a double no poet writes
             logits[prev] -= double_penalty[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
@@ -32,13 +32,13 @@ below is one processor of ``processors.PROCESSORS``)::
             allowed &= any(group_set[b][s][:, None] & group_members, axis=0) & ~used[b]
         if no_repeat[b, t] and any(allowed & (count[b] < MAX_USES)):
             allowed &= count[b] < MAX_USES     # always, where repeat_guaranteed[b]
-        v = sample(logits, allowed)            # never empty (checked by plan)
+        v = sample(logits, allowed)            # never empty (checked by plan); a free poem's temperature x free_heat
         if v == EOS: stop
         if no_repeat[b, t]: count[b][v] += 1
         if s: group_set[b][s] &= group_members[:, v]
         if s or rhyme_watch[b, t]: used[b] |= {v}    # no rhyme repeats an earlier line's last character
         if t >= content_start[b]: pull[b][v] = 0
-        if soft_repeat[b] and han[v] and t >= content_start[b]: uses[b][v] += 1
+        if free_poem[b] and han[v] and t >= content_start[b]: uses[b][v] += 1
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
 fixed characters, rhyme and tones from a finished poem with ``prosody``'s
@@ -115,10 +115,12 @@ class DecodePlan:
                     ``end_lift`` there (``line_ends``)
     end_lift:       float32 (V,), how readily each token ends a line
                     (``line_ends.lift_vector``)
-    soft_repeat:    bool (B,), a free poem (not a lyrics stream, whose chorus
-                    repeats by nature): its Han characters are penalised
+    free_poem:      bool (B,), a free poem (no form, template or tune; not a
+                    lyrics stream, whose chorus repeats by nature): no mask
+                    holds it to a shape, so its Han characters are penalised
                     softly for every use past MAX_USES, where a shaped poem
-                    masks them (``processors.RepeatPenalty``)
+                    masks them (``processors.RepeatPenalty``), and it samples
+                    with more heat (``processors.Temperature``)
     han:            bool (V,), the tokens that are one Han character
     stream:         bool (B,), a lyrics stream, not a poem: the pulls learnt
                     from Tang verse (``rare_double``) leave it alone
@@ -145,7 +147,7 @@ class DecodePlan:
     prompt_tokens: np.ndarray
     line_end_step: np.ndarray
     end_lift: np.ndarray
-    soft_repeat: np.ndarray
+    free_poem: np.ndarray
     han: np.ndarray
     stream: np.ndarray
     rare_double: np.ndarray
@@ -264,7 +266,7 @@ class _Steps:
     line_end: list = dataclasses.field(default_factory=list)
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
-    soft_repeat: bool = False
+    free_poem: bool = False
     stream: bool = False
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
@@ -310,7 +312,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
 
 def _free_steps(request, vocab, rows, out):
     """A free poem: its begin characters, then up to max_len characters (EOS allowed after the first)."""
-    out.soft_repeat = not out.stream
+    out.free_poem = not out.stream
     for c in request.begin:
         out.add(rows, ("tok", _token(vocab, c, "begin")), "the beginning")
     for k in range(len(request.begin), request.max_len):
@@ -603,7 +605,7 @@ def _stack(poems, schemes, books, rows, vocab):
         prompt_tokens=prompt_tokens,
         line_end_step=line_end_step,
         end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
-        soft_repeat=np.array([steps.soft_repeat for steps, *_ in poems], bool),
+        free_poem=np.array([steps.free_poem for steps, *_ in poems], bool),
         han=next(iter(schemes.values())).han,
         stream=np.array([steps.stream for steps, *_ in poems], bool),
         rare_double=doubles.rare_vector(tuple(vocab.tokens)),

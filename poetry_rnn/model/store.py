@@ -190,8 +190,8 @@ def restore_checkpoint(checkpoint, path):
         raise PoetryError(f"cannot read checkpoint {path}: {error_reason(error)}") from None
 
 
-def load(model_dir):
-    """A ready-to-use model from ``model_dir``: config, vocabulary, weights.
+def load(model_dir, policy="float32"):
+    """A ready-to-use model from ``model_dir``: config, vocabulary, weights, computing under Keras dtype ``policy``.
 
     Everything that says how much memory the model takes (config.json's
     sizes, weights.npz's array headers) is checked before the model is built
@@ -204,7 +204,9 @@ def load(model_dir):
         if not os.path.exists(weights):
             raise PoetryError(f"{model_dir} has no trained weights (no checkpoint in {CHECKPOINTS}/ and no {WEIGHTS})")
         members = check_weights(weights, config)
-    with precision("float32"):  # a loaded model writes and scores in float32, whatever it trained in
+    # Computing in float32 whatever it trained in, or in ``policy``; a checkpoint's float32
+    # variables restore only into float32 ones, so that model is recast below.
+    with precision("float32" if latest else policy):
         model = PoetryModel(config, initialize=False)
     if latest:
         # The model's weights only: the optimizer's slots stay in the checkpoint, unread.
@@ -215,6 +217,8 @@ def load(model_dir):
     if bad:
         hint = "; use an earlier checkpoint" if latest else ""
         raise PoetryError(f"the weights in {latest or weights} hold NaN or infinite values ({bad[0]}){hint}")
+    if model.dtype_policy.name != policy:
+        model = model.recast(policy)
     return Loaded(model, vocab, config, train_settings, model_dir)
 
 
@@ -278,7 +282,7 @@ def weight_name(variable):
 
 
 def load_weights(model, path, members):
-    """Load the checked arrays ``members`` (from :func:`check_weights`) into ``model`` as float32."""
+    """Load the checked arrays ``members`` (from :func:`check_weights`) into ``model``, cast to its variables' dtype."""
     try:
         with np.load(path) as stored:
             for variable in model.weights:

@@ -12,34 +12,13 @@ import functools
 import keras
 import tensorflow as tf
 
+from poetry_rnn.infra import hardware
 from poetry_rnn.infra.errors import PoetryError
 
 
-# CPU flags of native bfloat16 arithmetic (AVX-512 BF16, AMX). Without them oneDNN emulates bf16,
-# and a bf16 step trained at 0.2x the float32 rate (332 against 1,626 tokens/s on an AVX2-only EPYC:
-# benchmarks/train_throughput.py --variants ours_f32,ours_bf16).
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
-    """Whether this CPU computes bfloat16 natively (Linux's cpuinfo flags; False where unreadable)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
-            flags = set(next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), []))
-    except OSError:
-        return False
-    return bool(flags.intersection(NATIVE_BF16_FLAGS))
-
-
 def default_precision():
-    """``bf16`` on a CPU-only machine whose CPU has native bfloat16, else ``off`` (float32).
-
-    GPUs stay at float32 unless asked (``--mixed_precision fp16``): that path
-    follows TensorFlow's documented behaviour and is unverified here.
-    """
-    if any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU")):
-        return "off"
-    return "bf16" if cpu_has_native_bf16() else "off"
+    """``bf16`` where ``hardware.bf16_is_native()``, else ``off`` (float32); fp16 on GPUs only when asked."""
+    return "bf16" if hardware.bf16_is_native() else "off"
 
 
 def make_strategy(name):

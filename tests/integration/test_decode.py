@@ -240,7 +240,7 @@ def test_the_repeat_penalty_keeps_free_poems_off_a_third_use_but_not_lyrics_stre
     decoder, keys = sampler.Decoder(loaded.model), np.arange(8)
     settings = dict(keys=keys, temperature=0.7)
     plan = constraints.plan(requests + stream, loaded.vocab)
-    assert plan.soft_repeat.tolist() == [True] * 8 + [False] * 8 and plan.stream.tolist() == [False] * 8 + [True] * 8
+    assert plan.free_poem.tolist() == [True] * 8 + [False] * 8 and plan.stream.tolist() == [False] * 8 + [True] * 8
     assert processors.Doubling.from_plan(plan, {"double_penalty": 2.0})["penalty"].tolist() == [2.0] * 8 + [0.0] * 8
     plain = decoder.decode(plan, keys=np.arange(16), temperature=0.7)
     uses = [most_uses(loaded.vocab, plain.tokens[b][: plain.length(b)]) for b in range(16)]
@@ -254,6 +254,19 @@ def test_the_repeat_penalty_keeps_free_poems_off_a_third_use_but_not_lyrics_stre
     assert (penalised.tokens[8:] == plain.tokens[8:]).all()  # a stream's chorus may come back
     off = decoder.decode(constraints.plan(requests, loaded.vocab), repeat_penalty=0.0, **settings)
     assert (off.tokens == plain.tokens[:8, : off.tokens.shape[1]]).all()
+
+
+def test_free_poems_sample_at_free_heat_times_the_temperature_and_shaped_poems_and_streams_at_it(loaded):
+    free, stream = (poem_request.PoemRequest(begin="春", max_len=40, stop_at_eos=s) for s in (True, False))
+    plan = constraints.plan([free, poem_request.PoemRequest(form="wujue"), stream], loaded.vocab)
+    temperature = processors.Temperature.from_plan(plan, {"temperature": 0.8, "free_heat": 1.125})["temperature"]
+    np.testing.assert_allclose(temperature, [0.9, 0.8, 0.8])
+    np.testing.assert_allclose(processors.Temperature.from_plan(plan, {"temperature": 0.8})["temperature"], 0.8)
+    assert processors.GumbelNoise.from_plan(plan, {"temperature": 0.0, "free_heat": 1.125})["greedy"].all()
+    free_plan, decoder, keys = constraints.plan([free] * 8, loaded.vocab), sampler.Decoder(loaded.model), np.arange(8)
+    heated = decoder.decode(free_plan, keys=keys, temperature=0.8, free_heat=1.5)
+    assert (heated.tokens == decoder.decode(free_plan, keys=keys, temperature=1.2).tokens).all()
+    assert (heated.tokens != decoder.decode(free_plan, keys=keys, temperature=0.8).tokens).any()
 
 
 def test_the_natural_end_gives_the_end_the_models_own_probability_after_the_sampling_processors():
@@ -368,3 +381,35 @@ def test_min_p_writes_poems_the_model_finds_more_likely(loaded):
     wide = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3))
     narrow = generate(loaded, requests, SamplingOptions.plain(temperature=2.0, seed=3, min_p=0.9))
     assert np.mean([p.mean_logprob for p in narrow]) > np.mean([p.mean_logprob for p in wide])
+
+
+@pytest.mark.parametrize("source", ["checkpoint", "compact"])
+def test_a_bfloat16_poet_computes_in_bfloat16_and_writes_the_same_model_s_poems(tiny_model_dir, tmp_path, source):
+    """``precision="bfloat16"`` halves the weights each step reads; it must still be the same model, and both
+    ways of storing a model (a checkpoint's float32 variables, a compact folder's float16 arrays) must load."""
+    from poetry_rnn import poet as poet_lib
+    from poetry_rnn.verse import validator
+
+    model_dir = tiny_model_dir
+    if source == "compact":
+        model_dir = str(tmp_path / "compact")
+        store.save_compact(store.load(tiny_model_dir), model_dir)
+    exact, half = (poet_lib.load(model_dir, precision=p).loaded.model for p in ("float32", "bfloat16"))
+    assert {v.dtype for v in half.weights} == {"bfloat16"} and {v.dtype for v in exact.weights} == {"float32"}
+    ids = tf.constant(np.arange(4, 36, dtype=np.int32))
+    probs = [tf.nn.softmax(tf.cast(m.step(ids, m.initial_states(32))[0], tf.float32)).numpy() for m in (exact, half)]
+    assert 0 < np.max(np.abs(probs[0] - probs[1])) < 0.02  # bf16 rounding, not another model
+    for poem in poet_lib.load(model_dir, precision="bfloat16").write(form="wujue", rhyme=True, tones="loose", num=4,
+                                                                      seed=2):
+        request = poem_request.PoemRequest(form="wujue", rhyme=True, tones="loose", tone_start=poem.tone_start)
+        assert validator.check_poem(poem.text, request) == []
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    from poetry_rnn.infra import hardware
+    from poetry_rnn.options import ModelOptions
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(hardware, "bf16_is_native", lambda native=native: native)
+        assert ModelOptions().resolved() == expected
+        assert ModelOptions(precision="float32").resolved() == "float32"  # asked for: kept

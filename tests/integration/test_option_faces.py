@@ -21,6 +21,16 @@ def test_tones_true_is_the_bare_flag_and_false_is_off(poet):
     assert cli.bare_values(PoemOptions) == {"tones": "loose"}
 
 
+def test_free_heat_reaches_free_poems_and_only_them(poet):
+    free, shaped = dict(num=3, seed=5, max_len=30), dict(form="wujue", num=3, seed=5)
+
+    def texts(**asked):
+        return [p.text for p in poet.write(**asked)]
+
+    assert texts(temperature=0.8, free_heat=1.5, **free) == texts(temperature=1.2, free_heat=1.0, **free)
+    assert texts(temperature=0.8, free_heat=1.5, **shaped) == texts(temperature=0.8, free_heat=1.0, **shaped)
+
+
 @pytest.mark.parametrize("bad, named", [
     (dict(tones="maybe"), "keyword argument 'tones' must be one of off, loose, strict, got 'maybe'"),
     (dict(temperature=-1.0), "keyword argument 'temperature' must be a finite number >= 0, got -1.0"),

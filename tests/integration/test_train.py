@@ -233,17 +233,17 @@ def test_train_into_a_log_file_writes_plain_lines(tmp_path, poems_file):
 
 
 def test_bf16_is_the_default_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
-    from poetry_rnn.training import distribution
+    from poetry_rnn.infra import hardware
 
     amx, avx2, odd = tmp_path / "amx", tmp_path / "avx2", tmp_path / "odd"
     amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16\n")
     avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
     odd.write_text("no flags line at all\n")
-    assert distribution.cpu_has_native_bf16(str(amx))
-    assert not distribution.cpu_has_native_bf16(str(avx2)) and not distribution.cpu_has_native_bf16(str(odd))
-    assert not distribution.cpu_has_native_bf16(str(tmp_path / "missing"))
+    assert hardware.cpu_has_native_bf16(str(amx))
+    assert not hardware.cpu_has_native_bf16(str(avx2)) and not hardware.cpu_has_native_bf16(str(odd))
+    assert not hardware.cpu_has_native_bf16(str(tmp_path / "missing"))
     for native, expected in ((True, "bf16"), (False, "off")):
-        monkeypatch.setattr(distribution, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda native=native: native)
         assert trainer.TrainOptions().resolved().mixed_precision == expected
         assert trainer.TrainOptions(mixed_precision="fp16").resolved().mixed_precision == "fp16"  # asked for: kept
 
