@@ -343,7 +343,7 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     assert {name: getattr(plain, name) for name in names} == {
         "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0, "repeat_penalty": 0.0, "natural_end": False,
-        "double_penalty": 0.0}
+        "double_penalty": 0.0, "free_heat": 1.0}
 
 
 def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():
