@@ -1,7 +1,7 @@
 """Every option of writing a poem, once: what to write (:class:`PoemOptions`) and how to sample (:class:`SamplingOptions`).
 
 ``write``, ``evaluate``, ``compare``, the Python facade, the server and
-training-time samples all read these two dataclasses; each field is declared
+training-time samples all read these dataclasses; each field is declared
 once with :func:`infra.fields.option` (default, help, range), and the
 command-line flags, the keyword arguments and the JSON fields are made from
 it. The fields one poem shares with its ask are declared once, in
@@ -27,7 +27,7 @@ class ModelOptions:
     model_dir: str = option(None, "Model directory (default: the shipped model).")
     precision: str = option(
         "auto", "The decoder's arithmetic. bfloat16 weights are half the bytes each character reads: one 七绝 "
-        "0.8x the float32 time on an AVX-512 BF16 CPU, emulated (slower) on others. auto: bfloat16 where the CPU "
+        "0.87x the float32 time on an AVX-512 BF16 CPU, emulated (slower) on others. auto: bfloat16 where the CPU "
         "computes it natively (AVX-512 BF16, AMX) and there is no GPU, else float32. A seed writes the same poems "
         "again at the same precision.", choices=PRECISIONS)
 

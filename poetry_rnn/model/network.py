@@ -354,7 +354,7 @@ class PoetryModel(keras.Model):
 
         Writing reads every weight at every character for a handful of rows,
         so memory bounds it: bfloat16 weights are half the bytes to read, and
-        on a CPU with native bf16 the decoder runs ~1.3x faster (docs/performance.md).
+        on a CPU with native bf16 the model step ran 1.7x faster (docs/performance.md).
         A checkpoint's float32 variables restore only into float32 ones: ``store.load`` recasts that model.
         """
         with precision(policy):
