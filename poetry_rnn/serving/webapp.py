@@ -48,6 +48,8 @@ def _body_model():
 
     Types and defaults come from the fields; ranges are checked by the
     dataclasses themselves, so the API's messages are the command line's.
+    A field it does not know is refused, not ignored: a misspelt
+    ``temprature`` would otherwise write at the default without a word.
     """
     fields = {}
     for cls in (options_lib.PoemOptions, options_lib.SamplingOptions):
@@ -60,7 +62,7 @@ def _body_model():
                 kind = typing.Optional[kind]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
             fields[f.name] = (kind, pydantic.Field(default, description=f.metadata["help"], json_schema_extra=extra))
-    return pydantic.create_model("PoemsRequest", **fields)
+    return pydantic.create_model("PoemsRequest", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
 
 
 PoemsRequest = _body_model()
@@ -209,6 +211,8 @@ def create_app(poet, options):
         if first["type"] == "json_invalid":
             return _error(400, f"the request body is not valid JSON ({first['ctx']['error']})")
         where = ".".join(str(part) for part in first["loc"] if part != "body")
+        if first["type"] == "extra_forbidden":
+            return _error(400, f"unknown JSON field {where!r}; the fields are listed at /docs")
         return _error(400, f"JSON field {where!r}: {first['msg']}" if where else first["msg"])
 
     @app.middleware("http")

@@ -58,7 +58,7 @@ def test_api_writes_the_poems_the_python_api_writes(client, poet):
          "this request costs 256,000 (poems x best_of x characters), over the server's limit of 15,360"),
         ({"cipai": "浣溪"}, 400, "JSON field 'cipai' '浣溪' is not a tune the table knows (close: 浣溪纱、浣溪沙"),
         ({"cipai": "浣溪沙", "form": "qijue"}, 400, "cipai fixes the shape and rhymes; leave out form"),
-        ({"colour": "red"}, 200, None),  # unknown JSON fields are ignored, as most JSON APIs do
+        ({"temprature": 0.5}, 400, "unknown JSON field 'temprature'; the fields are listed at /docs"),  # not ignored
     ],
 )
 def test_bad_requests_get_the_command_lines_one_line_message(client, body, status, message):
