@@ -2,7 +2,7 @@
 
     python benchmarks/keyword_adherence.py --corpus data/poems.txt \
         --model_dirs checkpoints/default runs/keywords [--count 200] [--form qijue] [--bonuses 0 3] \
-        [--title_bonuses 0 1.5] [--critic_weight 0.2]
+        [--title_bonuses 0 1.5] [--critic_weight 0.2] [--precisions float32,bfloat16]
 
 The prompts come from held-out poems (the test split, which no model here
 trained on): for each, two distinct Han characters of its own content (the
@@ -104,12 +104,15 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--critic_weight", type=float, default=SamplingOptions.critic_weight,
                         help="rank drafts with the model's critic too (it must carry one)")
+    parser.add_argument("--precisions", default=options.ModelOptions.precision,
+                        help="each model decoded at each of these (write --precision), side by side")
     args = parser.parse_args()
 
     all_poems, _ = reading.read_poems(args.corpus)
     train, held_out = split.split_train_valid(all_poems, 0.02)
     _, test = split.split_held_out(held_out)
-    poets = [poet_lib.load(d) for d in args.model_dirs]
+    loads = [(d, p) for d in args.model_dirs for p in args.precisions.split(",")]
+    poets = [poet_lib.load(d, p) for d, p in loads]
     vocab = poets[0].loaded.vocab
     lm = ngram.KneserNey(order=5, vocab=vocab.chars).fit(p.content for p in train)
     table = quality.Cooccurrence(p.content for p in train)
@@ -125,7 +128,7 @@ def main():
     print("| model | written with | keywords in the poem | poems with both | related to the keywords "
           "| title characters in the poem | topic characters | related to the title | 5-gram perplexity |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for model_dir, poet in zip(args.model_dirs, poets):
+    for (model_dir, precision), poet in zip(loads, poets):
         runs = [("nothing (chance)", {})]
         runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
         runs += [(f"title, bonus {b:g}", {"title": True, "title_bonus": b}) for b in args.title_bonuses
@@ -135,7 +138,7 @@ def main():
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])
             both = np.mean([share_in(k, t) == 1 for (k, _, _), t in zip(prompt_list, texts)])
             title_share = np.mean([share_in(title, t) for (_, title, _), t in zip(prompt_list, texts)])
-            print(f"| {model_dir} | {label} | {keyword_share:.1%} | {both:.1%} | {beside(prompt_list, texts, table, 0):.1%} | "
+            print(f"| {model_dir} ({precision}) | {label} | {keyword_share:.1%} | {both:.1%} | {beside(prompt_list, texts, table, 0):.1%} | "
                   f"{title_share:.1%} | {topic_share(prompt_list, texts):.1%} | {beside(prompt_list, texts, table, 1):.1%} | "
                   f"{lm.score(texts).perplexity:.1f} |", flush=True)
 
