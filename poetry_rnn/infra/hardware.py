@@ -1,4 +1,4 @@
-"""What this machine computes fast: the one probe behind the defaults that depend on it.
+"""What this machine computes fast: the one probe behind the defaults that depend on it (precision, LSTM kernel).
 
 Training's ``--mixed_precision`` and writing's ``--precision`` both default
 to bfloat16 where the CPU computes it natively, and to float32 elsewhere:
@@ -22,10 +22,13 @@ def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
     return bool(flags.intersection(NATIVE_BF16_FLAGS))
 
 
-def bf16_is_native():
-    """True on a machine without GPU or TPU whose CPU computes bfloat16 natively."""
+def has_accelerator():
+    """Whether TensorFlow sees a GPU or TPU."""
     import tensorflow as tf  # here, so that option modules can ask without importing TensorFlow themselves
 
-    if any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU")):
-        return False
-    return cpu_has_native_bf16()
+    return any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
+
+
+def bf16_is_native():
+    """True on a machine without GPU or TPU whose CPU computes bfloat16 natively."""
+    return not has_accelerator() and cpu_has_native_bf16()

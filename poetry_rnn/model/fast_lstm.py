@@ -18,12 +18,14 @@ choice where none is given.
 import keras
 import tensorflow as tf
 
+from poetry_rnn.infra import hardware
+
 KERNELS = ("keras", "fused")
 
 
 def default_kernel():
     """``fused`` on CPU-only machines, where it trained ~1.2x faster; ``keras`` (cuDNN) with a GPU or TPU."""
-    return "keras" if any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU")) else "fused"
+    return "keras" if hardware.has_accelerator() else "fused"
 
 
 def usable(cell):
