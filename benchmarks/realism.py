@@ -3,6 +3,7 @@
     python benchmarks/realism.py [--model_dir DIR] [--precision auto] [--count 1000] [--seeds 1,2]
                                  [--forms qijue,wulv,free]
                                  [--setting temperature=0.9 --setting top_p=1.0,best_of=1 --setting subject=none ...]
+                                 [--save DIR]
 
 For each setting (``default`` is ``write``'s defaults; each ``--setting``
 overrides some sampling or poem options), seed and form, ``write``'s path
@@ -27,9 +28,10 @@ which holds about 100 七绝). Reported per setting, one table each:
 * what a reader sees before the words, beside the real poems' own: mean
   characters per poem, the share of poems using some character three times
   or more, doubles per poem of characters poets seldom double (源源,
-  ``corpus.doubles``), and the share of poems whose even lines rhyme
+  ``corpus.doubles``), the share of poems whose even lines rhyme
   (``prosody.rhyme_ok``: a free poem's rhyme is the ranking's
-  ``--rhyme_bonus``, not a mask).
+  ``--rhyme_bonus``, not a mask), and the share of couplets that say a
+  character twice (``quality.couplet_repetition``).
 
 The issue's targets: every judge ≤ 0.58, the 5-gram ratio in [0.90, 1.10],
 distinct-2 within 1.5 points of real, copied lines ≤ 1 %.
@@ -129,7 +131,7 @@ def accuracy(judge, first, second, seed):
 def shape_measures(poems):
     """What a reader sees before the words: mean Han characters per poem, the share of poems using some
     character three times or more, doubles per poem of characters poets seldom double (源源; corpus.doubles),
-    and the share of poems whose even lines rhyme."""
+    the share of poems whose even lines rhyme, and the share of couplets that say a character twice."""
     han = [[c for c in p if prosody.is_han(c)] for p in poems]
     chars = tuple(sorted({c for p in han for c in p}))
     rare = {c for c, seldom in zip(chars, doubles.rare_vector(chars)) if seldom}
@@ -137,7 +139,8 @@ def shape_measures(poems):
     return (float(np.mean([len(p) for p in han])),
             float(np.mean([max(collections.Counter(p).values(), default=0) >= 3 for p in han])),
             sum(a == b and a in rare for line in lines for a, b in zip(line, line[1:])) / len(poems),
-            float(np.mean([prosody.rhyme_ok(forms.split_lines(p)) for p in poems])))
+            float(np.mean([prosody.rhyme_ok(forms.split_lines(p)) for p in poems])),
+            quality.couplet_repetition(poems))
 
 
 def top_share(poems, top=50):
@@ -184,8 +187,8 @@ def measures(poems, reference, form, seed):
     row["types real"] = len(set("".join(real[:size])) - set(forms.PUNCTUATION))
     row["copied lines"] = quality.novelty(poems, reference.index)["copied_lines"]
     for side, texts in (("", poems), (" real", real)):
-        row["length" + side], row["3+ uses" + side], row["rare doubles" + side], row["rhymed" + side] = (
-            shape_measures(texts))
+        (row["length" + side], row["3+ uses" + side], row["rare doubles" + side], row["rhymed" + side],
+         row["couplet repeats" + side]) = shape_measures(texts)
     return row
 
 
@@ -215,6 +218,8 @@ def main():
     parser.add_argument("--forms", default="qijue,wulv,free")
     parser.add_argument("--split", choices=["held_out", "test"], default="held_out")
     parser.add_argument("--setting", action="append", default=None, help="e.g. temperature=0.9,top_p=1.0")
+    parser.add_argument("--save", default=None, help="a folder to write each setting's poems to, one per line, to "
+                        "read them aloud (SETTING-FORM-SEED.txt)")
     args = parser.parse_args()
     poet = poet_lib.load(args.model_dir, args.precision)
     ref = reference(args.split)
@@ -226,12 +231,16 @@ def main():
         columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "distinct-2",
                    "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines", "length",
                    "length real", "3+ uses", "3+ uses real", "rare doubles", "rare doubles real", "rhymed",
-                   "rhymed real"]
+                   "rhymed real", "couplet repeats", "couplet repeats real"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 3) + "|")
         for form in args.forms.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 poems = write(poet, form, args.count, seed, overrides)
+                if args.save:
+                    os.makedirs(args.save, exist_ok=True)
+                    with open(os.path.join(args.save, f"{setting}-{form}-{seed}.txt"), "w", encoding="utf-8") as out:
+                        out.write("".join(p + "\n" for p in poems))
                 row = measures(poems, ref, form, seed)
                 print(f"| {form} | {seed} | {len(poems)} | " + " | ".join(
                     f"{row[c]}" if isinstance(row[c], int) else f"{row[c]:.3f}" for c in columns) + " |", flush=True)

@@ -176,6 +176,14 @@ def _repeats(content):
     return any(n >= 3 for n in counts.values())
 
 
+def couplet_repetition(poems):
+    """Share of couplets (up to 。？！; a ci's sentences) that say some character twice, a double such as 萧萧
+    excepted (``forms.couplet_repeats``): Tang poets seldom do, and the decoder's ``CoupletRepeat`` pulls
+    against it."""
+    flags = [flag for content in poems for flag in forms.couplet_repeats(content)]
+    return _share(sum(flags), len(flags))
+
+
 def distinct_2(poems):
     """Distinct character bigrams / all character bigrams, over all poems.
 
@@ -194,8 +202,8 @@ def summarize(poems, index, extra_measures=None):
 
     Shares of poems: ``consistent_length`` and ``form_valid`` (without a
     form; pass only finished samples), ``copied_poems``, ``repetition``;
-    ``copied_lines`` is a share of lines and ``distinct_2`` a ratio of
-    bigrams. ``extra_measures`` maps more names to functions of the list of
+    ``copied_lines`` is a share of lines, ``couplet_repetition`` of
+    couplets and ``distinct_2`` a ratio of bigrams. ``extra_measures`` maps more names to functions of the list of
     poems returning a float: this is where the evaluator adds rhyme and tone
     agreement from ``prosody`` and ``tone_patterns``, which this module does not import.
     """
@@ -206,6 +214,7 @@ def summarize(poems, index, extra_measures=None):
         "form_valid": _share(sum(form_valid(p) for p in poems), len(poems)),
         **novelty(poems, index),
         "repetition": repetition(poems),
+        "couplet_repetition": couplet_repetition(poems),
         "distinct_2": distinct_2(poems),
     }
     for name, measure in (extra_measures or {}).items():

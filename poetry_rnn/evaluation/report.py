@@ -228,6 +228,7 @@ MEASURES = [
     ("copied_lines", "lines copied from training"),
     ("copied_poems", "poems copied from training"),
     ("repetition", "a character 3+ times"),
+    ("couplet_repetition", "couplets saying a character twice"),
     ("distinct_2", "distinct-2"),
     ("ngram_perplexity", "5-gram perplexity per character"),
 ]

@@ -15,6 +15,7 @@ below is one processor of ``processors.PROCESSORS``)::
 
     group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]   # group_set: one per rhyme set
     uses[b] = {}                               # a free poem's Han characters, for its soft repeat penalty
+    said[b] = {}                               # the Han characters of the couplet being written
     pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
@@ -26,6 +27,8 @@ below is one processor of ``processors.PROCESSORS``)::
         logits -= repeat_penalty[b] * free_poem[b] * max(uses[b] - MAX_USES + 1, 0)         # free poems only
         if t >= content_start[b] and not stream[b] and rare_double[prev]:   # 源源: a double no poet writes
             logits[prev] -= double_penalty[b]
+        if not stream[b]:                      # said already in this couplet (a double of prev is Doubling's)
+            logits[said[b] - {prev}] -= couplet_repeat_penalty[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if s := rhyme_set[b, t]:               # a ci has several rhyme sets; a regular poem one
@@ -39,6 +42,8 @@ below is one processor of ``processors.PROCESSORS``)::
         if s or rhyme_watch[b, t]: used[b] |= {v}    # no rhyme repeats an earlier line's last character
         if t >= content_start[b]: pull[b][v] = 0
         if free_poem[b] and han[v] and t >= content_start[b]: uses[b][v] += 1
+        if couplet_end[v]: said[b] = {}
+        elif han[v] and t >= content_start[b]: said[b] |= {v}
 
 ``validator.check_poem`` is the independent validator: it re-derives shape,
 fixed characters, rhyme and tones from a finished poem with ``prosody``'s
@@ -126,6 +131,9 @@ class DecodePlan:
                     from Tang verse (``rare_double``) leave it alone
     rare_double:    bool (V,), Han characters Tang poets seldom double
                     (``doubles.rare_vector``): pulled down right after themselves
+    couplet_end:    bool (V,), the punctuation that closes a couplet or a ci's
+                    sentence (``forms.COUPLET_END``): a character said before
+                    it may be said again after it (``processors.CoupletRepeat``)
     """
 
     mask_table: np.ndarray
@@ -151,6 +159,7 @@ class DecodePlan:
     han: np.ndarray
     stream: np.ndarray
     rare_double: np.ndarray
+    couplet_end: np.ndarray
 
 
 # --------------------------------------------------------------------------
@@ -609,4 +618,5 @@ def _stack(poems, schemes, books, rows, vocab):
         han=next(iter(schemes.values())).han,
         stream=np.array([steps.stream for steps, *_ in poems], bool),
         rare_double=doubles.rare_vector(tuple(vocab.tokens)),
+        couplet_end=np.array([token in set(forms.COUPLET_END) for token in vocab.tokens]),
     )

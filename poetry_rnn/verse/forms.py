@@ -10,6 +10,9 @@ import re
 
 # The only punctuation kept in content; prepare maps the rest onto these.
 PUNCTUATION = "，。？！"
+# What closes a couplet (a regular poem's even line) or a ci's sentence; ， closes the line before it.
+COUPLET_END = "。？！"
+COUPLET_SPLIT = re.compile(r"(?<=[。？！])")
 LINE_END = re.compile(r"(?<=[，。？！])")
 
 
@@ -41,6 +44,17 @@ FORM_NAMES = (FREE,) + tuple(FORMS)
 def split_lines(content):
     """Split content after each ，。？！ (the last piece may lack punctuation)."""
     return [line for line in LINE_END.split(content) if line]
+
+
+def couplet_repeats(content):
+    """For each couplet of ``content`` (up to 。？！; a ci: each sentence), whether it says a character twice,
+    a double of the character just before (萧萧) excepted: what ``processors.CoupletRepeat`` pulls against."""
+    flags = []
+    for couplet in COUPLET_SPLIT.split(content):
+        chars = [c for c in couplet if c not in PUNCTUATION]
+        if chars:
+            flags.append(any(c in chars[: i - 1] for i, c in enumerate(chars) if i and c != chars[i - 1]))
+    return flags
 
 
 def classify(content):

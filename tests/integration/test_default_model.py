@@ -8,7 +8,7 @@ import pytest
 
 from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import store
-from poetry_rnn.verse import poem_request, validator
+from poetry_rnn.verse import forms, poem_request, validator
 from poetry_rnn.model.store import DEFAULT_MODEL_DIR
 from poetry_rnn.options import SamplingOptions
 from conftest import run_module
@@ -55,3 +55,16 @@ def test_the_shipped_config_names_no_path_of_the_machine_that_trained_it():
     with open(os.path.join(DEFAULT_MODEL_DIR, "config.json"), encoding="utf-8") as handle:
         train = json.load(handle)["train"]
     assert not [value for value in train.values() if isinstance(value, str) and os.path.isabs(value)]
+
+
+def test_the_shipped_model_repeats_a_character_within_a_couplet_less_at_the_defaults(default_model):
+    request = poem_request.PoemRequest(form="wulv", rhyme=True)
+    decoder = sampler.Decoder(default_model.model)
+
+    def repeating_couplets(sampling):
+        poems = drafts.generate(decoder, default_model.vocab, [request] * 24, sampling)
+        return sum(sum(forms.couplet_repeats(poem.content)) for poem in poems)
+
+    off = repeating_couplets(SamplingOptions(seed=4, best_of=1, couplet_repeat_penalty=0.0))
+    assert off >= 5  # of 96 couplets: the model alone says a character twice in about one in five
+    assert repeating_couplets(SamplingOptions(seed=4, best_of=1)) <= off / 2

@@ -1,4 +1,5 @@
-"""Which characters Tang poets double (萧萧), counted from real lines, and the pull on the others (源源)."""
+"""Which characters Tang poets double (萧萧), counted from real lines, the pull on the others (源源), and the pull
+against saying a character twice in one couplet."""
 
 import os
 
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 from poetry_rnn.corpus import doubles, reading
 from poetry_rnn.generation import processors
+from poetry_rnn.verse import forms
 from poetry_rnn.model import vocab as vocab_lib
 from conftest import REPO
 from test_prepare import entry, prepared_table
@@ -56,3 +58,23 @@ def test_the_doubling_pull_lowers_the_previous_character_where_it_is_rare_and_on
     scores = doubling.apply(tf.zeros([4, 6]), (), step).numpy()
     assert scores[0].tolist() == [0, 0, 0, 0, 0, -2.0]
     assert not scores[1:].any()  # a common double; a stream (penalty 0); a prompt step before the content
+
+
+def test_the_couplet_repeat_pull_lowers_what_this_couplet_said_but_a_double_and_forgets_it_at_a_full_stop():
+    han, end = np.array([False, True, True, True, False]), np.array([False, False, False, False, True])  # 4: 。
+    pull = processors.CoupletRepeat(han=tf.constant(han), couplet_end=tf.constant(end),
+                                    penalty=tf.constant([2.0, 2.0, 0.0]))
+    (said,) = pull.initial_state(3)
+    steps = [processors.Step(tf.constant(t), tf.constant([0, 0, 0]), tf.constant([True, False, True]),
+                             tf.constant([False] * 3)) for t in range(3)]
+    (said,) = pull.update((said,), steps[0]._replace(token=tf.constant([1, 1, 1])))  # row 1: a prompt, not content
+    (said,) = pull.update((said,), steps[1]._replace(token=tf.constant([2, 2, 2])))
+    scores = pull.apply(tf.zeros([3, 5]), (said,), steps[2]._replace(prev=tf.constant([2, 2, 2]))).numpy()
+    assert scores.tolist() == [[0, -2.0, 0, 0, 0], [0, 0, 0, 0, 0], [0] * 5]  # 2 doubles; row 2's penalty is 0
+    (said,) = pull.update((said,), steps[2]._replace(token=tf.constant([4, 4, 4])))  # 。
+    assert not said.numpy().any()
+
+
+def test_a_couplet_repeats_a_character_said_twice_in_it_but_not_a_double():
+    assert forms.couplet_repeats("满庭歌吹满山春，萧萧落叶下江中。今年花似去年好，") == [True, True]
+    assert forms.couplet_repeats("萧萧落叶下江中，歌吹庭前月色新。叶落，花飞。") == [False, False]

@@ -119,6 +119,8 @@ def test_summarize():
         "copied_lines": 7 / 10,
         "copied_poems": 1 / 5,
         "repetition": 0.0,
+        # 6 couplets; 日 twice in poem 3's (一日, 白日); 处处 and 关关 are doubles, not repeats.
+        "couplet_repetition": 1 / 6,
         # 16 + 8 + 10 + 8 + 6 = 48 bigrams; seen before are 上一 (更上一层楼) in
         # poem 2, 千里 (欲穷千里目) and the 4 of 白日依山尽 in poem 3: 42 distinct.
         "distinct_2": 42 / 48,
