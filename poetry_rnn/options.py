@@ -122,9 +122,9 @@ class SamplingOptions:
         "they are; lyrics are left alone (0 = off).", minimum=0, maximum=100, neutral=0.0)
     couplet_repeat_penalty: float = option(
         1.5, "Minus this from the logit of a Han character already said in the couplet being written (a ci: its "
-        "sentence), unless it doubles the one before: 1,000 七绝 then repeat in 11 % of couplets and 五律 in 5 %, "
-        "held-out real poems in 14 % and 3 %, where 35 % and 19 % did without it (lyrics are left alone; "
-        "0 = off).", minimum=0, maximum=100, neutral=0.0)
+        "sentence), unless it doubles the one before. At 1.5, 11 % of 1,000 七绝's couplets say a character "
+        "twice and 5 % of 五律's (35 % and 19 % at 0; held-out real poems 14 % and 3 %); lyrics are left alone "
+        "(0 = off).", minimum=0, maximum=100, neutral=0.0)
     natural_end: bool = option(
         True, "Free poems: end as often as the model itself would (its own probability of ending, which "
         "--temperature and --top_p would otherwise sharpen into ending early: the end is one token against "

@@ -203,8 +203,9 @@ def summarize(poems, index, extra_measures=None):
     Shares of poems: ``consistent_length`` and ``form_valid`` (without a
     form; pass only finished samples), ``copied_poems``, ``repetition``;
     ``copied_lines`` is a share of lines, ``couplet_repetition`` of
-    couplets and ``distinct_2`` a ratio of bigrams. ``extra_measures`` maps more names to functions of the list of
-    poems returning a float: this is where the evaluator adds rhyme and tone
+    couplets and ``distinct_2`` a ratio of bigrams. ``extra_measures`` maps
+    more names to functions of the list of poems returning a float: this is
+    where the evaluator adds rhyme and tone
     agreement from ``prosody`` and ``tone_patterns``, which this module does not import.
     """
     poems = list(poems)

@@ -618,5 +618,5 @@ def _stack(poems, schemes, books, rows, vocab):
         han=next(iter(schemes.values())).han,
         stream=np.array([steps.stream for steps, *_ in poems], bool),
         rare_double=doubles.rare_vector(tuple(vocab.tokens)),
-        couplet_end=np.array([token in set(forms.COUPLET_END) for token in vocab.tokens]),
+        couplet_end=np.isin(vocab.tokens, list(forms.COUPLET_END)),
     )

@@ -448,8 +448,8 @@ class CoupletRepeat(LogitsProcessor):
 
     A Tang poet seldom says a character twice in one couplet, least of all
     in a 律诗, whose middle couplets are parallel: 13.7 % of the held-out
-    七绝's couplets do, 3.3 % of 五律's. The shipped model's did so in 35 %
-    and 19 % (``forms.couplet_repeats``, ``benchmarks/realism.py``), and
+    七绝's couplets do, 3.3 % of 五律's. The shipped model (stage 11) did so in
+    35 % and 19 % (``forms.couplet_repeats``, ``benchmarks/realism.py``), and
     read aloud (满庭歌吹满山, 夜深一夜) it gave them away (issue 27). A
     penalty, not a mask: 今年花似去年好 stays possible. Lyrics streams are
     left alone (the plan's ``stream``).

@@ -12,7 +12,7 @@ import re
 PUNCTUATION = "，。？！"
 # What closes a couplet (a regular poem's even line) or a ci's sentence; ， closes the line before it.
 COUPLET_END = "。？！"
-COUPLET_SPLIT = re.compile(r"(?<=[。？！])")
+COUPLET_SPLIT = re.compile(f"(?<=[{COUPLET_END}])")
 LINE_END = re.compile(r"(?<=[，。？！])")
 
 
