@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 # package as poetry_rnn/default_model, its ci model (checkpoints/default/ci) as
 # poetry_rnn/default_model/ci and its critic of drafts (checkpoints/default/critic) as
 # poetry_rnn/default_model/critic, so a wheel or `pip install .` has them too.
-MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "README.md"]
+MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "training_poems.npy", "README.md"]
 SCRIPTS = ["prepare", "train", "write", "evaluate", "export", "compare", "serve", "critic"]
 
 setup(

@@ -20,11 +20,14 @@ which holds about 100 七绝). Reported per setting, one table each:
 * each judge's control: the same judge telling two random halves of the real
   poems apart (≈ 0.5 when the judge learns nothing it should not);
 * the 5-gram Kneser-Ney perplexity (trained on the training split) of the
-  generated poems over that of the real ones; over as many poems as the
+  generated poems over that of the real ones, and its mean surprisal (nats)
+  at the even lines' last characters, where a rhymed poem's rhyme is forced,
+  on each side; over as many poems as the
   real side has (they change with the amount of text): distinct-2, the
   share of all characters taken by the 50 commonest, and the characters
-  used (types: how widely the poems range); and copied lines (lines of 5
-  or 7 characters found in the training split);
+  used (types: how widely the poems range); copied lines (lines of 5
+  or 7 characters found in the training split) and copied poems (whole
+  poems found there: ``--allow_copies`` lets a draft that is one win);
 * what a reader sees before the words, beside the real poems' own: mean
   characters per poem, the share of poems using some character three times
   or more, doubles per poem of characters poets seldom double (源源,
@@ -143,6 +146,20 @@ def shape_measures(poems):
             quality.couplet_repetition(poems))
 
 
+def rhyme_surprisal(poems, lm):
+    """Mean 5-gram surprisal (nats) of the even lines' last characters: where a rhymed poem's mask forces the
+    rhyme, which the line may not have led to (NaN for poems with fewer than two lines)."""
+    nll = []
+    for poem in poems:
+        end = 0
+        for i, line in enumerate(forms.split_lines(poem)):
+            end += len(line)
+            if i % 2 and len(line) > 1:
+                at = end - 2  # the character before the line's mark
+                nll.append(-lm.logprob(ngram.BOS + poem[:at], poem[at]))
+    return float(np.mean(nll)) if nll else float("nan")
+
+
 def top_share(poems, top=50):
     counts = collections.Counter(c for p in poems for c in p if c not in forms.PUNCTUATION)
     return sum(n for _, n in counts.most_common(top)) / max(sum(counts.values()), 1)
@@ -185,7 +202,10 @@ def measures(poems, reference, form, seed):
     row["top-50 real"] = top_share(real[:size])
     row["types"] = len(set("".join(poems[:size])) - set(forms.PUNCTUATION))
     row["types real"] = len(set("".join(real[:size])) - set(forms.PUNCTUATION))
-    row["copied lines"] = quality.novelty(poems, reference.index)["copied_lines"]
+    row["rhyme surprisal"] = rhyme_surprisal(poems, reference.lm)
+    row["rhyme surprisal real"] = rhyme_surprisal(real, reference.lm)
+    copied = quality.novelty(poems, reference.index)
+    row["copied lines"], row["copied poems"] = copied["copied_lines"], copied["copied_poems"]
     for side, texts in (("", poems), (" real", real)):
         (row["length" + side], row["3+ uses" + side], row["rare doubles" + side], row["rhymed" + side],
          row["couplet repeats" + side]) = shape_measures(texts)
@@ -228,10 +248,11 @@ def main():
     for setting in args.setting or ["default"]:
         overrides = parse_setting(setting)
         print(f"\n## {setting}: {SamplingOptions(**poet_lib.split_options(overrides)[1])}")
-        columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "distinct-2",
-                   "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines", "length",
-                   "length real", "3+ uses", "3+ uses real", "rare doubles", "rare doubles real", "rhymed",
-                   "rhymed real", "couplet repeats", "couplet repeats real"]
+        columns = ["linear", "linear control", "neural", "neural control", "5-gram ratio", "rhyme surprisal",
+                   "rhyme surprisal real", "distinct-2",
+                   "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines",
+                   "copied poems", "length", "length real", "3+ uses", "3+ uses real", "rare doubles",
+                   "rare doubles real", "rhymed", "rhymed real", "couplet repeats", "couplet repeats real"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 3) + "|")
         for form in args.forms.split(","):

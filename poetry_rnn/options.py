@@ -125,6 +125,10 @@ class SamplingOptions:
         "sentence), unless it doubles the one before. At 1.5, 11 % of 1,000 七绝's couplets say a character "
         "twice and 5 % of 五律's (35 % and 19 % at 0; held-out real poems 14 % and 3 %); lyrics are left alone "
         "(0 = off).", minimum=0, maximum=100, neutral=0.0)
+    allow_copies: bool = option(
+        False, "Ranking drafts: let a draft that is word for word a poem the model trained on win on its score "
+        "(a model keeps its training poems' fingerprints, model/training_poems.py); by default it is kept only "
+        "when every draft of its poem is one: 2 of 200 free poems were short training poems.", neutral=True)
     natural_end: bool = option(
         True, "Free poems: end as often as the model itself would (its own probability of ending, which "
         "--temperature and --top_p would otherwise sharpen into ending early: the end is one token against "

@@ -25,7 +25,7 @@ import random
 from poetry_rnn.corpus import titles
 from poetry_rnn.generation import constraints, critic, drafts, noise, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
-from poetry_rnn.model import store
+from poetry_rnn.model import store, training_poems
 from poetry_rnn.options import ModelOptions, PoemOptions, SamplingOptions
 from poetry_rnn.verse import cipai, forms, poem_request, validator
 
@@ -145,7 +145,9 @@ class Poet:
     A model directory may carry a model for ci in its ``ci/`` folder (the
     shipped one does: the poem model fine-tuned on Song ci); asks with a
     ``cipai`` are written by it, loaded on the first such ask. It may also
-    carry a critic of drafts in ``critic/``, read when an ask ranks with it.
+    carry a critic of drafts in ``critic/``, read when an ask ranks with it,
+    and its training poems' fingerprints, so that a draft copying one is
+    ranked last (``model/training_poems.py``).
     """
 
     def __init__(self, loaded):
@@ -159,6 +161,11 @@ class Poet:
     def critic(self):
         """The model directory's critic of drafts (``generation/critic.py``), or None; loaded when first asked for."""
         return critic.load(self.loaded.path, self.loaded.vocab)
+
+    @functools.cached_property
+    def training_poems(self):
+        """The poems the model trained on (``model/training_poems.py``), or None; read when first asked for."""
+        return training_poems.load(self.loaded.path)
 
     def poet_for(self, ask):
         """The Poet that writes ``ask``: this one, or for a ci its ``ci/`` companion when the model has one."""
@@ -262,7 +269,8 @@ class Poet:
         vocab = self.loaded.vocab
         if not self.is_lyrics:
             judged = any(s.critic_weight > 0 for s in sampling)  # only then is the critic loaded
-            out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic if judged else None)
+            out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic if judged else None,
+                                  known=self.training_poems)
         else:  # one decode per continuation length
             out = [None] * len(jobs)
             for length in {asks[a].poem.length for a, _, _ in jobs}:
@@ -284,7 +292,7 @@ class Poet:
         else:
             critic = self.critic if sampling[0].critic_weight > 0 else None
             written, _ = drafts.draft_poems(self.decoder, self.loaded.vocab, [item], sampling, placement, critic,
-                                            [copies])
+                                            [copies], self.training_poems)
         return written
 
     def _keep_best(self, asks, job, written, poems, memory):

@@ -33,6 +33,7 @@ class Draft:
     logprobs: list  # log p of each content token (EOS included) under the model
     ended: bool  # reached EOS (a free poem may be cut at max_len instead)
     critic: float = None  # the critic's log-odds that it is real, when drafts were ranked with one
+    copied: bool = False  # word for word a poem the model trained on (``model.training_poems``), where it keeps them
 
     @property
     def mean_logprob(self):
@@ -79,7 +80,7 @@ def rankings_for(sampling, ranking=None):
     if ranking is not None:
         return [ranking] * len(sampling)
     return [Ranking(novelty_weight=float(s.novelty_weight), rhyme_bonus=float(s.rhyme_bonus),
-                    critic_weight=float(s.critic_weight)) for s in sampling]
+                    critic_weight=float(s.critic_weight), allow_copies=bool(s.allow_copies)) for s in sampling]
 
 
 def criticise(candidates, sampling, owner, critic):
@@ -119,14 +120,16 @@ class Placement:
         return Placement(self.indices[picked], [self.groups[k] for k in picked], self.memory)
 
 
-def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, critic=None):
+def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, critic=None, known=None):
     """Poems for ``requests``; with ``best_of`` > 1, the best draft per request.
 
     ``sampling`` is one SamplingOptions or one per request; ``ask`` (a
     :class:`Ask`) places the requests in their asks. ``ranking`` (which can
     carry an n-gram second opinion) replaces each request's
     ``Ranking``; ``critic`` (a ``critic.Critic``) scores the drafts of
-    requests whose ``critic_weight`` asks for it. Requests with a reuse penalty
+    requests whose ``critic_weight`` asks for it; ``known`` (the model's
+    ``training_poems.TrainingPoems``) marks the drafts that copy a training
+    poem, which the ranking puts last. Requests with a reuse penalty
     are decoded round by round (``ranking.round_start``), each round
     penalising the character pairs of the rounds before it in its ask; the
     others in the first call.
@@ -138,7 +141,7 @@ def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, c
     for start in np.unique(rounds):
         picked = np.flatnonzero(rounds == start)
         out = _generate_round(decoder, vocab, [requests[k] for k in picked], [sampling[k] for k in picked],
-                              ask.pick(picked), ranking, critic)
+                              ask.pick(picked), ranking, critic, known)
         for k, poem in zip(picked, out):
             poems[k] = poem
     return poems
@@ -153,13 +156,13 @@ def _reuse_table(vocab, ask, owner):
     return table, np.array([number[sets[i]] for i in owner], np.int32)
 
 
-def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic):
+def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic, known):
     """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
-    candidates, owner = draft_poems(decoder, vocab, requests, sampling, ask, critic)
+    candidates, owner = draft_poems(decoder, vocab, requests, sampling, ask, critic, known=known)
     return rank(candidates, owner, sampling, ask, ranking)
 
 
-def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None, copies=None):
+def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None, copies=None, known=None):
     """The drafts of ``requests`` in one batch, not ranked: (Drafts, each one's request number).
 
     ``copies`` (one range per request, default all ``best_of``) lets a caller
@@ -181,7 +184,7 @@ def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None,
         steps, start = decoded.length(b), int(plan.content_start[b])
         content = vocab.decode(decoded.tokens[b][start:])
         candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
-                                bool(decoded.ended[b])))
+                                bool(decoded.ended[b]), copied=known is not None and known.holds(content)))
     criticise(candidates, sampling, owner, critic)
     return candidates, owner
 

@@ -83,6 +83,10 @@ class Ranking:
             latter is a nat per character more likely)
           + critic_weight * (the critic's log-odds that the draft is a real
             poem, ``critic.Critic``, when the model carries one)
+
+    A draft that copies a training poem word for word (``Draft.copied``)
+    loses to every draft that does not, whatever its score, unless
+    ``allow_copies``.
     """
 
     ngram: object = None
@@ -91,6 +95,11 @@ class Ranking:
     novelty_weight: float = 0.0
     keyword_weight: float = 1.0
     critic_weight: float = 0.0
+    allow_copies: bool = False
+
+    def key(self, poem, seen=frozenset()):
+        """What ``best_per_request`` maximises: (not a copy of a training poem, ``score``)."""
+        return (self.allow_copies or not poem.copied, self.score(poem, seen))
 
     def score(self, poem, seen=frozenset()):
         total = poem.mean_logprob
@@ -131,6 +140,6 @@ def best_per_request(candidates, owner, n, rankings=None, groups=None, memory=No
     best = []
     for options, group, index, ranking in zip(drafts, groups, indices, rankings):
         used = memory.bigrams(group)
-        best.append(options[0] if len(options) == 1 else max(options, key=lambda p: ranking.score(p, used)))
+        best.append(options[0] if len(options) == 1 else max(options, key=lambda p: ranking.key(p, used)))
         memory.add(group, int(index), best[-1].content)
     return best

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from poetry_rnn.infra import files
 from poetry_rnn.infra.errors import PoetryError
+from poetry_rnn.model import training_poems
 from poetry_rnn.model.network import FORMAT_VERSION, ModelConfig, PoetryModel, precision, variable_shapes
 from poetry_rnn.model.vocab import Vocab
 
@@ -292,7 +293,7 @@ def load_weights(model, path, members):
 
 
 def save_compact(loaded, out_dir):
-    """Write a shippable copy of a loaded model: config, vocabulary, float16 weights.
+    """Write a shippable copy of a loaded model: config, vocabulary, float16 weights, its training poems' fingerprints.
 
     No optimizer state, checkpoints or logs: what ``load`` needs and nothing
     more (the shipped default model is ~17 MB this way, a checkpoint with
@@ -300,6 +301,9 @@ def save_compact(loaded, out_dir):
     """
     save_config(out_dir, loaded.config, loaded.vocab, shippable_settings(loaded.train))
     save_weights(loaded.model, os.path.join(out_dir, WEIGHTS))
+    known = training_poems.load(loaded.path)
+    if known is not None:
+        known.save(out_dir)
 
 
 def shippable_settings(train):

@@ -17,7 +17,8 @@ batch, with zero states (consecutive sampling loses its carry there).
 
 Both give the loop the same things: ``vocab`` (the data's own, until
 ``use_vocab`` gives the one a resumed run must keep), ``initialize(model)``,
-``describe()`` for the model's log line, ``build_steps(run, strategy)``,
+``describe()`` for the model's log line, ``record_training_poems(model_dir)``
+(``model.training_poems``), ``build_steps(run, strategy)``,
 ``epoch_steps(epoch, skip)``, ``validate()`` and ``sample(epoch)``.
 """
 
@@ -30,7 +31,7 @@ from poetry_rnn.training import dataset, distribution, steps as steps_lib
 from poetry_rnn.generation import drafts, sampler
 from poetry_rnn.model import loss as loss_lib
 from poetry_rnn.verse import poem_request
-from poetry_rnn.model import vocab as vocab_lib
+from poetry_rnn.model import training_poems, vocab as vocab_lib
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.options import SamplingOptions
 from poetry_rnn.model.vocab import Vocab
@@ -65,6 +66,10 @@ class PoemLesson:
 
     def describe(self):
         return ""
+
+    def record_training_poems(self, model_dir):
+        """Keep the training poems' fingerprints in the model folder, so drafts that copy one are ranked away."""
+        training_poems.record(model_dir, (p.content for p in self.train_poems), self.options.init_from)
 
     def build_steps(self, run, strategy):
         self.train_step, self.eval_step = steps_lib.make_steps(run.model, run.optimizer, strategy, steps_lib.POEMS)
@@ -140,6 +145,9 @@ class StreamLesson:
         options = self.options
         return (f"; {options.sampling} sampling{'' if options.random_offset else ' (windows at offset 0 every epoch)'}, "
                 f"batches of {options.batch_size} x {options.num_steps} characters, {options.init} initialisation")
+
+    def record_training_poems(self, model_dir):
+        """Nothing: a stream model continues lyrics, and a continuation is not a poem that could be copied whole."""
 
     def build_steps(self, run, strategy):
         self.train_step, self.eval_step = steps_lib.make_steps(run.model, run.optimizer, strategy, steps_lib.STREAMS)

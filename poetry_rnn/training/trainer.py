@@ -73,6 +73,8 @@ def fit(data, model_dir, options=None):
         lesson.use_vocab(resolve_vocab(lesson.vocab, model_dir, options))
         config = options.model_config(len(lesson.vocab))
         run = start_run(model_dir, config, lesson.vocab, options, strategy, log, init=lesson.initialize)
+        if run.chief:
+            lesson.record_training_poems(model_dir)
         kernel = f", {options.lstm_kernel} LSTM kernel" if config.cell == "lstm" else ""
         log(f"model: {config.layers}x{config.units} {config.cell}, {config.input} input{kernel}, "
             f"{run.history.parameters:,} parameters" + lesson.describe())

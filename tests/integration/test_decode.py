@@ -1,4 +1,5 @@
 import collections
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
@@ -141,6 +142,26 @@ def test_novelty_ranking_avoids_the_bigrams_already_chosen(loaded):
     options = drafts_of(loaded, request, 6, 1)
     assert second.content == max(options, key=lambda p: (-overlap(p), p.mean_logprob)).content
     assert len({overlap(p) for p in options}) > 1  # the drafts differ in what they share
+
+
+def test_a_draft_that_copies_a_training_poem_loses_to_any_that_does_not_unless_copies_are_allowed(loaded):
+    from poetry_rnn.model import training_poems
+
+    request = poem_request.PoemRequest(begin="春", max_len=40)
+    decoder = sampler.Decoder(loaded.model)
+    sampling = SamplingOptions.plain(seed=5, best_of=8, allow_copies=False)  # plain: every pull off, this one too
+    options, _ = drafts.draft_poems(decoder, loaded.vocab, [request], sampling)
+    options.sort(key=lambda p: p.mean_logprob, reverse=True)
+    assert len({p.content for p in options}) == 8
+    known = training_poems.TrainingPoems.of([options[0].content, "春风"])
+    best = drafts.generate(decoder, loaded.vocab, [request], sampling, known=known)[0]
+    assert best.content == options[1].content and not best.copied
+    allowed = dataclasses.replace(sampling, allow_copies=True)
+    best = drafts.generate(decoder, loaded.vocab, [request], allowed, known=known)[0]
+    assert best.content == options[0].content and best.copied
+    # every draft a copy: one is still written (the likeliest)
+    known = training_poems.TrainingPoems.of(p.content for p in options)
+    assert drafts.generate(decoder, loaded.vocab, [request], sampling, known=known)[0].content == options[0].content
 
 
 def own_logprobs(loaded, tokens):

@@ -119,7 +119,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores(tmp_path):
     # The chief's checkpoint restores; the other worker left nothing behind.
     loaded = store.load(str(model_dir))
     assert loaded.config.units == 16
-    assert sorted(os.listdir(model_dir)) == ["ckpt", "config.json", "logs", "vocab.txt"]
+    assert sorted(os.listdir(model_dir)) == ["ckpt", "config.json", "logs", "training_poems.npy", "vocab.txt"]
     assert not [name for name in os.listdir(scratch) if name.startswith("poetry_rnn_worker")]
     # Two workers on the global batch of 16 train like one process on it.
     single = trainer.fit(data, str(tmp_path / "single"), trainer.TrainOptions.of(

@@ -131,7 +131,8 @@ def test_compact_export_is_float16_and_writes_like_the_original(tiny_model_dir, 
     out.mkdir()
     (out / "README.md").write_text("model card")
     export_compact(tiny_model_dir, str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "vocab.txt", "weights.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "training_poems.npy", "vocab.txt",
+                                                    "weights.npz"]
     original, compact = store.load(tiny_model_dir), store.load(str(out))
     request = [poem_request.PoemRequest(form="wujue")] * 4
     greedy = SamplingOptions.plain(temperature=0)

@@ -190,6 +190,27 @@ def test_init_from_starts_a_new_run_from_another_models_weights_and_vocabulary(t
                     trainer.TrainOptions.of(epochs=1, init_from=bagged, condition="keywords", **TINY))
 
 
+def test_a_run_keeps_the_fingerprints_of_its_training_poems_and_those_of_the_model_it_started_from(tmp_path):
+    from poetry_rnn.corpus import reading, split
+    from poetry_rnn.model import training_poems
+
+    first = write_poems(tmp_path / "first.txt", synthetic_poems(100, seed=1))
+    second = write_poems(tmp_path / "second.txt", synthetic_poems(100, seed=2))
+    trainer.fit(first, str(tmp_path / "a"), trainer.TrainOptions.of(epochs=1, max_steps=1, **TINY))
+    trainer.fit(second, str(tmp_path / "b"), trainer.TrainOptions.of(epochs=1, max_steps=1, init_from=str(tmp_path / "a"),
+                                                                     **TINY))
+    halves = {}
+    for name, data in (("first", first), ("second", second)):
+        halves[name] = split.split_train_valid(reading.read_poems(data)[0], trainer.TrainOptions.valid_fraction)
+        assert halves[name][1], "the split holds some poems out"
+    a, b = training_poems.load(str(tmp_path / "a")), training_poems.load(str(tmp_path / "b"))
+    assert len(a) == len(halves["first"][0]) and len(b) == len(a) + len(halves["second"][0])
+    for name, known in (("first", a), ("second", b)):
+        train, held_out = halves[name]
+        assert all(known.holds(p.content) for p in train) and not any(known.holds(p.content) for p in held_out)
+    assert all(b.holds(p.content) for p in halves["first"][0])  # the weights it started from learned them
+
+
 def test_a_resumed_run_takes_the_learning_rate_from_the_flags_not_the_checkpoint(tmp_path, poems_file):
     model_dir = tmp_path / "m"
     first = trainer.fit(poems_file, str(model_dir), trainer.TrainOptions.of(epochs=1, learning_rate=0.01, **TINY))

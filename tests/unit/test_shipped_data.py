@@ -31,3 +31,18 @@ def test_train_names_the_command_that_builds_missing_data(tmp_path):
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: file not found: data/poems.txt; build it with: python -m poetry_rnn.prepare")
+
+
+@pytest.mark.parametrize("model, data", [("", "poems.txt"), ("ci", "ci.txt")])
+def test_the_shipped_models_know_the_poems_they_trained_on(tmp_path, model, data):
+    from poetry_rnn.model import training_poems
+
+    default = os.path.join(REPO, "checkpoints", "default")
+    shipped = training_poems.load(os.path.join(default, model))
+    # the ci model started from the Tang model, whose weights learned its poems too
+    training_poems.record_split(str(tmp_path), os.path.join(REPO, "data", data), 0.02,
+                                init_from=default if model else "")
+    rebuilt = training_poems.load(str(tmp_path))
+    assert len(shipped) == len(rebuilt) > 50_000
+    assert (shipped.fingerprints == rebuilt.fingerprints).all()
+    assert shipped.holds("张公吃酒李公醉。")  # a Tang training poem (武后时谣): the ci model's weights learned it too
