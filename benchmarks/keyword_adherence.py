@@ -2,13 +2,15 @@
 
     python benchmarks/keyword_adherence.py --corpus data/poems.txt \
         --model_dirs checkpoints/default runs/keywords [--count 200] [--form qijue] [--bonuses 0 3] \
-        [--title_bonuses 0 1.5] [--critic_weight 0.2] [--precisions float32,bfloat16]
+        [--title_bonuses 0 1.5] [--critic_weight 0.2] [--precisions float32,bfloat16] \
+        [--setting default --setting typical_p=1.0 ...]
 
 The prompts come from held-out poems (the test split, which no model here
 trained on): for each, two distinct Han characters of its own content (the
 keywords, drawn with a fixed seed) and its title. Every model writes one
 poem per prompt in ``--form`` with ``--rhyme``, through the facade
-(``poet.Poet``), with the default sampling and the same seed per prompt:
+(``poet.Poet``), with the default sampling (or each ``--setting`` in turn,
+as ``realism.py`` takes them) and the same seed per prompt:
 
 * without keywords: how often those characters turn up anyway (chance);
 * with ``--keywords`` at each ``--keyword_bonus`` of ``--bonuses`` (0: a
@@ -31,6 +33,7 @@ test split's). A real poet's own adherence is printed for reference.
 """
 
 import argparse
+import itertools
 import os
 import sys
 
@@ -45,6 +48,7 @@ from poetry_rnn.evaluation import ngram, quality
 from poetry_rnn import poet as poet_lib  # noqa: E402
 from poetry_rnn import options
 from poetry_rnn.options import SamplingOptions  # noqa: E402
+from realism import parse_setting  # noqa: E402  (this folder's: the same settings as the realism benchmark)
 
 KEYWORDS = 2  # per prompt
 TOPIC = 0.5  # titles.weight of a topic character
@@ -106,6 +110,8 @@ def main():
                         help="rank drafts with the model's critic too (it must carry one)")
     parser.add_argument("--precisions", default=options.ModelOptions.precision,
                         help="each model decoded at each of these (write --precision), side by side")
+    parser.add_argument("--setting", action="append", default=None,
+                        help="sampling beside write's defaults (default), each in turn, e.g. typical_p=1.0")
     args = parser.parse_args()
 
     all_poems, _ = reading.read_poems(args.corpus)
@@ -128,17 +134,19 @@ def main():
     print("| model | written with | keywords in the poem | poems with both | related to the keywords "
           "| title characters in the poem | topic characters | related to the title | 5-gram perplexity |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for (model_dir, precision), poet in zip(loads, poets):
+    for ((model_dir, precision), poet), setting in itertools.product(zip(loads, poets), args.setting or ["default"]):
+        overrides = parse_setting(setting)
         runs = [("nothing (chance)", {})]
         runs += [(f"keywords, bonus {b:g}", {"keywords": True, "keyword_bonus": b}) for b in args.bonuses]
         runs += [(f"title, bonus {b:g}", {"title": True, "title_bonus": b}) for b in args.title_bonuses
                  if b or poet.loaded.config.condition != "none"]
         for label, given in runs:
-            texts = write_all(poet, prompt_list, args.form, args.seed, critic_weight=args.critic_weight, **given)
+            texts = write_all(poet, prompt_list, args.form, args.seed,
+                              **{"critic_weight": args.critic_weight, **overrides, **given})
             keyword_share = np.mean([share_in(k, t) for (k, _, _), t in zip(prompt_list, texts)])
             both = np.mean([share_in(k, t) == 1 for (k, _, _), t in zip(prompt_list, texts)])
             title_share = np.mean([share_in(title, t) for (_, title, _), t in zip(prompt_list, texts)])
-            print(f"| {model_dir} ({precision}) | {label} | {keyword_share:.1%} | {both:.1%} | {beside(prompt_list, texts, table, 0):.1%} | "
+            print(f"| {model_dir} ({precision}{'' if setting == 'default' else ', ' + setting}) | {label} | {keyword_share:.1%} | {both:.1%} | {beside(prompt_list, texts, table, 0):.1%} | "
                   f"{title_share:.1%} | {topic_share(prompt_list, texts):.1%} | {beside(prompt_list, texts, table, 1):.1%} | "
                   f"{lm.score(texts).perplexity:.1f} |", flush=True)
 
