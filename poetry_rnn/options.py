@@ -135,11 +135,6 @@ class SamplingOptions:
         False, "Ranking drafts: let a draft that is word for word a poem the model trained on win on its score "
         "(a model keeps its training poems' fingerprints, model/training_poems.py); by default it is kept only "
         "when every draft of its poem is one: 2 of 200 free poems were short training poems.", neutral=True)
-    rhyme_lookahead: float = option(
-        0.0, "At the character before a rhyme: plus this times the log-probability, one model step on, that the "
-        "next character can rhyme, for each of the 8 likeliest candidates (the others are out): the model leads "
-        "its line into the rhyme as a poet does (1 = draw as if it knew the rhyme comes next; 0 = off).",
-        minimum=0, maximum=100, neutral=0.0)
     natural_end: bool = option(
         True, "Free poems: end as often as the model itself would (its own probability of ending, which "
         "--temperature and --top_p would otherwise sharpen into ending early: the end is one token against "

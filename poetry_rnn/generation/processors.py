@@ -48,7 +48,6 @@ class Step(typing.NamedTuple):
     done: tf.Tensor  # bool (B,): the poem ended before this step
     model_logits: tf.Tensor = None  # float32 (B, V): the model's own logits, before any processor
     token: tf.Tensor = None  # int32 (B,): the token chosen at this step (``update`` only; PAD where done)
-    look_ahead: typing.Callable = None  # candidates (B, K) -> the model's logits one step on, (B, K, V)
 
 
 def per_row(value, rows, dtype):
@@ -693,52 +692,6 @@ class GumbelNoise(LogitsProcessor):
         return logits + tf.where(self.greedy[:, None], 0.0, -tf.math.log(-tf.math.log(uniform)))
 
 
-class RhymeLookahead(Rhyme):
-    """The character before a rhyme, drawn as if the model knew the line must end in its rhyme group.
-
-    A poet leads a line into its rhyme; the model writes the line without
-    knowing where it must end, and the rhyme mask then forces a character of
-    the group after whatever came before. In 1,000 五律 the 5-gram found the
-    rhymes of lines 4, 6 and 8 1.7-2.8 nats more surprising than real poems'
-    (docs/results.md), and almost nothing else. So at the step before a
-    rhyme, each of a row's LOOKAHEAD best candidates c (after the sampling
-    processors) is run one model step further, and gets ``rhyme_lookahead``
-    x log P(next character can rhyme | the poem so far, c): at 1 the draw is
-    the model's own distribution given that the rhyme comes next (one step of
-    Bayes), the other characters are out. It keeps ``Rhyme``'s state (the
-    groups still open, the rhymes used), so the characters that can rhyme
-    are the ones the rhyme mask will allow, before tones and repeats.
-    """
-
-    SIGNATURE = {**Rhyme.SIGNATURE, "weight": spec([None], tf.float32)}
-    SETTINGS = {"rhyme_lookahead": np.float32}
-    LOOKAHEAD = 8  # candidates per row: each is a model step on the row's state
-    FLOOR = -30.0  # nats: a candidate after which nothing can rhyme still stays possible
-
-    @classmethod
-    def from_plan(cls, plan, settings):
-        return {**Rhyme.from_plan(plan, settings), "weight": cls.setting(settings, "rhyme_lookahead", len(plan.lengths))}
-
-    def apply(self, logits, state, step):
-        groups, used = state
-        next_set = self.rhyme_set[:, tf.minimum(step.t + 1, tf.shape(self.rhyme_set)[1] - 1)]
-        here = (next_set > 0) & (step.t + 1 < tf.shape(self.rhyme_set)[1]) & (self.weight > 0) & ~step.done
-
-        def lead_into_the_rhyme():
-            open_groups = tf.gather(groups, tf.maximum(next_set - 1, 0), batch_dims=1)  # (B, G)
-            can_rhyme = (tf.matmul(tf.cast(open_groups, tf.float32), self.members) > 0) & ~used  # (B, V)
-            candidates = tf.math.top_k(logits, tf.minimum(self.LOOKAHEAD, tf.shape(logits)[1])).indices  # (B, K)
-            ahead = tf.nn.log_softmax(step.look_ahead(candidates))  # (B, K, V)
-            reach = tf.reduce_logsumexp(tf.where(can_rhyme[:, None, :], ahead, NEG_INF), axis=-1)  # (B, K)
-            reach = tf.maximum(reach, self.FLOOR)  # no candidate is ruled out: the rhyme mask has the last word
-            rows = tf.range(tf.shape(logits)[0])[:, None] + tf.zeros_like(candidates)
-            lift = tf.scatter_nd(tf.stack([rows, candidates], -1), self.weight[:, None] * reach, tf.shape(logits))
-            considered = row_mask(candidates, tf.ones_like(candidates, tf.bool), tf.shape(logits)[1])
-            return tf.where(here[:, None], tf.where(considered, logits + lift, NEG_INF), logits)
-
-        return tf.cond(tf.reduce_any(here), lead_into_the_rhyme, lambda: logits)
-
-
 # In order: masks, then pulls, then sampling.
 PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, CoupletRepeat,
-              Temperature, TopK, TopP, MinP, TypicalP, NaturalEnd, RhymeLookahead, GumbelNoise)
+              Temperature, TopK, TopP, MinP, TypicalP, NaturalEnd, GumbelNoise)

@@ -91,15 +91,7 @@ class Decoder:
         def body(t, prev, states, done, tokens, logprobs, kept):
             logits, states = self.model.step(prev, states, context)
             logits = tf.cast(logits, tf.float32)
-
-            def look_ahead(candidates):
-                """The model's logits one character on, after each of ``candidates`` (B, K): (B, K, V)."""
-                k = tf.shape(candidates)[1]
-                tiled = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), (states, context or ()))
-                ahead, _ = self.model.step(tf.reshape(candidates, [-1]), tiled[0], tiled[1] or None)
-                return tf.reshape(tf.cast(ahead, tf.float32), [batch, k, -1])
-
-            step = processors_lib.Step(t, prev, t >= content_start, done, logits, look_ahead=look_ahead)
+            step = processors_lib.Step(t, prev, t >= content_start, done, logits)
             scores = logits
             for processor, state in zip(processors, kept):
                 scores = processor.apply(scores, state, step)

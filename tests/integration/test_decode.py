@@ -384,7 +384,7 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     assert {name: getattr(plain, name) for name in names} == {
         "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0, "repeat_penalty": 0.0, "natural_end": False,
-        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "free_heat": 1.0, "rhyme_lookahead": 0.0}
+        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "free_heat": 1.0}
 
 
 def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():
@@ -426,37 +426,6 @@ def test_the_nucleus_from_a_shortlist_is_the_one_a_whole_sort_finds():
             assert floor[row] == pytest.approx(scores[row][order][before < mass[row]].min(), rel=1e-6)
     shortlist_holds = np.sort(probabilities, axis=1)[:, ::-1][:, :processors.SHORTLIST].sum(axis=1)
     assert (shortlist_holds[:2] < mass[:2]).all() and (shortlist_holds[3:] >= mass[3:]).all()  # both ways ran
-
-
-def test_the_character_before_a_rhyme_is_drawn_as_if_the_rhyme_came_next():
-    """Candidate 1 is likelier, but after it the model would seldom write the rhyme (token 4); after 2 it would."""
-
-    class TwoCandidates(processors.RhymeLookahead):
-        LOOKAHEAD = 2
-
-    NEG = -np.inf
-    logits = tf.math.log(tf.constant([[1e-9, 0.4, 0.3, 0.2, 0.05, 0.05]]))
-    after = {1: [0.0, 0.1, 0.1, 0.1, 0.1, 0.6], 2: [0.0, 0.1, 0.1, 0.1, 0.6, 0.1]}  # next-character probabilities
-    seen = []
-
-    def look_ahead(candidates):
-        seen.append(candidates.numpy().tolist())
-        return tf.math.log(tf.constant([[after[int(c)] for c in row] for row in candidates.numpy()]))
-
-    arrays = {"rhyme_set": tf.constant([[0, 0, 1]]), "rhyme_watch": tf.zeros([1, 3], tf.bool),
-              "group_members": tf.constant([[False] * 4 + [True, False], [False] * 5 + [True]]),
-              "initial_groups": tf.constant([[[True, False]]])}  # the rhyme set's group: token 4's
-    for weight, t, expected in ((1.0, 1, [NEG, np.log(0.4 * 0.1), np.log(0.3 * 0.6), NEG, NEG, NEG]),
-                                (2.0, 1, [NEG, np.log(0.4 * 0.1 ** 2), np.log(0.3 * 0.6 ** 2), NEG, NEG, NEG]),
-                                (1.0, 0, np.log([1e-9, 0.4, 0.3, 0.2, 0.05, 0.05])),  # no rhyme next: as it was
-                                (0.0, 1, np.log([1e-9, 0.4, 0.3, 0.2, 0.05, 0.05]))):  # off
-        lookahead = TwoCandidates(**arrays, weight=tf.constant([weight]))
-        step = processors.Step(tf.constant(t), tf.constant([1]), tf.constant([True]), tf.constant([False]),
-                               logits, look_ahead=look_ahead)
-        got = lookahead.apply(logits, lookahead.initial_state(1), step).numpy()[0]
-        assert np.isneginf(got).tolist() == (np.asarray(expected) == NEG).tolist()
-        np.testing.assert_allclose(got[np.isfinite(got)], np.asarray(expected)[np.isfinite(got)], atol=1e-5)
-    assert seen == [[[1, 2]], [[1, 2]]]  # the model is asked only where a rhyme comes next and the knob is on
 
 
 def test_typical_p_is_a_sampling_option_on_every_face(loaded):
