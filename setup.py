@@ -3,8 +3,8 @@ from setuptools import find_packages, setup
 # The shipped default model (checkpoints/default in a checkout) travels inside the
 # package as poetry_rnn/default_model, its ci model (checkpoints/default/ci) as
 # poetry_rnn/default_model/ci and its critic of drafts (checkpoints/default/critic) as
-# poetry_rnn/default_model/critic, so a wheel or `pip install .` has them too.
-MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "training_poems.npy", "README.md"]
+# poetry_rnn/default_model/critic, with its over-use table, so a wheel or `pip install .` has them too.
+MODEL_FILES = ["config.json", "vocab.txt", "weights.npz", "training_poems.npy", "overuse.npz", "README.md"]
 SCRIPTS = ["prepare", "train", "write", "evaluate", "export", "compare", "serve", "critic"]
 
 setup(

@@ -1,12 +1,14 @@
-"""Train a model's critic of drafts: ``python -m poetry_rnn.critic``.
+"""Learn from a model's own drafts what gives them away: ``python -m poetry_rnn.critic``.
 
     python -m poetry_rnn.critic --model_dir checkpoints/default --data data/poems.txt
-    python -m poetry_rnn.write --critic_weight 0.3        # rank drafts with it
+    python -m poetry_rnn.critic --learn overuse            # the over-use table alone, the critic kept
+    python -m poetry_rnn.write --critic_weight 0.3 --overuse_penalty 1.5
 
-Flags -> ``evaluation.critic_training.train_critic``, which writes the
-model's drafts, trains the critic on real training-split poems against them
-and saves it in ``<model_dir>/critic/`` (``generation/critic.py`` says what
-it is and how ``best_of`` uses it).
+Flags -> ``evaluation.critic_training.learn_from_drafts``, which writes the
+model's drafts and learns from them, against real training-split poems, the
+critic of drafts (``<model_dir>/critic/``; ``generation/critic.py`` says
+what it is and how ``best_of`` uses it) and the over-use table
+(``<model_dir>/overuse.npz``; ``generation/overuse.py``).
 """
 
 from poetry_rnn.infra import quiet
@@ -35,7 +37,7 @@ def main(argv):
     cli.refuse_arguments(argv)
     config = cli.options_from_flags(CriticConfig)
     what = cli.options_from_flags(critic_training.CriticData, seed=config.seed)
-    critic_training.train_critic(FLAGS.model_dir or store.DEFAULT_MODEL_DIR, FLAGS.data, config, what)
+    critic_training.learn_from_drafts(FLAGS.model_dir or store.DEFAULT_MODEL_DIR, FLAGS.data, config, what)
 
 
 if __name__ == "__main__":

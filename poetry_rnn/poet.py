@@ -23,7 +23,7 @@ import os
 import random
 
 from poetry_rnn.corpus import titles
-from poetry_rnn.generation import constraints, critic, drafts, noise, ranking, sampler
+from poetry_rnn.generation import constraints, critic, drafts, noise, overuse, ranking, sampler
 from poetry_rnn.infra.errors import OptionError, PoetryError
 from poetry_rnn.model import store, training_poems
 from poetry_rnn.options import ModelOptions, PoemOptions, SamplingOptions
@@ -146,6 +146,7 @@ class Poet:
     shipped one does: the poem model fine-tuned on Song ci); asks with a
     ``cipai`` are written by it, loaded on the first such ask. It may also
     carry a critic of drafts in ``critic/``, read when an ask ranks with it,
+    an over-use table (``overuse.npz``), read when an ask pulls against it,
     and its training poems' fingerprints, so that a draft copying one is
     ranked last (``model/training_poems.py``).
     """
@@ -161,6 +162,11 @@ class Poet:
     def critic(self):
         """The model directory's critic of drafts (``generation/critic.py``), or None; loaded when first asked for."""
         return critic.load(self.loaded.path, self.loaded.vocab)
+
+    @functools.cached_property
+    def overuse(self):
+        """The model directory's over-use table (``generation/overuse.py``), or None; read when first asked for."""
+        return overuse.load(self.loaded.path, self.loaded.vocab)
 
     @functools.cached_property
     def training_poems(self):
@@ -269,8 +275,9 @@ class Poet:
         vocab = self.loaded.vocab
         if not self.is_lyrics:
             judged = any(s.critic_weight > 0 for s in sampling)  # only then is the critic loaded
+            pulled = any(s.overuse_penalty > 0 for s in sampling)  # only then is the table read
             out = drafts.generate(self.decoder, vocab, items, sampling, placement, critic=self.critic if judged else None,
-                                  known=self.training_poems)
+                                  known=self.training_poems, overuse=self.overuse if pulled else None)
         else:  # one decode per continuation length
             out = [None] * len(jobs)
             for length in {asks[a].poem.length for a, _, _ in jobs}:
@@ -291,8 +298,9 @@ class Poet:
                                               placement, [copies])
         else:
             critic = self.critic if sampling[0].critic_weight > 0 else None
+            table = self.overuse if sampling[0].overuse_penalty > 0 else None
             written, _ = drafts.draft_poems(self.decoder, self.loaded.vocab, [item], sampling, placement, critic,
-                                            [copies], self.training_poems)
+                                            [copies], self.training_poems, table)
         return written
 
     def _keep_best(self, asks, job, written, poems, memory):

@@ -1,11 +1,14 @@
-"""Train a model's critic (``generation/critic.py``) on real poems against the model's own drafts.
+"""Learn from a model's own drafts what gives them away: its critic (``generation/critic.py``) and its over-use
+table (``generation/overuse.py``).
 
-The negatives are drafts as ``best_of`` sees them: ``write``'s path at its
-defaults, one draft per poem (``best_of`` 1), for each form. The positives
-are training-split poems of the same forms (free poems: any), so the
-held-out poems the realism benchmark and ``evaluate`` judge with stay
-unseen. Real poems of a form are as many as its drafts, so the critic cannot
-tell them apart by form or length alone.
+The drafts are written on ``write``'s path at its defaults, one draft per
+poem (``best_of`` 1), for each form, with no over-use penalty: the table
+measures the model's own lean, and the critic judges drafts as ``best_of``
+sees them. The real poems are the training split's poems of the same forms
+(free poems: any), so the held-out poems the realism benchmark and
+``evaluate`` judge with stay unseen. The critic sees as many real poems of a
+form as drafts, so it cannot tell them apart by form or length alone; the
+table counts every real poem of the form.
 """
 
 import dataclasses
@@ -15,7 +18,7 @@ import time
 
 from poetry_rnn import poet as poet_lib
 from poetry_rnn.corpus import reading, split
-from poetry_rnn.generation import critic as critic_lib
+from poetry_rnn.generation import critic as critic_lib, overuse
 from poetry_rnn.infra.errors import PoetryError
 from poetry_rnn.infra.fields import option, validate
 from poetry_rnn.options import PoemOptions, SamplingOptions
@@ -31,20 +34,31 @@ class CriticData:
                                   minimum=10)
     forms: str = option("qijue,wujue,qilv,wulv,free", "Forms the critic learns, comma-separated.")
     seed: int = option(0, "Seed of the drafts and of the real poems picked.", minimum=0)
+    learn: str = option("critic,overuse", "What to learn from the drafts, comma-separated: critic (the critic of "
+                        "drafts, critic/) and overuse (the over-use table, overuse.npz).")
 
     def __post_init__(self):
         validate(self)
         unknown = [f for f in self.form_list if f not in forms.FORM_NAMES]
         if unknown or not self.form_list:
             raise PoetryError(f"--forms must be some of {', '.join(forms.FORM_NAMES)}, got {self.forms!r}")
+        if not self.parts or not set(self.parts) <= set(PARTS):
+            raise PoetryError(f"--learn must be some of {', '.join(PARTS)}, got {self.learn!r}")
 
     @property
     def form_list(self):
         return [f for f in self.forms.split(",") if f]
 
+    @property
+    def parts(self):
+        return [p for p in self.learn.split(",") if p]
 
-def real_poems(data, form_list, count, seed):
-    """{form: up to ``count`` training-split poems of that form}; free poems are drawn from all of them."""
+
+PARTS = ("critic", "overuse")
+
+
+def real_poems(data, form_list):
+    """{form: the training-split poems of that form}; free poems: all of them."""
     poems, _ = reading.read_poems(data)
     train, _ = split.split_train_valid(poems, TrainOptions().valid_fraction)
     by_form = {form: [] for form in form_list}
@@ -54,8 +68,7 @@ def real_poems(data, form_list, count, seed):
             by_form[shape].append(poem.content)
         if forms.FREE in by_form:
             by_form[forms.FREE].append(poem.content)
-    rng = random.Random(seed)
-    return {form: rng.sample(texts, min(count, len(texts))) for form, texts in by_form.items()}
+    return by_form
 
 
 def drafts(poet, form_list, count, seed):
@@ -63,27 +76,45 @@ def drafts(poet, form_list, count, seed):
     out = {}
     for form in form_list:
         ask = poet_lib.Ask(PoemOptions(form=form, rhyme=form != forms.FREE, num=count),
-                           SamplingOptions(best_of=1, seed=seed))
+                           SamplingOptions(best_of=1, overuse_penalty=0.0, seed=seed))
         out[form] = [p.text for p in poet.write_asks([ask])[0]]
     return out
 
 
-def train_critic(model_dir, data, config, what, log=print):
-    """Train the critic of ``model_dir`` (``config``: its network and training, ``what``: its data) and save it.
+def learn_from_drafts(model_dir, data, config, what, log=print):
+    """Write ``model_dir``'s drafts and learn from them what ``what.learn`` names; returns the paths written.
 
-    Returns the folder written. Its config.json records the held-out
-    accuracy, the poems it saw, its size and how long it takes to score 8
-    drafts (one poem's ``best_of``).
+    The critic (``config``: its network and training) goes to ``critic/``,
+    whose config.json records the held-out accuracy, the poems it saw, its
+    size and how long it takes to score 8 drafts (one poem's ``best_of``);
+    the over-use table to ``overuse.npz``.
     """
     poet = poet_lib.load(model_dir)
     if poet.is_lyrics:
-        raise PoetryError(f"{poet.path} is a lyrics model; a critic judges poems")
-    real = real_poems(data, what.form_list, what.drafts_per_form, what.seed)
+        raise PoetryError(f"{poet.path} is a lyrics model; a critic and an over-use table are learnt from poems")
+    real = real_poems(data, what.form_list)
     log(f"real poems (training split): {', '.join(f'{f} {len(t)}' for f, t in real.items())}")
     started = time.perf_counter()
     written = drafts(poet, what.form_list, what.drafts_per_form, what.seed)
     log(f"drafts: {sum(map(len, written.values()))} in {time.perf_counter() - started:.0f} s")
-    pairs = [(r, w) for form in what.form_list for r, w in zip(real[form], written[form])]  # as many of each, per form
+    paths = []
+    if "critic" in what.parts:
+        paths.append(train_critic(poet, data, real, written, config, what, log))
+    if "overuse" in what.parts:
+        table = overuse.OveruseTable.learn(poet.loaded.vocab, written, real)
+        for form in table.form_names:
+            more, less = table.most(form, poet.loaded.vocab)
+            log(f"over-use, {form}: most {' '.join(more)}; least {' '.join(less)}")
+        paths.append(table.save(poet.path))
+        log(f"over-use table -> {paths[-1]}")
+    return paths
+
+
+def train_critic(poet, data, real, written, config, what, log):
+    """Train the critic on as many real poems of each form as drafts (picked with ``what.seed``) and save it."""
+    rng = random.Random(what.seed)
+    picked = {form: rng.sample(texts, min(what.drafts_per_form, len(texts))) for form, texts in real.items()}
+    pairs = [(r, w) for form in what.form_list for r, w in zip(picked[form], written[form])]  # as many of each
     critic, accuracy = critic_lib.fit(poet.loaded.vocab, [r for r, _ in pairs], [w for _, w in pairs], config)
     sample = [w for _, w in pairs[:8]]
     critic.score(sample)  # traced

@@ -120,7 +120,7 @@ class Placement:
         return Placement(self.indices[picked], [self.groups[k] for k in picked], self.memory)
 
 
-def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, critic=None, known=None):
+def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, critic=None, known=None, overuse=None):
     """Poems for ``requests``; with ``best_of`` > 1, the best draft per request.
 
     ``sampling`` is one SamplingOptions or one per request; ``ask`` (a
@@ -129,7 +129,9 @@ def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, c
     ``Ranking``; ``critic`` (a ``critic.Critic``) scores the drafts of
     requests whose ``critic_weight`` asks for it; ``known`` (the model's
     ``training_poems.TrainingPoems``) marks the drafts that copy a training
-    poem, which the ranking puts last. Requests with a reuse penalty
+    poem, which the ranking puts last; ``overuse`` (the model's
+    ``overuse.OveruseTable``) is what requests with an over-use penalty
+    pull against. Requests with a reuse penalty
     are decoded round by round (``ranking.round_start``), each round
     penalising the character pairs of the rounds before it in its ask; the
     others in the first call.
@@ -141,7 +143,7 @@ def generate(decoder, vocab, requests, sampling, placement=None, ranking=None, c
     for start in np.unique(rounds):
         picked = np.flatnonzero(rounds == start)
         out = _generate_round(decoder, vocab, [requests[k] for k in picked], [sampling[k] for k in picked],
-                              ask.pick(picked), ranking, critic, known)
+                              ask.pick(picked), ranking, critic, known, overuse)
         for k, poem in zip(picked, out):
             poems[k] = poem
     return poems
@@ -156,13 +158,14 @@ def _reuse_table(vocab, ask, owner):
     return table, np.array([number[sets[i]] for i in owner], np.int32)
 
 
-def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic, known):
+def _generate_round(decoder, vocab, requests, sampling, ask, ranking, critic, known, overuse):
     """``generate``'s decode of one round: its requests' drafts in one batch, the best of each kept."""
-    candidates, owner = draft_poems(decoder, vocab, requests, sampling, ask, critic, known=known)
+    candidates, owner = draft_poems(decoder, vocab, requests, sampling, ask, critic, known=known, overuse=overuse)
     return rank(candidates, owner, sampling, ask, ranking)
 
 
-def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None, copies=None, known=None):
+def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None, copies=None, known=None,
+                overuse=None):
     """The drafts of ``requests`` in one batch, not ranked: (Drafts, each one's request number).
 
     ``copies`` (one range per request, default all ``best_of``) lets a caller
@@ -177,6 +180,8 @@ def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None,
     if np.any(settings["reuse_penalty"] > 0):
         settings["reuse"] = _reuse_table(vocab, ask, owner)
     expanded = [requests[i] for i in owner]
+    if overuse is not None:
+        settings["overuse"] = overuse, overuse.rows(expanded)
     plan = constraints.plan(expanded, vocab, decoder.config)
     decoded = decoder.decode(plan, **settings)
     candidates = []

@@ -19,8 +19,8 @@ need:
 The sampler (``sampler.Decoder``) runs the model step, then ``PROCESSORS`` in
 order, then takes the argmax. Masks come first, so the allowed set a later
 mask sees (``logits > -inf``) is the earlier ones' intersection; pulls come
-next, then temperature, top-k, top-p and the Gumbel noise that makes the
-argmax a sample. Adding a knob means writing its processor, adding it here,
+next, then temperature, top-k, top-p, typical sampling, the over-use pull
+inside what they keep, and the Gumbel noise that makes the argmax a sample. Adding a knob means writing its processor, adding it here,
 and giving it its option in ``options.SamplingOptions``.
 """
 
@@ -237,6 +237,34 @@ class NoRepeat(LogitsProcessor):
         (counts,) = state
         chosen = tf.one_hot(step.token, tf.shape(counts)[1], on_value=True, off_value=False)
         return (counts + tf.cast(chosen & (self.no_repeat[:, step.t] & ~step.done)[:, None], tf.int8),)
+
+
+def mid_sentence(free, closes, prev):
+    """bool (B,): a free poem whose last character does not close a sentence (。？！), where it may not end."""
+    return free & ~tf.gather(closes, prev)
+
+
+class EndAfterSentence(LogitsProcessor):
+    """A free poem ends only after a mark that closes a sentence (。？！), never in the middle of a line.
+
+    The plan lets a free poem end after any character, and one of the four
+    poems of the README's first command ended ``…沙秋夕照收。胡沙``. A step
+    where the end is all the plan leaves (the poem's ``max_len``) is left
+    alone, so the poem is cut there as before. ``NaturalEnd``, which gives
+    the end its score after the sampling cuts, asks ``mid_sentence`` too.
+    """
+
+    SIGNATURE = {"free": spec([None], tf.bool),  # (B,): a free poem
+                 "closes": spec([None], tf.bool)}  # (V,): the marks that close a sentence
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        return {"free": plan.free_poem, "closes": plan.couplet_end}
+
+    def apply(self, logits, state, step):
+        is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+        others = tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
+        return tf.where(is_end & (mid_sentence(self.free, self.closes, step.prev) & others)[:, None], NEG_INF, logits)
 
 
 # --------------------------------------------------------------------------
@@ -632,6 +660,41 @@ class TypicalP(LogitsProcessor):
         return tf.cond(tf.reduce_any(self.typical_p < 1.0), keep_typical, lambda: logits)
 
 
+class Overuse(LogitsProcessor):
+    """Inside the nucleus, minus ``overuse_penalty`` times each character's over-use in the poem's form.
+
+    The setting ``overuse`` is (the model's ``overuse.OveruseTable``, each
+    row's line of it), given by ``drafts.draft_poems`` where the model has a
+    table; without it there is nothing to pull. It comes after the sampling
+    cuts, so it only reweighs the characters the model finds plausible
+    there: before them it let in characters no poet would write (天河流溷溷,
+    虎豹麤), and the 5-gram ratio of 五律 rose most (docs/results.md).
+    """
+
+    SIGNATURE = {"bias": spec([None, None], tf.float32),  # (F + 1, V): row 0 zeros, then one per form
+                 "row": spec([None], tf.int32),  # (B,)
+                 "penalty": spec([None], tf.float32)}  # (B,)
+    SETTINGS = {"overuse_penalty": np.float32}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        rows = len(plan.lengths)
+        if "overuse" not in settings:
+            return {"bias": np.zeros((1, plan.mask_table.shape[1]), np.float32), "row": np.zeros(rows, np.int32),
+                    "penalty": np.zeros(rows, np.float32)}
+        table, row = settings["overuse"]
+        return {"bias": table.bias, "row": np.asarray(row, np.int32),
+                "penalty": cls.setting(settings, "overuse_penalty", rows)}
+
+    def apply(self, logits, state, step):
+        penalty = tf.where(step.in_content & (self.row > 0), self.penalty, 0.0)
+
+        def pull_down():
+            return logits - penalty[:, None] * tf.gather(self.bias, self.row)  # -inf stays -inf: the bias is finite
+
+        return tf.cond(tf.reduce_any(penalty > 0), pull_down, lambda: logits)
+
+
 class NaturalEnd(LogitsProcessor):
     """Where a poem may end (a free poem, after any character), it ends as often as the model itself would.
 
@@ -647,20 +710,24 @@ class NaturalEnd(LogitsProcessor):
     probability p and otherwise draws a character as before. A greedy row
     ends where the model more likely ends than not. Steps where the plan
     does not allow the end (every step of a regular poem but its last,
-    where EOS is all there is) are left alone.
+    where EOS is all there is), or ``EndAfterSentence`` does not, are left
+    alone.
     """
 
     SIGNATURE = {"end_allowed": spec([None, None], tf.bool),  # (B, T): the plan allows EOS at this step
-                 "natural": spec([None], tf.bool)}  # (B,)
+                 "natural": spec([None], tf.bool),  # (B,)
+                 "free": spec([None], tf.bool),  # (B,) and (V,): EndAfterSentence's, where the end is not allowed
+                 "closes": spec([None], tf.bool)}
     SETTINGS = {"natural_end": np.bool_}
 
     @classmethod
     def from_plan(cls, plan, settings):
         return {"end_allowed": plan.mask_table[plan.step_masks, vocab_lib.EOS],
-                "natural": cls.setting(settings, "natural_end", len(plan.lengths))}
+                "natural": cls.setting(settings, "natural_end", len(plan.lengths)),
+                **EndAfterSentence.from_plan(plan, settings)}
 
     def apply(self, logits, state, step):
-        here = self.natural & self.end_allowed[:, step.t]
+        here = self.natural & self.end_allowed[:, step.t] & ~mid_sentence(self.free, self.closes, step.prev)
 
         def at_the_models_rate():
             is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
@@ -693,5 +760,6 @@ class GumbelNoise(LogitsProcessor):
 
 
 # In order: masks, then pulls, then sampling.
-PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, CoupletRepeat,
-              Temperature, TopK, TopP, MinP, TypicalP, NaturalEnd, GumbelNoise)
+PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, EndAfterSentence,
+              Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, CoupletRepeat,
+              Temperature, TopK, TopP, MinP, TypicalP, Overuse, NaturalEnd, GumbelNoise)

@@ -21,13 +21,13 @@ def criticised(tiny_model_dir, tmp_path_factory):
     bundle = tmp_path_factory.mktemp("critic") / "model"
     shutil.copytree(tiny_model_dir, bundle)
     data = os.path.join(os.path.dirname(tiny_model_dir), "poems.txt")
-    critic_training.train_critic(str(bundle), data, critic_lib.CriticConfig(embed_dim=8, units=8, epochs=2),
+    critic_training.learn_from_drafts(str(bundle), data, critic_lib.CriticConfig(embed_dim=8, units=8, epochs=2),
                                  critic_training.CriticData(drafts_per_form=40, forms="wujue,qijue"),
                                  log=lambda *a: None)
     return str(bundle)
 
 
-def test_training_saves_a_critic_the_poet_loads_with_what_it_measured(criticised):
+def test_learning_from_drafts_saves_a_critic_the_poet_loads_with_what_it_measured(criticised):
     with open(os.path.join(criticised, critic_lib.FOLDER, critic_lib.CONFIG), encoding="utf-8") as handle:
         measured = json.load(handle)["measured"]
     assert measured["poems_per_class"] == 80 and 0 <= measured["held_out_accuracy"] <= 1
@@ -97,8 +97,11 @@ def test_the_command_line_trains_a_critic_and_names_a_bad_flag(tiny_model_dir, t
     done = run_module("critic", *small, "--drafts_per_form", "12", "--forms", "wujue")
     assert done.returncode == 0, done.stderr
     assert "held-out accuracy" in done.stdout and (bundle / "critic" / "weights.npz").exists()
+    assert (bundle / "overuse.npz").exists()
     bad = run_module("critic", *small, "--forms", "sonnet")
     assert bad.returncode != 0 and "--forms must be some of" in bad.stderr.strip().splitlines()[-1]
+    bad = run_module("critic", *small, "--learn", "critic,taste")
+    assert bad.returncode != 0 and "--learn must be some of" in bad.stderr.strip().splitlines()[-1]
 
 
 def test_drafts_written_to_keywords_are_not_judged(criticised):

@@ -15,6 +15,7 @@ from poetry_rnn.options import SamplingOptions
 from poetry_rnn.verse import forms, prosody
 from conftest import CHARS
 
+NEG_INF = processors.NEG_INF
 SPECIAL = {vocab_lib.PAD, vocab_lib.UNK, vocab_lib.BOS, vocab_lib.SEP}
 
 
@@ -320,8 +321,9 @@ def test_the_natural_end_gives_the_end_the_models_own_probability_after_the_samp
     sharpened[3] = processors.NEG_INF
     sharpened[3, end] = 0.0  # nothing but the end is left
     end_allowed = np.array([[True], [True], [False], [True]])
-    natural = processors.NaturalEnd(end_allowed=tf.constant(end_allowed), natural=tf.constant([True, False, True, True]))
-    step = processors.Step(tf.constant(0), None, None, None, model_logits=tf.constant(own))
+    natural = processors.NaturalEnd(end_allowed=tf.constant(end_allowed), natural=tf.constant([True, False, True, True]),
+                                    free=tf.constant([False] * 4), closes=tf.constant([False] * size))
+    step = processors.Step(tf.constant(0), tf.constant([1] * 4), None, None, model_logits=tf.constant(own))
     scores = natural.apply(tf.constant(sharpened), (), step).numpy()
     np.testing.assert_allclose(tf.nn.softmax(scores[0]).numpy()[end], 0.3, rtol=1e-5)
     assert tf.nn.softmax(sharpened[0]).numpy()[end] > 0.4  # what temperature alone gives
@@ -338,6 +340,35 @@ def test_the_natural_end_changes_free_poems_and_leaves_regular_ones_alone(loaded
     assert (written["regular", True] == written["regular", False]).all()
     assert written["free", True].shape != written["free", False].shape or (
         written["free", True] != written["free", False]).any()
+
+
+def test_a_free_poem_ends_only_after_a_mark_that_closes_a_sentence(loaded):
+    vocab = loaded.vocab
+    closes = np.isin(vocab.tokens, list(forms.COUPLET_END))
+    end = processors.EndAfterSentence(free=tf.constant([True, True, True, False]), closes=tf.constant(closes))
+    logits = np.zeros((4, len(vocab)), np.float32)
+    logits[2] = NEG_INF
+    logits[2, vocab_lib.EOS] = 0.0  # the poem's max_len: the end is all that is left
+    prev = tf.constant([vocab.id("春"), vocab.id("。"), vocab.id("春"), vocab.id("春")])
+    step = processors.Step(tf.constant(5), prev, None, None, model_logits=tf.constant(logits))
+    out = end.apply(tf.constant(logits), (), step).numpy()
+    assert out[:, vocab_lib.EOS].tolist() == [NEG_INF, 0.0, 0.0, 0.0]  # mid-line; after 。; nothing else; not free
+    assert (np.delete(out, vocab_lib.EOS, axis=1) == np.delete(logits, vocab_lib.EOS, axis=1)).all()
+    natural = processors.NaturalEnd(end_allowed=tf.constant(np.ones((4, 6), bool)), natural=tf.constant([True] * 4),
+                                    free=end.free, closes=end.closes)
+    assert natural.apply(tf.constant(out), (), step).numpy()[0, vocab_lib.EOS] == NEG_INF  # nor gives the end back
+    requests = [poem_request.PoemRequest(begin=c, max_len=60) for c in "春花秋月"] * 8
+    plan = constraints.plan(requests, vocab)
+
+    def last_before_the_end(processor_tuple):
+        decoded = sampler.Decoder(loaded.model, processor_tuple).decode(plan, keys=np.arange(32), natural_end=True)
+        return [vocab.tokens[decoded.tokens[b][decoded.length(b) - 2]] for b in range(len(requests))
+                if decoded.length(b) < plan.lengths[b]]  # ended before its max_len cut it
+
+    unmasked = last_before_the_end(tuple(p for p in processors.PROCESSORS if p is not processors.EndAfterSentence))
+    assert set(unmasked) - set(forms.COUPLET_END)  # the tiny model ends mid-line of itself
+    masked = last_before_the_end(processors.PROCESSORS)
+    assert masked and set(masked) <= set(forms.COUPLET_END)
 
 
 def test_a_top_p_that_float32_rounds_to_zero_still_keeps_the_top_token():
@@ -384,7 +415,7 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     assert {name: getattr(plain, name) for name in names} == {
         "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0, "repeat_penalty": 0.0, "natural_end": False,
-        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "free_heat": 1.0}
+        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "free_heat": 1.0, "overuse_penalty": 0.0}
 
 
 def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():

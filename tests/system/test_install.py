@@ -85,13 +85,13 @@ def test_wheel_installs_and_writes_from_any_folder(tmp_path):
         lines = result.stdout.split()
         assert len(lines) == 5 and lines[0].startswith("《")  # the subject it drew, then the poem
         assert lines[1][0] == "月" and all(len(line) == 6 for line in lines[1:])
-    # the ci model, the critic and the training poems' fingerprints travel too, inside the package; the ci
+    # the ci model, the critic, the over-use table and the training poems' fingerprints travel too, inside the package; the ci
     # model writes the ci
     shipped = subprocess.run([str(python), "-c", "import os, poetry_rnn.poet as p, poetry_rnn.model.store as s; "
                               "print(*(os.path.isfile(os.path.join(s.DEFAULT_MODEL_DIR, f)) for f in ('ci/weights.npz', "
-                              "'critic/weights.npz', 'training_poems.npy', 'ci/training_poems.npy')))"],
+                              "'critic/weights.npz', 'overuse.npz', 'training_poems.npy', 'ci/training_poems.npy')))"],
                              capture_output=True, text=True, cwd=elsewhere, env=env, check=True).stdout.strip()
-    assert shipped == "True True True True"
+    assert shipped == "True True True True True"
     result = subprocess.run([str(python), "-m", "poetry_rnn.write", "--cipai", "如梦令", "--seed", "1"],
                             capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
     assert result.returncode == 0 and result.stdout.startswith("《如梦令》\n"), result.stderr
