@@ -15,7 +15,8 @@ the same processors: ``Form`` (each form's steps from ``constraints.plan``
 for a request with no begin; in the graph, ``Form.force`` gives each begin
 character its own mask row), ``NoRepeat`` (``write``'s two-use limit per
 character of regular forms; ``NoRepeat.force`` counts begin characters
-first), ``Temperature`` and ``GumbelNoise``. A begin character the step
+first), ``EndAfterSentence`` (a free poem ends after 。？！), ``Temperature``
+and ``GumbelNoise``. A begin character the step
 could not take anyway (not in the vocabulary, not a Han character where a
 form needs one, past the first line) fails the request with an
 InvalidArgumentError naming it. Rhyme, tones, keywords, top-p, drafts, the
@@ -39,7 +40,8 @@ from poetry_rnn.infra.errors import PoetryError
 
 SIGNATURE = "generate"
 DEFAULT_FREE_MAX_LEN = fields.defaults(poem_request.PoemShape)["max_len"]
-SERVING_PROCESSORS = (processors.Form, processors.NoRepeat, processors.Temperature, processors.GumbelNoise)
+SERVING_PROCESSORS = (processors.Form, processors.NoRepeat, processors.EndAfterSentence, processors.Temperature,
+                      processors.GumbelNoise)
 
 
 def form_tables(vocab, free_max_len=DEFAULT_FREE_MAX_LEN, model_config=None):
@@ -71,6 +73,7 @@ class ServingModule(tf.Module):
         self.lengths = tf.constant(lengths)
         self.content_starts = tf.constant(starts)
         self.no_repeat = tf.constant(no_repeat)
+        self.closes = tf.constant(np.isin(vocab.tokens, list(forms.COUPLET_END)))  # EndAfterSentence's marks
         self.char_ids = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(vocab.chars, tf.string),
@@ -132,6 +135,7 @@ class ServingModule(tf.Module):
                 "start": tf.fill([batch], vocab_lib.BOS)}
         arrays = ({"mask_table": mask_table, "step_masks": step_masks},
                   {"no_repeat": no_repeat, "fixed_counts": counts},
+                  {"free": tf.fill([batch], tf.equal(form, forms.FREE)), "closes": self.closes},
                   {"temperature": tf.fill([batch], temperature)},
                   # poem b of the request, as write keys it
                   {"keys": noise.row_key(seed, tf.range(batch, dtype=tf.int64), 0), "greedy": tf.fill([batch], temperature <= 0)})
