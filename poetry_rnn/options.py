@@ -138,8 +138,9 @@ class SamplingOptions:
         "twice and 5 % of 五律's (35 % and 19 % at 0; held-out real poems 14 % and 3 %); lyrics are left alone "
         "(0 = off).", minimum=0, maximum=100, neutral=0.0)
     overuse_penalty: float = option(
-        1.0, "Minus this times how much more often the model's own drafts of the form use a character than real "
-        "poems of the form do (log of the ratio, clipped to ±2; the model's overuse.npz, learnt by python -m "
+        1.0, "Minus this times how much more often the model's own drafts of the form use a character at that "
+        "place in the line (its first character, its last, the others) than real poems of the form do (log of "
+        "the ratio, clipped to ±2; the model's overuse.npz, learnt by python -m "
         "poetry_rnn.critic), inside the nucleus: the model's stock images (寺 送 江 山 秋) give way to characters "
         "poets used more. Templates, ci and lyrics are left alone (0 = off).",
         minimum=0, maximum=100, neutral=0.0)

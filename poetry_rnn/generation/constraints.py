@@ -120,6 +120,11 @@ class DecodePlan:
                     ``end_lift`` there (``line_ends``)
     end_lift:       float32 (V,), how readily each token ends a line
                     (``line_ends.lift_vector``)
+    line_last:      bool (B, T), the last character of a line of a regular
+                    poem, template or ci (a free poem's lines end where the
+                    model puts a mark, which no step knows beforehand): where
+                    the over-use pull takes its form's line-end row
+                    (``processors.Overuse``)
     free_poem:      bool (B,), a free poem (no form, template or tune; not a
                     lyrics stream, whose chorus repeats by nature): no mask
                     holds it to a shape, so its Han characters are penalised
@@ -155,6 +160,7 @@ class DecodePlan:
     prompt_tokens: np.ndarray
     line_end_step: np.ndarray
     end_lift: np.ndarray
+    line_last: np.ndarray
     free_poem: np.ndarray
     han: np.ndarray
     stream: np.ndarray
@@ -273,6 +279,7 @@ class _Steps:
     need: list = dataclasses.field(default_factory=list)       # context_need
     no_repeat: list = dataclasses.field(default_factory=list)
     line_end: list = dataclasses.field(default_factory=list)
+    line_last: list = dataclasses.field(default_factory=list)
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
     free_poem: bool = False
@@ -283,9 +290,11 @@ class _Steps:
     prompt: list = dataclasses.field(default_factory=list)  # the prompt's tokens, as the model reads them
 
 
-    def add(self, rows, key, where, rhyme_set=0, need=0, no_repeat=False, line_end=False, rhyme_watch=False):
+    def add(self, rows, key, where, rhyme_set=0, need=0, no_repeat=False, line_end=False, rhyme_watch=False,
+            line_last=False):
         """One more step: the mask row of ``key`` (PoetryError naming ``where`` if it is empty) and its flags."""
         self.rows.append(rows.get(key, where))
+        self.line_last.append(line_last)
         self.rhyme.append(rhyme_set)
         self.rhyme_watch.append(rhyme_watch)
         self.need.append(need)
@@ -376,7 +385,8 @@ def _shaped_steps(request, resolved, vocab, rows, out):
     excluded = frozenset(_token(vocab, slot.fixed, slot.source) for slot in fixed_rhymes)
     sensitive = [slot.han and (slot.rhyme or slot.tone != prosody_lib.EITHER) for slot in slots]
     line_ends = _line_end_steps(slots, resolved)
-    watched = set(_line_ends(slots)) if any(slot.rhyme for slot in slots) else set()  # a rhyme may not repeat them
+    last = set(_line_ends(slots))
+    watched = last if any(slot.rhyme for slot in slots) else set()  # a rhyme may not repeat them
     for k, slot in enumerate(slots):
         if slot.fixed:
             token = _token(vocab, slot.fixed, slot.source)
@@ -394,7 +404,7 @@ def _shaped_steps(request, resolved, vocab, rows, out):
             need |= prosody_lib.CHANGES_SECOND
         key = ("han", slot.tone, excluded if slot.rhyme else frozenset(), scheme.name)
         out.add(rows, key, slot.where, slot.rhyme, need, limited, line_end=k in line_ends,
-                rhyme_watch=k in watched and not slot.rhyme)
+                rhyme_watch=k in watched and not slot.rhyme, line_last=k in last)
 
 
 def _exclusions(vp, need, row):
@@ -574,6 +584,7 @@ def _stack(poems, schemes, books, rows, vocab):
     context_need = np.zeros((bsz, t_max), np.int32)
     no_repeat = np.zeros((bsz, t_max), bool)
     line_end_step = np.zeros((bsz, t_max), bool)
+    line_last = np.zeros((bsz, t_max), bool)
     initial_groups = np.zeros((bsz, n_sets, n_groups), bool)
     fixed_counts = np.zeros((bsz, len(vocab)), np.int8)
     keyword_tokens = np.zeros((bsz, len(vocab)), bool)
@@ -587,6 +598,7 @@ def _stack(poems, schemes, books, rows, vocab):
         context_need[b, :n] = steps.need
         no_repeat[b, :n] = steps.no_repeat
         line_end_step[b, :n] = steps.line_end
+        line_last[b, :n] = steps.line_last
         initial_groups[b, : len(groups), offsets[name] : offsets[name] + groups.shape[1]] = groups
         for token, uses in steps.fixed.items():
             fixed_counts[b, token] = min(uses, 127)
@@ -614,6 +626,7 @@ def _stack(poems, schemes, books, rows, vocab):
         prompt_tokens=prompt_tokens,
         line_end_step=line_end_step,
         end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
+        line_last=line_last,
         free_poem=np.array([steps.free_poem for steps, *_ in poems], bool),
         han=next(iter(schemes.values())).han,
         stream=np.array([steps.stream for steps, *_ in poems], bool),

@@ -20,8 +20,9 @@ The sampler (``sampler.Decoder``) runs the model step, then ``PROCESSORS`` in
 order, then takes the argmax. Masks come first, so the allowed set a later
 mask sees (``logits > -inf``) is the earlier ones' intersection; pulls come
 next, then temperature, top-k, top-p, typical sampling, the over-use pull
-inside what they keep, and the Gumbel noise that makes the argmax a sample. Adding a knob means writing its processor, adding it here,
-and giving it its option in ``options.SamplingOptions``.
+inside what they keep, and the Gumbel noise that makes the argmax a
+sample. Adding a knob means writing its processor, adding it here, and
+giving it its option in ``options.SamplingOptions``.
 """
 
 import collections
@@ -31,7 +32,7 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-from poetry_rnn.generation import noise
+from poetry_rnn.generation import noise, overuse
 from poetry_rnn.model import vocab as vocab_lib
 from poetry_rnn.options import SamplingOptions
 from poetry_rnn.verse import poem_request
@@ -661,36 +662,47 @@ class TypicalP(LogitsProcessor):
 
 
 class Overuse(LogitsProcessor):
-    """Inside the nucleus, minus ``overuse_penalty`` times each character's over-use in the poem's form.
+    """Inside the nucleus, minus ``overuse_penalty`` times each character's over-use in the poem's form, at the
+    step's place in the line (``overuse.PLACES``: its first character, its last, the others).
 
     The setting ``overuse`` is (the model's ``overuse.OveruseTable``, each
-    row's line of it), given by ``drafts.draft_poems`` where the model has a
-    table; without it there is nothing to pull. It comes after the sampling
-    cuts, so it only reweighs the characters the model finds plausible
-    there: before them it let in characters no poet would write (天河流溷溷,
-    虎豹麤), and the 5-gram ratio of 五律 rose most (docs/results.md).
+    row's first line of it), given by ``drafts.draft_poems`` where the model
+    has a table; without it there is nothing to pull. A line starts after any
+    token that is not a Han character; it ends where the plan says so
+    (``line_last``; a free poem's never does, and its table counts its line
+    ends inside). It comes after the sampling cuts, so it only reweighs the
+    characters the model finds plausible there: before them it let in
+    characters no poet would write (天河流溷溷, 虎豹麤), and the 5-gram ratio of
+    五律 rose most (docs/results.md).
     """
 
-    SIGNATURE = {"bias": spec([None, None], tf.float32),  # (F + 1, V): row 0 zeros, then one per form
-                 "row": spec([None], tf.int32),  # (B,)
-                 "penalty": spec([None], tf.float32)}  # (B,)
+    SIGNATURE = {"bias": spec([None, None], tf.float32),  # (1 + 3F, V): row 0 zeros, then per form its places
+                 "row": spec([None], tf.int32),  # (B,): the form's first row, 0 for none
+                 "penalty": spec([None], tf.float32),  # (B,)
+                 "line_last": spec([None, None], tf.bool),  # (B, T)
+                 "han": spec([None], tf.bool)}  # (V,)
     SETTINGS = {"overuse_penalty": np.float32}
+    INSIDE, START, END = (overuse.PLACES.index(p) for p in ("inside", "line start", "line end"))
 
     @classmethod
     def from_plan(cls, plan, settings):
         rows = len(plan.lengths)
+        line = {"line_last": plan.line_last, "han": plan.han}
         if "overuse" not in settings:
             return {"bias": np.zeros((1, plan.mask_table.shape[1]), np.float32), "row": np.zeros(rows, np.int32),
-                    "penalty": np.zeros(rows, np.float32)}
+                    "penalty": np.zeros(rows, np.float32), **line}
         table, row = settings["overuse"]
         return {"bias": table.bias, "row": np.asarray(row, np.int32),
-                "penalty": cls.setting(settings, "overuse_penalty", rows)}
+                "penalty": cls.setting(settings, "overuse_penalty", rows), **line}
 
     def apply(self, logits, state, step):
         penalty = tf.where(step.in_content & (self.row > 0), self.penalty, 0.0)
 
         def pull_down():
-            return logits - penalty[:, None] * tf.gather(self.bias, self.row)  # -inf stays -inf: the bias is finite
+            place = tf.where(self.line_last[:, step.t], self.END,
+                             tf.where(tf.gather(self.han, step.prev), self.INSIDE, self.START))
+            row = tf.where(self.row > 0, self.row + place, 0)
+            return logits - penalty[:, None] * tf.gather(self.bias, row)  # -inf stays -inf: the bias is finite
 
         return tf.cond(tf.reduce_any(penalty > 0), pull_down, lambda: logits)
 
