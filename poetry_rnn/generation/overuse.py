@@ -67,18 +67,18 @@ class OveruseTable:
                     continue  # a place the form never has (a free poem's known line end): no pull there
                 expected = np.array([read[c] for c in chars]) * (sum(written.values()) / sum(read.values()))
                 ratio = (np.array([written[c] for c in chars]) + PSEUDO_USES) / (expected + PSEUDO_USES)
-                bias[1 + len(PLACES) * k + place, han] = np.clip(np.log(ratio), -CLIP, CLIP)
+                bias[_row(k, place), han] = np.clip(np.log(ratio), -CLIP, CLIP)
         return cls(names, bias, vocab.fingerprint)
 
     def rows(self, requests):
         """int32 (B,): each request's first row of ``bias``, its form's at ``PLACES[0]`` (0 for a template, a
         ci or a form it does not know); the decoder adds the step's place."""
-        row = {form: 1 + len(PLACES) * k for k, form in enumerate(self.form_names)}
+        row = {form: _row(k, 0) for k, form in enumerate(self.form_names)}
         return np.array([0 if r.template or r.cipai else row.get(r.form, 0) for r in requests], np.int32)
 
     def row(self, form, place):
         """(V,): ``form``'s over-use at ``place`` (one of PLACES)."""
-        return self.bias[1 + len(PLACES) * self.form_names.index(form) + PLACES.index(place)]
+        return self.bias[_row(self.form_names.index(form), PLACES.index(place))]
 
     def most(self, form, vocab, n=10, place=PLACES[0]):
         """The ``n`` most over-used and most under-used characters of ``form`` at ``place``: what the model
@@ -112,6 +112,11 @@ def load(model_dir, vocab):
     if unknown:
         raise PoetryError(f"{path} has a table for {unknown[0]!r}, which is not a form")
     return table
+
+
+def _row(form_index, place_index):
+    """The row of ``bias`` that holds the form's over-use at the place: after the zero row, PLACES rows per form."""
+    return 1 + len(PLACES) * form_index + place_index
 
 
 def _place_counts(texts, ends_known):
