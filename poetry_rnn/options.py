@@ -149,7 +149,8 @@ class SamplingOptions:
         "(a model keeps its training poems' fingerprints, model/training_poems.py); by default it is kept only "
         "when every draft of its poem is one: 2 of 200 free poems were short training poems.", neutral=True)
     natural_end: bool = option(
-        True, "Free poems: end as often as the model itself would (its own probability of ending, which "
+        True, "Free poems that end where the model likes (--couplets model): end as often as the model itself "
+        "would (its own probability of ending, which "
         "--temperature and --top_p would otherwise sharpen into ending early: the end is one token against "
         "thousands of ways to go on); off: the end is drawn with the characters.", neutral=False)
     seed: int = option(None, "Seed for reproducible poems (default: random, printed on stderr).", minimum=0,
@@ -179,6 +180,9 @@ MAX_POEMS = 10_000  # poems in one ask (num x begins); the decoder runs them in 
 MAX_TEMPLATE = 200  # characters: prepare's --max_len, so no template is longer than a poem the model has read
 TONE_STARTS = poem_request.TONE_STARTS + ("random",)
 SUBJECTS = ("draw", "none")
+SHAPE_CHOICES = ("draw", "model")  # --couplets and --line_chars: or a number
+MOST = {"couplets": 50, "line_chars": 15}  # more than any real poem's 19 couplets; a line longer than 七言 and then some
+SHORT_LINE = 5  # characters: as short as a Tang line commonly is, for how many couplets fit max_len
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,11 +200,22 @@ class PoemOptions(poem_request.PoemShape):
                           "title to write to (data/subjects.tsv, by how many poems have it; printed above the poem), "
                           "so that many poems range over many subjects as real ones do; none: write with no subject.",
                           choices=SUBJECTS)
+    couplets: str = option("draw", "Free poems: how many couplets (sentences closed by 。？！) before the end. draw: "
+                           "as many as a real poem of the title has (data/subjects.tsv; any real poem's without "
+                           "one), so that poems run as long as real ones; model: where the model ends it; or a "
+                           "number, e.g. 4.")
+    line_chars: str = option("draw", "Free poems: characters in every line. draw: as in the real poem --couplets draws "
+                             "(one whose lines differ: the model's choice); model: the model's choice; or a number, "
+                             "e.g. 7.")
     prefix: list = option([], "Lyrics models: text to continue for --length characters, e.g. --prefix 分开 不分开.")
     length: int = option(50, "Lyrics models: characters to add after each --prefix.", minimum=1, maximum=10_000)
 
     def __post_init__(self):
+        for name in MOST:  # couplets=4 from Python or JSON, as "4" from a flag
+            if isinstance(getattr(self, name), int) and not isinstance(getattr(self, name), bool):
+                object.__setattr__(self, name, str(getattr(self, name)))
         validate(self)
+        self._check_shape()
         if not all(isinstance(k, str) for k in self.keywords):
             raise OptionError("keywords", f"must be characters, got {self.keywords!r}")
         wrong = [c for c in self.keyword_text if not prosody.is_han(c)]
@@ -223,6 +238,45 @@ class PoemOptions(poem_request.PoemShape):
                 raise OptionError("cipai", str(error)) from None
         if self.count > MAX_POEMS:
             raise PoetryError(f"at most {MAX_POEMS} poems in one ask, got {self.count} (--num x begin characters)")
+
+    def _check_shape(self):
+        for name, most in MOST.items():
+            value = getattr(self, name)
+            if value in SHAPE_CHOICES:
+                continue
+            if not (value.isdigit() and 1 <= int(value) <= most):
+                raise OptionError(name, f"must be {' or '.join(SHAPE_CHOICES)} or a whole number in [1, {most}], "
+                                  f"got {value!r}")
+            if not self.free:
+                raise OptionError(name, "shapes a free poem: a form, template or tune shapes its own")
+        if self.couplets.isdigit() and int(self.couplets) * self._couplet_chars() > self.max_len:
+            raise OptionError("couplets", f"({self.couplets}) need up to {int(self.couplets) * self._couplet_chars()} "
+                              f"characters, more than max_len ({self.max_len})")
+
+    def _couplet_chars(self, line_chars=0):
+        """The characters one couplet takes: two lines and their marks (lines of SHORT_LINE if not given)."""
+        given = int(self.line_chars) if self.line_chars.isdigit() else line_chars
+        return 2 * ((given or SHORT_LINE) + 1)
+
+    @property
+    def free(self):
+        """Its poems are free: no form, template or tune lays them out."""
+        return self.form == forms.FREE and not self.template and not self.cipai
+
+    def shape_of(self, drawn):
+        """A free poem's (couplets, line characters), given a real poem's ``drawn`` for its title
+        (``titles.draw_shape``); 0 for the model's choice, and for shaped poems.
+
+        A drawn poem gets at most as many couplets as fit max_len, so that it
+        is not cut mid-sentence.
+        """
+        if not self.free:
+            return 0, 0
+        couplets, line_chars = (drawn_value if value == "draw" else 0 if value == "model" else int(value)
+                                for value, drawn_value in zip((self.couplets, self.line_chars), drawn))
+        if self.couplets == "draw":
+            couplets = min(couplets, self.max_len // self._couplet_chars(line_chars))
+        return couplets, line_chars
 
     @property
     def keyword_text(self):
@@ -263,5 +317,6 @@ class PoemOptions(poem_request.PoemShape):
         used = {"--form": self.form != forms.FREE, "--cipai": self.cipai, "--rhyme": self.rhyme or self.rhyme_loose,
                 "--tones": self.tones != "off",
                 "--acrostic": self.acrostic, "--template": self.template, "--title": self.title,
-                "--keywords": self.keywords}
+                "--keywords": self.keywords, "--couplets": self.couplets not in SHAPE_CHOICES,
+                "--line_chars": self.line_chars not in SHAPE_CHOICES}
         return [name for name, value in used.items() if value]

@@ -116,9 +116,11 @@ def poem_requests(poem, seed, vocab=None):
     fit, so ``--begin 东 --tones`` never fails for a start it could have
     avoided. With ``subject="draw"`` a poem given no title, keywords or tune
     gets a real title (``titles.draw_subject``, by its own draws from
-    ``seed``), one whose characters ``vocab`` holds when it is given.
+    ``seed``), one whose characters ``vocab`` holds when it is given; with
+    ``couplets`` and ``line_chars`` "draw" a free poem gets a real poem's
+    shape for its title (``PoemOptions.shape_of``, by draws of its own).
     """
-    rng, subjects = random.Random(seed), random.Random(f"subject {seed}")
+    rng, subjects, shapes = random.Random(seed), random.Random(f"subject {seed}"), random.Random(f"shape {seed}")
     requests = []
     for begin in poem.begin or [""]:
         request = poem.request(begin, poem_request.TONE_STARTS[0])
@@ -126,7 +128,9 @@ def poem_requests(poem, seed, vocab=None):
         starts = [poem.tone_start] if poem.tone_start != "random" else fitting
         for _ in range(poem.num):
             title = draw_subject(subjects, vocab) if poem.draws_subjects else request.title
-            requests.append(dataclasses.replace(request, tone_start=rng.choice(starts), title=title))
+            couplets, line_chars = poem.shape_of(titles.draw_shape(shapes, title))
+            requests.append(dataclasses.replace(request, tone_start=rng.choice(starts), title=title,
+                                                couplets=couplets, line_chars=line_chars))
     return requests
 
 

@@ -54,7 +54,7 @@ def define_flags():
     flags.DEFINE_string("line_end_table", None, "Also write how often each character ends a line, counted over the "
                         "training split, to this file (line_ends.py).")
     flags.DEFINE_string("subject_table", None, "Also write the real titles an unprompted poem draws its subject from, "
-                        "counted over the training split, to this file (titles.py).")
+                        "with their poems' couplet counts, counted over the training split, to this file (titles.py).")
     flags.DEFINE_string("double_table", None, "Also write how often each character is doubled in a line (萧萧), "
                         "counted over the training split, to this file (corpus/doubles.py).")
     flags.DEFINE_string("cipai_table", None, "With --ci: also write each tune's pattern, read off the training split "

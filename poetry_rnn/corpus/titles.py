@@ -24,9 +24,10 @@ import collections
 import functools
 import os
 import re
+import typing
 
 from poetry_rnn.infra import files
-from poetry_rnn.verse import cipai, prosody
+from poetry_rnn.verse import cipai, forms, prosody
 
 TABLE = os.path.join(prosody.DATA, "title_carry.tsv")
 SUBJECTS = os.path.join(prosody.DATA, "subjects.tsv")
@@ -71,7 +72,7 @@ def weight(c):
 
 
 # --------------------------------------------------------------------------
-# Subjects: what an unprompted poem is written about
+# Subjects: what an unprompted poem is written about, and how long it runs
 #
 # A poem written with no title and no keywords has no subject, and a
 # thousand of them circle the model's favourite images. So ``write`` draws
@@ -84,12 +85,30 @@ def weight(c):
 # 绝句) and a divination manual's chapters (兵要望江南占…第); and ci tunes
 # (浣溪沙: a poem is not a ci). A title counts for at most SERIES_MOST poems,
 # so a hundred-poem series (宫词) is one subject among many, not a tenth of them.
+#
+# Each title also keeps its poems' shapes: how many couplets (sentences
+# closed by 。？！) and how many characters a line, so that a free poem is
+# shaped as a real poem of its subject (``draw_shape``): left to the model,
+# free poems ended 13 characters shorter than real ones and took five
+# characters a line two times in three (real: one in two), and the realism
+# judges read that first (issue 27).
 
 SERIES_NUMBER = re.compile(r"([一二三四五六七八九十百]+首)?(其?[一二三四五六七八九十百]+)?$")
 YUEFU_CATEGORY = re.compile("^(相和歌辞|杂曲歌辞|郊庙歌辞|横吹曲辞|鼓吹曲辞|琴曲歌辞|舞曲歌辞|清商曲辞|近代曲辞|新乐府辞|杂歌谣辞|燕射歌辞)")
 NO_SUBJECT = ("句", "偈", "颂", "无题", "失题", "七言", "五言", "绝句", "杂诗", "兵要", "甲子", "道藏")  # inside a title
 SUBJECT_CHARS = (2, 10)  # a subject title's length, after its numbering is cut
 SERIES_MOST = 3
+
+
+LINES = re.compile(f"[{forms.PUNCTUATION}；：、]")
+
+
+class Subjects(typing.NamedTuple):
+    """The subject table: titles, their cumulative draw weights, and each title's ((couplets, line chars), poems)."""
+
+    titles: tuple
+    cumulative: tuple
+    shapes: tuple
 
 
 def subject_title(title):
@@ -108,30 +127,71 @@ def _names_a_tune(title):
     return cipai.tune_name(title) in tunes or any(title in p.aliases for p in tunes.values())
 
 
+def poem_shape(content):
+    """(couplets, line characters) of a poem's text: its sentences closed by 。？！ (``forms.COUPLET_END``), and
+    the length its lines share (0: lines of several lengths)."""
+    lengths = {len(line) for line in LINES.split(content) if line}
+    return sum(content.count(mark) for mark in forms.COUPLET_END), lengths.pop() if len(lengths) == 1 else 0
+
+
 def write_subjects(path, poems):
-    """Write the subject titles of ``poems`` with how many poems have each, commonest first, atomically."""
-    counts = collections.Counter(filter(None, (subject_title(poem.title) for poem in poems)))
-    rows = sorted(((title, min(n, SERIES_MOST)) for title, n in counts.items()), key=lambda item: (-item[1], item[0]))
-    lines = [f"# subject title\tpoems, at most {SERIES_MOST} (training split of data/poems.txt, titles.subject_title)"]
-    files.write_text(path, "\n".join(lines + [f"{title}\t{n}" for title, n in rows]) + "\n")
+    """Write the subject titles of ``poems``, how many poems have each and their shapes, atomically."""
+    shapes = collections.defaultdict(collections.Counter)
+    for poem in poems:
+        subject = subject_title(poem.title)
+        if subject:
+            shapes[subject][poem_shape(poem.content)] += 1
+    rows = sorted(((title, min(sum(c.values()), SERIES_MOST), c) for title, c in shapes.items()),
+                  key=lambda item: (-item[1], item[0]))
+    lines = [f"# subject title\tpoems, at most {SERIES_MOST}\tcouplets x line characters (0: several):poems "
+             "(training split of data/poems.txt, titles.subject_title)"]
+    files.write_text(path, "\n".join(lines + [f"{title}\t{n}\t{_spell(c)}" for title, n, c in rows]) + "\n")
     return len(rows)
+
+
+def _spell(shapes):
+    return " ".join(f"{couplets}x{chars}:{n}" for (couplets, chars), n in sorted(shapes.items()))
+
+
+def _read_shape(spelled):
+    shape, n = spelled.split(":")
+    return tuple(map(int, shape.split("x"))), int(n)
 
 
 @functools.lru_cache(maxsize=None)
 def read_subjects(path=SUBJECTS):
-    """(titles, cumulative counts) from a table ``write_subjects`` wrote (default: the package's)."""
-    titles, cumulative, total = [], [], 0
+    """The :class:`Subjects` of a table ``write_subjects`` wrote (default: the package's)."""
+    titles, cumulative, shapes, total = [], [], [], 0
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.strip() and not line.startswith("#"):
-                title, n = line.rstrip("\n").split("\t")
+                title, n, spelled = line.rstrip("\n").split("\t")
                 total += int(n)
                 titles.append(title)
                 cumulative.append(total)
-    return tuple(titles), tuple(cumulative)
+                shapes.append(tuple(_read_shape(pair) for pair in spelled.split()))
+    return Subjects(tuple(titles), tuple(cumulative), tuple(shapes))
 
 
 def draw_subject(rng, path=SUBJECTS):
     """A subject title drawn by how often real poems have it (``rng``: a ``random.Random``)."""
-    titles, cumulative = read_subjects(path)
-    return rng.choices(titles, cum_weights=cumulative)[0]
+    table = read_subjects(path)
+    return rng.choices(table.titles, cum_weights=table.cumulative)[0]
+
+
+def draw_shape(rng, title, path=SUBJECTS):
+    """(couplets, line characters) of a free poem on ``title``: a real poem's of that title (the table's).
+
+    A title the table lacks (the user's own, or none) takes the shape of a
+    poem of a subject drawn as ``draw_subject`` draws it, so that many poems
+    are shaped as real ones are.
+    """
+    index = _index(path)
+    row = index[title] if title in index else index[draw_subject(rng, path)]
+    shapes, poems = zip(*read_subjects(path).shapes[row])
+    return rng.choices(shapes, weights=poems)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _index(path):
+    return {title: k for k, title in enumerate(read_subjects(path).titles)}

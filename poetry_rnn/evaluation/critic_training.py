@@ -4,11 +4,15 @@ table (``generation/overuse.py``).
 The drafts are written on ``write``'s path at its defaults, one draft per
 poem (``best_of`` 1), for each form, with no over-use penalty: the table
 measures the model's own lean, and the critic judges drafts as ``best_of``
-sees them. The real poems are the training split's poems of the same forms
-(free poems: any), so the held-out poems the realism benchmark and
-``evaluate`` judge with stay unseen. The critic sees as many real poems of a
-form as drafts, so it cannot tell them apart by form or length alone; the
-table counts every real poem of the form.
+sees them. Pulling the favourites down hands their share to the next ones
+(a 五律 line that no longer begins with 山 begins with 一 or 千), and can
+push them under real use (free poems' 。春), so each further round of the
+table (``overuse_rounds``) writes drafts at penalty 1 with the table so far
+and adds what they still over- or under-use. The real poems are the
+training split's poems of the same forms (free poems: any), so the held-out
+poems the realism benchmark and ``evaluate`` judge with stay unseen. The
+critic sees as many real poems of a form as drafts, so it cannot tell them
+apart by form or length alone; the table counts every real poem of the form.
 """
 
 import dataclasses
@@ -36,6 +40,9 @@ class CriticData:
     seed: int = option(0, "Seed of the drafts and of the real poems picked.", minimum=0)
     learn: str = option("critic,overuse", "What to learn from the drafts, comma-separated: critic (the critic of "
                         "drafts, critic/) and overuse (the over-use table, overuse.npz).")
+    overuse_rounds: int = option(1, "Rounds of the over-use table: the first from drafts without the penalty, each "
+                                 "next from drafts written at penalty 1 with the table so far, adding what they "
+                                 "still over-use (each round writes as many drafts again).", minimum=1, maximum=5)
 
     def __post_init__(self):
         validate(self)
@@ -71,12 +78,12 @@ def real_poems(data, form_list):
     return by_form
 
 
-def drafts(poet, form_list, count, seed):
+def drafts(poet, form_list, count, seed, overuse_penalty=0.0):
     """{form: ``count`` of the model's drafts}, written as ``write`` writes them but one draft per poem."""
     out = {}
     for form in form_list:
         ask = poet_lib.Ask(PoemOptions(form=form, rhyme=form != forms.FREE, num=count),
-                           SamplingOptions(best_of=1, overuse_penalty=0.0, seed=seed))
+                           SamplingOptions(best_of=1, overuse_penalty=overuse_penalty, seed=seed))
         out[form] = [p.text for p in poet.write_asks([ask])[0]]
     return out
 
@@ -101,15 +108,21 @@ def learn_from_drafts(model_dir, data, config, what, log=print):
     if "critic" in what.parts:
         paths.append(train_critic(poet, data, real, written, config, what, log))
     if "overuse" in what.parts:
-        table = overuse.OveruseTable.learn(poet.loaded.vocab, written, real)
-        for form in table.form_names:
-            for place in overuse.PLACES:
-                if not table.row(form, place).any():
-                    continue  # a free poem's line ends: no row
-                more, less = table.most(form, poet.loaded.vocab, place=place)
-                log(f"over-use, {form}, {place}: most {' '.join(more)}; least {' '.join(less)}")
-        paths.append(table.save(poet.path))
-        log(f"over-use table -> {paths[-1]}")
+        table = None
+        for round_ in range(1, what.overuse_rounds + 1):
+            if table is not None:  # drafts pulled by the table so far, from the model directory it was saved to
+                poet = poet_lib.load(model_dir)
+                written = drafts(poet, what.form_list, what.drafts_per_form, what.seed + round_ - 1, 1.0)
+            table = overuse.OveruseTable.learn(poet.loaded.vocab, written, real, base=table)
+            for form in table.form_names:
+                for place in overuse.PLACES:
+                    if not table.row(form, place).any():
+                        continue  # a free poem's line ends: no row
+                    more, less = table.most(form, poet.loaded.vocab, place=place)
+                    log(f"over-use round {round_}, {form}, {place}: most {' '.join(more)}; least {' '.join(less)}")
+            path = table.save(poet.path)
+            log(f"over-use table, round {round_} -> {path}")
+        paths.append(path)
     return paths
 
 

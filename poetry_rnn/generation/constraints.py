@@ -131,6 +131,10 @@ class DecodePlan:
                     softly for every use past MAX_USES, where a shaped poem
                     masks them (``processors.RepeatPenalty``), and it samples
                     with more heat (``processors.Temperature``)
+    couplets:       int32 (B,), a free poem's length in couplets, where
+                    ``processors.Couplets`` ends it; 0: where the model ends it
+    line_chars:     int32 (B,), a free poem's characters in every line, held
+                    by ``processors.LineChars``; 0: the model's choice
     han:            bool (V,), the tokens that are one Han character
     stream:         bool (B,), a lyrics stream, not a poem: the pulls learnt
                     from Tang verse (``rare_double``) leave it alone
@@ -162,6 +166,8 @@ class DecodePlan:
     end_lift: np.ndarray
     line_last: np.ndarray
     free_poem: np.ndarray
+    couplets: np.ndarray
+    line_chars: np.ndarray
     han: np.ndarray
     stream: np.ndarray
     rare_double: np.ndarray
@@ -283,6 +289,8 @@ class _Steps:
     fixed: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # token -> uses
     content_start: int = 0
     free_poem: bool = False
+    couplets: int = 0
+    line_chars: int = 0
     stream: bool = False
     slots: list = None
     keywords: list = dataclasses.field(default_factory=list)  # token ids the decoder pulls towards
@@ -331,6 +339,7 @@ def _poem_steps(request, vocab, rows, condition, prompt_bag=False):
 def _free_steps(request, vocab, rows, out):
     """A free poem: its begin characters, then up to max_len characters (EOS allowed after the first)."""
     out.free_poem = not out.stream
+    out.couplets, out.line_chars = (request.couplets, request.line_chars) if out.free_poem else (0, 0)
     for c in request.begin:
         out.add(rows, ("tok", _token(vocab, c, "begin")), "the beginning")
     for k in range(len(request.begin), request.max_len):
@@ -628,6 +637,8 @@ def _stack(poems, schemes, books, rows, vocab):
         end_lift=line_ends.lift_vector(tuple(vocab.tokens)),
         line_last=line_last,
         free_poem=np.array([steps.free_poem for steps, *_ in poems], bool),
+        couplets=np.array([steps.couplets for steps, *_ in poems], np.int32),
+        line_chars=np.array([steps.line_chars for steps, *_ in poems], np.int32),
         han=next(iter(schemes.values())).han,
         stream=np.array([steps.stream for steps, *_ in poems], bool),
         rare_double=doubles.rare_vector(tuple(vocab.tokens)),

@@ -52,10 +52,13 @@ class OveruseTable:
                               f"{self.bias.shape[0]} rows for {len(self.form_names)} forms")
 
     @classmethod
-    def learn(cls, vocab, drafts, real):
+    def learn(cls, vocab, drafts, real, base=None):
         """From ``drafts`` and ``real``, {form: texts} each: the drafts' Han characters against the real ones',
-        place by place."""
+        place by place; added to ``base`` (the table the drafts were pulled by at penalty 1), if given."""
         names = [form for form in drafts if drafts[form] and real.get(form)]
+        if base is not None and base.form_names != tuple(names):
+            raise PoetryError(f"the drafts are of {', '.join(names)}, but the table they were pulled by knows "
+                              f"{', '.join(base.form_names)}")
         bias = np.zeros((1 + len(PLACES) * len(names), len(vocab)), np.float32)
         han = [i for i, token in enumerate(vocab.tokens) if prosody.is_han(token)]
         chars = [vocab.tokens[i] for i in han]
@@ -67,8 +70,10 @@ class OveruseTable:
                     continue  # a place the form never has (a free poem's known line end): no pull there
                 expected = np.array([read[c] for c in chars]) * (sum(written.values()) / sum(read.values()))
                 ratio = (np.array([written[c] for c in chars]) + PSEUDO_USES) / (expected + PSEUDO_USES)
-                bias[_row(k, place), han] = np.clip(np.log(ratio), -CLIP, CLIP)
-        return cls(names, bias, vocab.fingerprint)
+                bias[_row(k, place), han] = np.log(ratio)
+        if base is not None:
+            bias += base.bias
+        return cls(names, np.clip(bias, -CLIP, CLIP), vocab.fingerprint)
 
     def rows(self, requests):
         """int32 (B,): each request's first row of ``bias``, its form's at ``PLACES[0]`` (0 for a template, a

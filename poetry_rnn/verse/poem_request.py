@@ -69,6 +69,8 @@ class PoemRequest(PoemShape):
     keywords: str = ""               # characters the poem is about (pulled in; a keywords model reads them)
     tone_start: str = TONE_STARTS[0]  # 平起 | 仄起, already chosen (an ask's "random" is drawn per poem)
     stop_at_eos: bool = True         # free mode: False = never end early (lyrics streams), exactly max_len
+    couplets: int = 0                # a free poem: ends after this many couplets (。？！); 0: where the model ends it
+    line_chars: int = 0              # a free poem: characters in every line; 0: the model's choice
 
     @property
     def rhymed(self):
@@ -116,6 +118,12 @@ def resolve_request(request):
         raise PoetryError(f"tone start must be 'ping' (平起) or 'ze' (仄起), not {r.tone_start!r}")
     if not isinstance(r.max_len, int) or r.max_len < 1:
         raise PoetryError(f"max_len must be a positive integer, not {r.max_len!r}")
+    for name in ("couplets", "line_chars"):
+        value = getattr(r, name)
+        if not isinstance(value, int) or value < 0:
+            raise PoetryError(f"{name} must be a whole number >= 0, not {value!r}")
+        if value and (r.cipai or r.template or r.form != forms.FREE):
+            raise PoetryError(f"{name} shapes a free poem: a form, template or tune shapes its own")
     if r.cipai:
         return _resolve_ci(r)
     form = forms.FORMS.get(r.form)

@@ -42,6 +42,12 @@ def test_the_table_gives_each_form_and_place_the_log_of_how_much_more_its_drafts
                 poem_request.PoemRequest(form="qijue"), poem_request.PoemRequest(template="山??，??。")]
     assert table.rows(requests).tolist() == [1, 4, 0, 0]  # a form it does not know and a template: row 0
     assert table.most("wujue", vocab, 1, place="line start")[0] == "山"
+    # A second round adds what drafts pulled by this table still over-use: here, as much again.
+    again = overuse.OveruseTable.learn(vocab, drafts, real, base=table)
+    assert np.allclose(again.bias, np.clip(2 * table.bias, -overuse.CLIP, overuse.CLIP))
+    assert again.row("wujue", "line start")[mountain] == overuse.CLIP
+    with pytest.raises(PoetryError, match="knows wujue, free"):
+        overuse.OveruseTable.learn(vocab, {"wujue": drafts["wujue"]}, real, base=table)
 
 
 def test_the_processor_pulls_by_the_place_in_the_line_inside_the_content_of_rows_with_a_form():
@@ -78,16 +84,27 @@ def test_the_processor_without_a_table_changes_nothing():
     assert not arrays["penalty"].any() and arrays["bias"].shape == (1, 5)
 
 
-@pytest.fixture(scope="module")
-def pulled(tiny_model_dir, tmp_path_factory):
-    bundle = tmp_path_factory.mktemp("overuse") / "model"
+def learn_overuse(tiny_model_dir, folder, rounds):
+    bundle = folder / "model"
     shutil.copytree(tiny_model_dir, bundle)
     data = os.path.join(os.path.dirname(tiny_model_dir), "poems.txt")
-    paths = critic_training.learn_from_drafts(str(bundle), data, critic_lib.CriticConfig(),
-                                              critic_training.CriticData(drafts_per_form=60, forms="wujue,free",
-                                                                         learn="overuse"), log=lambda *a: None)
+    what = critic_training.CriticData(drafts_per_form=60, forms="wujue,free", learn="overuse", overuse_rounds=rounds)
+    paths = critic_training.learn_from_drafts(str(bundle), data, critic_lib.CriticConfig(), what, log=lambda *a: None)
     assert paths == [os.path.join(str(bundle), overuse.FILE)] and not os.path.exists(bundle / critic_lib.FOLDER)
     return str(bundle)
+
+
+@pytest.fixture(scope="module")
+def pulled(tiny_model_dir, tmp_path_factory):
+    return learn_overuse(tiny_model_dir, tmp_path_factory.mktemp("overuse"), rounds=1)
+
+
+def test_a_second_round_adds_what_drafts_pulled_by_the_first_still_over_use(pulled, tiny_model_dir, tmp_path):
+    vocab = poet_lib.load(pulled).loaded.vocab
+    first = overuse.load(pulled, vocab)
+    second = overuse.load(learn_overuse(tiny_model_dir, tmp_path, rounds=2), vocab)
+    assert second.form_names == first.form_names and not np.allclose(second.bias, first.bias)
+    assert np.abs(second.bias).max() <= overuse.CLIP
 
 
 def test_the_penalty_changes_poems_of_a_learnt_form_never_their_form(pulled):
