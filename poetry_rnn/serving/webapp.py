@@ -58,6 +58,8 @@ def _body_model():
             extra = {"enum": list(f.metadata["choices"])} if f.metadata["choices"] else None  # documented, checked by us
             if kind is list:
                 kind = typing.Union[str, list[str]]  # "日" or ["日", "月"]
+            elif f.name in options_lib.MOST:
+                kind = typing.Union[str, int]  # "draw" or 4, as PoemOptions takes them
             elif f.default is None:
                 kind = typing.Optional[kind]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default

@@ -142,3 +142,10 @@ def test_a_bad_shape_names_the_option(bad, named, problem):
         PoemOptions(**bad)
     assert str(error.value) == f"--{named} {problem}"
     assert str(error.value.spoken_as("keyword")) == f"keyword argument {named!r} {problem}"
+
+
+def test_the_json_api_takes_a_number_or_a_word():
+    from poetry_rnn.serving import webapp
+
+    body = webapp.PoemsRequest(couplets=4, line_chars="draw")  # refused as "not a valid string" before
+    assert PoemOptions(couplets=body.couplets, line_chars=body.line_chars) == PoemOptions(couplets="4")
