@@ -128,7 +128,7 @@ def poem_requests(poem, seed, vocab=None):
         starts = [poem.tone_start] if poem.tone_start != "random" else fitting
         for _ in range(poem.num):
             title = draw_subject(subjects, vocab) if poem.draws_subjects else request.title
-            couplets, line_chars = poem.shape_of(titles.draw_shape(shapes, title))
+            couplets, line_chars = poem.shape_of(titles.draw_shape(shapes, title) if poem.free else (0, 0))
             requests.append(dataclasses.replace(request, tone_start=rng.choice(starts), title=title,
                                                 couplets=couplets, line_chars=line_chars))
     return requests
