@@ -34,6 +34,7 @@ class Draft:
     ended: bool  # reached EOS (a free poem may be cut at max_len instead)
     critic: float = None  # the critic's log-odds that it is real, when drafts were ranked with one
     copied: bool = False  # word for word a poem the model trained on (``model.training_poems``), where it keeps them
+    forced: float = 0.0  # nats the masks took from the model's choice (``sampler.Decoded.forced``)
 
     @property
     def mean_logprob(self):
@@ -80,7 +81,8 @@ def rankings_for(sampling, ranking=None):
     if ranking is not None:
         return [ranking] * len(sampling)
     return [Ranking(novelty_weight=float(s.novelty_weight), rhyme_bonus=float(s.rhyme_bonus),
-                    critic_weight=float(s.critic_weight), allow_copies=bool(s.allow_copies)) for s in sampling]
+                    critic_weight=float(s.critic_weight), forcing_weight=float(s.forcing_weight),
+                    allow_copies=bool(s.allow_copies)) for s in sampling]
 
 
 def criticise(candidates, sampling, owner, critic):
@@ -189,7 +191,8 @@ def draft_poems(decoder, vocab, requests, sampling, placement=None, critic=None,
         steps, start = decoded.length(b), int(plan.content_start[b])
         content = vocab.decode(decoded.tokens[b][start:])
         candidates.append(Draft(request, request.title, content, decoded.logprobs[b, start:steps].tolist(),
-                                bool(decoded.ended[b]), copied=known is not None and known.holds(content)))
+                                bool(decoded.ended[b]), copied=known is not None and known.holds(content),
+                                forced=float(decoded.forced[b])))
     criticise(candidates, sampling, owner, critic)
     return candidates, owner
 

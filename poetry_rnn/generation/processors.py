@@ -69,6 +69,11 @@ def mask(logits, allowed):
     return tf.where(allowed, logits, NEG_INF)
 
 
+def end_column(logits):
+    """bool (1, V): True at EOS only, for the processors that decide where a poem may end."""
+    return tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+
+
 def spec(shape, dtype):
     return tf.TensorSpec(shape, dtype)
 
@@ -78,6 +83,9 @@ class LogitsProcessor:
 
     SIGNATURE = {}  # array name -> TensorSpec
     SETTINGS = {}  # SamplingOptions field it reads per row -> numpy dtype
+    # A mask: a rule of the poem, not a taste. What the masks take from the model's own
+    # distribution is how hard the rules forced a draft (``Decoded.forced``).
+    IS_MASK = False
 
     def __init__(self, **arrays):
         if set(arrays) != set(self.SIGNATURE):
@@ -118,6 +126,8 @@ class Form(LogitsProcessor):
     for graphs that take begin characters at run time (the SavedModel).
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"mask_table": spec([None, None], tf.bool),  # (M, V)
                  "step_masks": spec([None, None], tf.int32)}  # (B, T): row of mask_table per step
 
@@ -144,6 +154,8 @@ class HeardPairs(LogitsProcessor):
     rhyme, or this one's, are out where the plan enforces either.
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"context_need": spec([None, None], tf.int32),  # (B, T): pair kinds to avoid after prev
                  "pair_tokens": spec([None, None], tf.int32),  # (V, K)
                  "pair_kinds": spec([None, None], tf.int32)}  # (V, K)
@@ -164,6 +176,8 @@ class Rhyme(LogitsProcessor):
     A regular poem has one rhyme set; a ci may change rhyme (菩萨蛮: AABBCCDD),
     so the groups still open are kept per set.
     """
+
+    IS_MASK = True
 
     SIGNATURE = {"rhyme_set": spec([None, None], tf.int32),  # (B, T): the step's rhyme set, 0 = not a rhyme step
                  "rhyme_watch": spec([None, None], tf.bool),  # (B, T): a line end a later rhyme may not repeat
@@ -211,6 +225,8 @@ class NoRepeat(LogitsProcessor):
     masks, whose intersection is the allowed set it sees.
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"no_repeat": spec([None, None], tf.bool),  # (B, T): steps under the limit
                  "fixed_counts": spec([None, None], tf.int8)}  # (B, V): uses by fixed characters
 
@@ -255,6 +271,8 @@ class EndAfterSentence(LogitsProcessor):
     the end its score after the sampling cuts, asks ``mid_sentence`` too.
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"free": spec([None], tf.bool),  # (B,): a free poem
                  "closes": spec([None], tf.bool)}  # (V,): the marks that close a sentence
 
@@ -263,7 +281,7 @@ class EndAfterSentence(LogitsProcessor):
         return {"free": plan.free_poem, "closes": plan.couplet_end}
 
     def apply(self, logits, state, step):
-        is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+        is_end = end_column(logits)
         others = tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
         return tf.where(is_end & (mid_sentence(self.free, self.closes, step.prev) & others)[:, None], NEG_INF, logits)
 
@@ -282,6 +300,8 @@ class Couplets(LogitsProcessor):
     (the poem's ``max_len``), so a poem too long for it is cut there as before.
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"couplets": spec([None], tf.int32),  # (B,): couplets before the end; 0: where the model ends it
                  "closes": spec([None], tf.bool)}  # (V,): the marks that close a couplet
 
@@ -298,7 +318,7 @@ class Couplets(LogitsProcessor):
         counted = self.couplets > 0
 
         def hold():  # only for asks with a counted poem: no (B, V) work per step for the others
-            is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+            is_end = end_column(logits)
             others = tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
             early = (counted & (closed < self.couplets) & others)[:, None] & is_end
             due = (counted & (closed >= self.couplets))[:, None] & ~is_end
@@ -325,6 +345,8 @@ class LineChars(LogitsProcessor):
     is left alone, and so is a step the mask would leave empty.
     """
 
+    IS_MASK = True
+
     SIGNATURE = {"line_chars": spec([None], tf.int32),  # (B,): characters in every line; 0: the model's choice
                  "han": spec([None], tf.bool)}  # (V,)
 
@@ -340,7 +362,7 @@ class LineChars(LogitsProcessor):
         held = (self.line_chars > 0) & step.in_content
 
         def hold():  # only for asks with a held line: no (B, V) work per step for the others
-            is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+            is_end = end_column(logits)
             short = (held & (said < self.line_chars))[:, None] & ~self.han[None, :] & ~is_end
             full = (held & (said >= self.line_chars))[:, None] & self.han[None, :]
             masked = tf.where(short | full, NEG_INF, logits)
@@ -827,7 +849,7 @@ class NaturalEnd(LogitsProcessor):
         here = self.natural & self.end_allowed[:, step.t] & ~mid_sentence(self.free, self.closes, step.prev)
 
         def at_the_models_rate():
-            is_end = tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
+            is_end = end_column(logits)
             others = tf.reduce_logsumexp(tf.where(is_end, NEG_INF, logits), axis=-1)
             log_end = tf.nn.log_softmax(step.model_logits)[:, vocab_lib.EOS]
             end_score = others + log_end - tf.math.log(-tf.math.expm1(log_end))  # log p - log(1 - p)

@@ -83,6 +83,11 @@ class Ranking:
             latter is a nat per character more likely)
           + critic_weight * (the critic's log-odds that the draft is a real
             poem, ``critic.Critic``, when the model carries one)
+          - forcing_weight * (nats per token the masks took from the model's
+            own choice, ``Draft.forced``: the log-probability already counts
+            a forced rhyme once, but also rewards the likeliest characters;
+            this counts the forcing alone, so a draft whose lines were
+            heading for their rhymes and tones wins over the most likely one)
 
     A draft that copies a training poem word for word (``Draft.copied``)
     loses to every draft that does not, whatever its score, unless
@@ -95,6 +100,7 @@ class Ranking:
     novelty_weight: float = 0.0
     keyword_weight: float = 1.0
     critic_weight: float = 0.0
+    forcing_weight: float = 0.0
     allow_copies: bool = False
 
     def key(self, poem, seen=frozenset()):
@@ -116,6 +122,8 @@ class Ranking:
             total += self.keyword_weight * sum(c in poem.content for c in keywords) / len(keywords)
         if self.critic_weight and poem.critic is not None:
             total += self.critic_weight * poem.critic
+        if self.forcing_weight and poem.logprobs:
+            total -= self.forcing_weight * poem.forced / len(poem.logprobs)
         return total
 
 

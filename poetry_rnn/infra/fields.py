@@ -24,7 +24,7 @@ from poetry_rnn.infra.errors import OptionError
 
 
 def option(default, help, *, choices=None, minimum=None, maximum=None, above=None, below=None, flag=True,
-           neutral=None, aliases=None):
+           neutral=None, aliases=None, words=None):
     """A dataclass field with its help text and the values it accepts.
 
     ``minimum``/``maximum`` are inclusive bounds, ``above``/``below``
@@ -33,11 +33,13 @@ def option(default, help, *, choices=None, minimum=None, maximum=None, above=Non
     ``neutral`` is the value that turns a knob off (a sampling setting's
     processor takes it where none is given); ``aliases`` maps a bool to the
     choice it stands for (``tones=True`` is ``tones="loose"``, as a bare
-    ``--tones`` is).
+    ``--tones`` is); ``words`` makes a text field that takes those words or a
+    whole number within the bounds (``--couplets draw`` or ``--couplets 4``;
+    ``couplets=4`` from Python or JSON is kept as "4", as the flag gives it).
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
                 "maximum": maximum, "above": above, "below": below, "flag": flag, "neutral": neutral,
-                "aliases": aliases or {}}
+                "aliases": aliases or {}, "words": tuple(words) if words else None}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -60,6 +62,12 @@ def describe_range(meta, integer):
 def check_value(name, value, meta, kind):
     """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
     face = "flag" if meta["flag"] else "plain"
+    if meta.get("words"):
+        number = isinstance(value, str) and value.isdigit() and meta["minimum"] <= int(value) <= meta["maximum"]
+        if value not in meta["words"] and not number:
+            raise OptionError(name, f"must be {' or '.join(meta['words'])} or {describe_range(meta, True)}, "
+                              f"got {value!r}", face)
+        return
     if meta.get("choices") is not None:
         if value not in meta["choices"]:
             raise OptionError(name, f"must be one of {', '.join(meta['choices'])}, got {value!r}", face)
@@ -97,7 +105,8 @@ def validate(instance):
     """Check every field of an option dataclass that was declared with :func:`option`.
 
     A field whose default is None (meaning "not given", e.g. a random seed)
-    accepts None; a bool that the field's ``aliases`` name becomes its choice.
+    accepts None; a bool that the field's ``aliases`` name becomes its choice,
+    and a whole number given to a field of ``words`` its text.
     """
     for field in dataclasses.fields(instance):
         value = getattr(instance, field.name)
@@ -105,6 +114,9 @@ def validate(instance):
         if isinstance(value, bool) and value in aliases:
             value = aliases[value]
             object.__setattr__(instance, field.name, value)  # frozen dataclasses too
+        elif field.metadata.get("words") and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+            object.__setattr__(instance, field.name, value)
         if "help" in field.metadata and not (value is None and field.default is None):
             check_value(field.name, value, field.metadata, field_kind(field))
 

@@ -139,7 +139,7 @@ class ServingModule(tf.Module):
                   {"temperature": tf.fill([batch], temperature)},
                   # poem b of the request, as write keys it
                   {"keys": noise.row_key(seed, tf.range(batch, dtype=tf.int64), 0), "greedy": tf.fill([batch], temperature <= 0)})
-        tokens, _, _ = self.decoder.decode_graph(loop, arrays)
+        tokens = self.decoder.decode_graph(loop, arrays)[0]
         content = tokens[:, start:]
         before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(content, vocab_lib.EOS), tf.int32), axis=1), 0)
         text = tf.where(before_end, tf.gather(self.texts, content), "")

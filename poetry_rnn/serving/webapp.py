@@ -58,8 +58,11 @@ def _body_model():
             extra = {"enum": list(f.metadata["choices"])} if f.metadata["choices"] else None  # documented, checked by us
             if kind is list:
                 kind = typing.Union[str, list[str]]  # "日" or ["日", "月"]
-            elif f.name in options_lib.MOST:
-                kind = typing.Union[str, int]  # "draw" or 4, as PoemOptions takes them
+            elif f.metadata["words"]:  # "draw" or 4: PoemOptions checks and names it
+                kind = typing.Any
+                extra = {"anyOf": [{"enum": list(f.metadata["words"])},
+                                   {"type": "integer", "minimum": f.metadata["minimum"],
+                                    "maximum": f.metadata["maximum"]}]}
             elif f.default is None:
                 kind = typing.Optional[kind]
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default

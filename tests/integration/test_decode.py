@@ -505,3 +505,35 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_natively(monk
         monkeypatch.setattr(hardware, "bf16_is_native", lambda native=native: native)
         assert ModelOptions().resolved() == expected
         assert ModelOptions(precision="float32").resolved() == "float32"  # asked for: kept
+
+
+def test_the_forcing_is_what_the_masks_took_from_the_models_own_distribution(loaded):
+    requests = [poem_request.PoemRequest(form="wujue", template="春????，?????。?????，????秋。")] * 6
+    plan = constraints.plan(requests, loaded.vocab)
+    masks_only = sampler.Decoder(loaded.model, (processors.Form, processors.GumbelNoise))
+    decoded = masks_only.decode(plan, keys=np.arange(6), temperature=1.5)
+    steps = decoded.tokens.shape[1]
+    ids = np.concatenate([np.full((6, 1), vocab_lib.BOS), decoded.tokens], axis=1).astype(np.int32)
+    own = tf.nn.softmax(tf.cast(loaded.model(ids[:, :-1])[0], tf.float32)).numpy()  # (B, T, V)
+    allowed = plan.mask_table[plan.step_masks[:, :steps]]  # (B, T, V)
+    taken = -np.log(np.sum(own * allowed, axis=-1))
+    expected = [taken[b, : decoded.length(b)].sum() for b in range(6)]
+    np.testing.assert_allclose(decoded.forced, expected, rtol=1e-3)
+    # At a step the template fixes, the mask took all but that character: its log p, once.
+    assert (taken[:, 0] == pytest.approx(-decoded.logprobs[:, 0], abs=1e-3))
+    assert (decoded.forced > -decoded.logprobs[:, 0] - 1e-3).all()
+    free = masks_only.decode(constraints.plan([poem_request.PoemRequest(max_len=40)] * 6, loaded.vocab),
+                             keys=np.arange(6), temperature=1.5)
+    assert free.forced.max() < decoded.forced.min()  # a free poem's masks take almost nothing
+
+
+def test_ranking_by_forcing_keeps_the_draft_the_masks_forced_least(loaded):
+    request = poem_request.PoemRequest(form="wujue", rhyme=True)
+    decoder, sampling = sampler.Decoder(loaded.model), SamplingOptions.plain(seed=4, best_of=8)
+    options, _ = drafts.draft_poems(decoder, loaded.vocab, [request], sampling)
+    per_token = lambda p: p.forced / len(p.logprobs)  # noqa: E731
+    assert len({round(per_token(p), 4) for p in options}) == 8
+    least = drafts.generate(decoder, loaded.vocab, [request], sampling, ranking=ranking.Ranking(forcing_weight=1e4))
+    assert least[0].content == min(options, key=per_token).content
+    likeliest = drafts.generate(decoder, loaded.vocab, [request], sampling)[0]
+    assert likeliest.content == max(options, key=lambda p: p.mean_logprob).content

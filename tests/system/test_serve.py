@@ -53,6 +53,8 @@ def test_api_writes_the_poems_the_python_api_writes(client, poet):
         ({"begin": ["春", "月"], "num": 3}, 400, "at most 4 poems per request, got 6"),
         ({"rhyme": True}, 400, "rhyme needs a form (wujue, qijue, wulv, qilv)"),
         ({"num": "many"}, 400, "JSON field 'num': Input should be a valid integer"),
+        ({"couplets": 4.5}, 400, "JSON field 'couplets' must be draw or model or a whole number in [1, 50], got 4.5"),
+        ({"line_chars": [7]}, 400, "JSON field 'line_chars' must be draw or model or a whole number in [1, 15], got [7]"),
         ({"template": "?" * 201}, 400, "JSON field 'template' takes at most 200 characters"),
         ({"num": 4, "best_of": 64, "max_len": 1000}, 400,
          "this request costs 256,000 (poems x best_of x characters), over the server's limit of 15,360"),
