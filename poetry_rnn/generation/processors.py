@@ -14,7 +14,11 @@ need:
 * ``initial_state(batch)``, ``apply(logits, state, step)`` and
   ``update(state, step)``: in the graph, what it remembers while decoding,
   how it changes the logits (a mask sets -inf, a pull adds a bonus), and
-  what it learns from the chosen token.
+  what it learns from the chosen token;
+* ``IS_MASK``: True for a rule of the poem (form, rhyme, shape), whose
+  masks come first; what they take from the model's own distribution is
+  how hard a draft was forced (``sampler.Decoded.forced``, which the
+  ranking's ``forcing_weight`` reads).
 
 The sampler (``sampler.Decoder``) runs the model step, then ``PROCESSORS`` in
 order, then takes the argmax. Masks come first, so the allowed set a later

@@ -63,7 +63,8 @@ def check_value(name, value, meta, kind):
     """Refuse ``value`` for field ``name`` unless it fits ``meta`` and the field's type ``kind``."""
     face = "flag" if meta["flag"] else "plain"
     if meta.get("words"):
-        number = isinstance(value, str) and value.isdigit() and meta["minimum"] <= int(value) <= meta["maximum"]
+        digits = isinstance(value, str) and value.isascii() and value.isdigit()  # "²".isdigit() too
+        number = digits and meta["minimum"] <= int(value) <= meta["maximum"]
         if value not in meta["words"] and not number:
             raise OptionError(name, f"must be {' or '.join(meta['words'])} or {describe_range(meta, True)}, "
                               f"got {value!r}", face)

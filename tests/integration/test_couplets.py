@@ -134,6 +134,7 @@ def test_write_draws_shapes_for_free_poems_only_and_takes_given_numbers():
     (dict(line_chars=16), "line_chars", "must be draw or model or a whole number in [1, 15], got '16'"),
     (dict(couplets=4.5), "couplets", "must be draw or model or a whole number in [1, 50], got 4.5"),
     (dict(couplets=True), "couplets", "must be draw or model or a whole number in [1, 50], got True"),
+    (dict(couplets="²"), "couplets", "must be draw or model or a whole number in [1, 50], got '²'"),  # a digit to isdigit
     (dict(couplets=4, form="wulv"), "couplets", "shapes a free poem: a form, template or tune shapes its own"),
     (dict(line_chars=7, cipai="浣溪沙"), "line_chars", "shapes a free poem: a form, template or tune shapes its own"),
     (dict(couplets=4, max_len=40), "couplets", "(4) need up to 48 characters, more than max_len (40)"),
