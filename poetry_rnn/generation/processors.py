@@ -78,6 +78,11 @@ def end_column(logits):
     return tf.one_hot(vocab_lib.EOS, tf.shape(logits)[1], on_value=True, off_value=False)[None, :]
 
 
+def can_go_on(logits, is_end):
+    """bool (B,): a row has something besides the end still allowed, so masking the end leaves it a choice."""
+    return tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
+
+
 def spec(shape, dtype):
     return tf.TensorSpec(shape, dtype)
 
@@ -286,7 +291,7 @@ class EndAfterSentence(LogitsProcessor):
 
     def apply(self, logits, state, step):
         is_end = end_column(logits)
-        others = tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
+        others = can_go_on(logits, is_end)
         return tf.where(is_end & (mid_sentence(self.free, self.closes, step.prev) & others)[:, None], NEG_INF, logits)
 
 
@@ -323,7 +328,7 @@ class Couplets(LogitsProcessor):
 
         def hold():  # only for asks with a counted poem: no (B, V) work per step for the others
             is_end = end_column(logits)
-            others = tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
+            others = can_go_on(logits, is_end)
             early = (counted & (closed < self.couplets) & others)[:, None] & is_end
             due = (counted & (closed >= self.couplets))[:, None] & ~is_end
             return tf.where(early | due, NEG_INF, logits)
