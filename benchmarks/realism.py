@@ -145,7 +145,8 @@ def accuracy(judge, first, second, seed):
 def shape_measures(poems):
     """What a reader sees before the words: mean Han characters per poem, the share of poems using some
     character three times or more, doubles per poem of characters poets seldom double (源源; corpus.doubles),
-    the share of poems whose even lines rhyme, and the share of couplets that say a character twice."""
+    the share of poems whose even lines rhyme, the share of couplets that say a character twice, and the share of
+    poems in which two lines end on one character."""
     han = [[c for c in p if prosody.is_han(c)] for p in poems]
     chars = tuple(sorted({c for p in han for c in p}))
     rare = {c for c, seldom in zip(chars, doubles.rare_vector(chars)) if seldom}
@@ -154,7 +155,7 @@ def shape_measures(poems):
             float(np.mean([max(collections.Counter(p).values(), default=0) >= 3 for p in han])),
             sum(a == b and a in rare for line in lines for a, b in zip(line, line[1:])) / len(poems),
             float(np.mean([prosody.rhyme_ok(forms.split_lines(p)) for p in poems])),
-            quality.couplet_repetition(poems))
+            quality.couplet_repetition(poems), quality.line_end_repetition(poems))
 
 
 def rhyme_surprisal(poems, lm):
@@ -260,7 +261,7 @@ def measures(poems, reference, form, seed, repeats=1, lengths=False):
     row["copied lines"], row["copied poems"] = copied["copied_lines"], copied["copied_poems"]
     for side, texts in (("", poems), (" real", real)):
         (row["length" + side], row["3+ uses" + side], row["rare doubles" + side], row["rhymed" + side],
-         row["couplet repeats" + side]) = shape_measures(texts)
+         row["couplet repeats" + side], row["end repeats" + side]) = shape_measures(texts)
     return row
 
 
@@ -310,7 +311,8 @@ def main():
                    "rhyme surprisal real", "distinct-2",
                    "distinct-2 real", "top-50 share", "top-50 real", "types", "types real", "copied lines",
                    "copied poems", "length", "length real", "3+ uses", "3+ uses real", "rare doubles",
-                   "rare doubles real", "rhymed", "rhymed real", "couplet repeats", "couplet repeats real"]
+                   "rare doubles real", "rhymed", "rhymed real", "couplet repeats", "couplet repeats real",
+                   "end repeats", "end repeats real"]
         if args.same_lengths:
             columns += ["linear, same lengths", "neural, same lengths", "same-length poems"]
         print("| form | seed | poems | " + " | ".join(columns) + " |")

@@ -184,6 +184,12 @@ def couplet_repetition(poems):
     return _share(sum(flags), len(flags))
 
 
+def line_end_repetition(poems):
+    """Share of poems in which some line ends on a character an earlier line ended on
+    (``forms.line_end_repeats``): the decoder's ``LineEndRepeat`` pulls against it."""
+    return _share(sum(map(forms.line_end_repeats, poems)), len(poems))
+
+
 def distinct_2(poems):
     """Distinct character bigrams / all character bigrams, over all poems.
 

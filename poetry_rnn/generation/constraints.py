@@ -16,6 +16,7 @@ below is one processor of ``processors.PROCESSORS``)::
     group_set[b] = initial_groups[b];  used[b] = {};  count[b] = fixed_counts[b]   # group_set: one per rhyme set
     uses[b] = {}                               # a free poem's Han characters, for its soft repeat penalty
     said[b] = {}                               # the Han characters of the couplet being written
+    ended[b] = {}                              # the characters earlier lines ended on
     pull[b] = keyword_bonus[b] * keyword_tokens[b] + title_bonus[b] * title_weights[b]
     for t in range(lengths[b]):
         allowed = mask_table[step_masks[b, t]]
@@ -29,6 +30,9 @@ below is one processor of ``processors.PROCESSORS``)::
             logits[prev] -= double_penalty[b]
         if not stream[b]:                      # said already in this couplet (a double of prev is Doubling's)
             logits[said[b] - {prev}] -= couplet_repeat_penalty[b]
+        line_ends = line_last[b, t] or line_chars[b] == 1 + Han characters since the last mark   # free poems
+        if line_ends and not stream[b]:        # the last character of a line: not what an earlier one ended on
+            logits[ended[b]] -= line_end_repeat_penalty[b]
         if context_need[b, t]:                 # keep prev and this character at their heard readings
             allowed &= ~{y : y = pair_tokens[prev, k], pair_kinds[prev, k] & context_need[b, t]}
         if s := rhyme_set[b, t]:               # a ci has several rhyme sets; a regular poem one
@@ -42,6 +46,7 @@ below is one processor of ``processors.PROCESSORS``)::
         if s or rhyme_watch[b, t]: used[b] |= {v}    # no rhyme repeats an earlier line's last character
         if t >= content_start[b]: pull[b][v] = 0
         if free_poem[b] and han[v] and t >= content_start[b]: uses[b][v] += 1
+        if line_ends and not stream[b]: ended[b] |= {v}
         if couplet_end[v]: said[b] = {}
         elif han[v] and t >= content_start[b]: said[b] |= {v}
 
@@ -124,7 +129,8 @@ class DecodePlan:
                     poem, template or ci (a free poem's lines end where the
                     model puts a mark, which no step knows beforehand): where
                     the over-use pull takes its form's line-end row
-                    (``processors.Overuse``)
+                    (``processors.Overuse``) and a character an earlier
+                    line ended on is pulled down (``processors.LineEndRepeat``)
     free_poem:      bool (B,), a free poem (no form, template or tune; not a
                     lyrics stream, whose chorus repeats by nature): no mask
                     holds it to a shape, so its Han characters are penalised
@@ -134,7 +140,8 @@ class DecodePlan:
     couplets:       int32 (B,), a free poem's length in couplets, where
                     ``processors.Couplets`` ends it; 0: where the model ends it
     line_chars:     int32 (B,), a free poem's characters in every line, held
-                    by ``processors.LineChars``; 0: the model's choice
+                    by ``processors.LineChars`` (so ``LineEndRepeat`` knows
+                    where its lines end); 0: the model's choice
     han:            bool (V,), the tokens that are one Han character
     stream:         bool (B,), a lyrics stream, not a poem: the pulls learnt
                     from Tang verse (``rare_double``) leave it alone

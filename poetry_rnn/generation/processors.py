@@ -83,6 +83,11 @@ def can_go_on(logits, is_end):
     return tf.reduce_any(~is_end & (logits > NEG_INF), axis=-1)
 
 
+def chars_in_line(said, han, step):
+    """int32 (B,): the Han characters of the content since the last mark, ``said`` before ``step.token``."""
+    return tf.where(tf.gather(han, step.token) & step.in_content, said + 1, 0)
+
+
 def spec(shape, dtype):
     return tf.TensorSpec(shape, dtype)
 
@@ -381,7 +386,7 @@ class LineChars(LogitsProcessor):
 
     def update(self, state, step):
         (said,) = state
-        return (tf.where(tf.gather(self.han, step.token) & step.in_content, said + 1, 0),)
+        return (chars_in_line(said, self.han, step),)
 
 
 # --------------------------------------------------------------------------
@@ -632,6 +637,63 @@ class CoupletRepeat(LogitsProcessor):
             return tf.where(ended, False, said | (chosen & counted))
 
         return (tf.cond(tf.reduce_any(self.penalty > 0), remember, lambda: said),)
+
+
+class LineEndRepeat(LogitsProcessor):
+    """Minus ``line_end_repeat_penalty`` at a line's last character from each character an earlier line ended on.
+
+    Tang poets seldom end two lines of a poem on one character: 3.8 % of
+    the held-out real poems do, 0.3 % of the held-out 五律. The shipped
+    model's free poems did in 34 % (堂 or 难 ending three lines of one poem),
+    its 五律 in 5 %, and a reader hears it at once (issue 27). A rhyme step
+    may not repeat an earlier line's end at all (``Rhyme``); this pulls
+    against the rest: the unrhymed line ends of a regular poem, template or
+    ci (the plan's ``line_last``), and every line end of a free poem given
+    a line length (``line_chars``), whose last character is known before it
+    is written. A free poem whose lines end where the model puts a mark has
+    no such step and is left alone, and so are lyrics streams (a chorus
+    repeats). A penalty, not a mask: the log-probabilities the ranking reads
+    stay the model's own.
+    """
+
+    SIGNATURE = {"line_last": spec([None, None], tf.bool),  # (B, T)
+                 "line_chars": spec([None], tf.int32),  # (B,): a free poem's characters in every line; 0: none
+                 "han": spec([None], tf.bool),  # (V,)
+                 "penalty": spec([None], tf.float32)}  # (B,): 0 for a stream
+    SETTINGS = {"line_end_repeat_penalty": np.float32}
+
+    @classmethod
+    def from_plan(cls, plan, settings):
+        penalty = cls.setting(settings, "line_end_repeat_penalty", len(plan.lengths)) * ~plan.stream
+        return {"line_last": plan.line_last, "line_chars": plan.line_chars, "han": plan.han,
+                "penalty": penalty.astype(np.float32)}
+
+    def initial_state(self, batch):
+        # The characters earlier lines ended on, and the Han characters of the content since the last mark.
+        return tf.zeros(tf.stack([batch, tf.size(self.han)]), tf.bool), tf.zeros(tf.reshape(batch, [1]), tf.int32)
+
+    def line_ends_here(self, said, step):
+        """bool (B,): this step writes the last character of a line."""
+        free_end = (self.line_chars > 0) & (said == self.line_chars - 1)
+        return step.in_content & (self.line_last[:, step.t] | free_end) & (self.penalty > 0)
+
+    def apply(self, logits, state, step):
+        ended, said = state
+        here = self.line_ends_here(said, step)
+        return tf.cond(tf.reduce_any(here),  # at most one step in five: no (B, V) work at the others
+                       lambda: logits - tf.where(here[:, None] & ended, self.penalty[:, None], 0.0),
+                       lambda: logits)
+
+    def update(self, state, step):
+        ended, said = state
+        here = self.line_ends_here(said, step) & ~step.done
+
+        def remember():
+            chosen = tf.one_hot(step.token, tf.shape(ended)[1], on_value=True, off_value=False)
+            return ended | (chosen & here[:, None])
+
+        ended = tf.cond(tf.reduce_any(here), remember, lambda: ended)
+        return ended, chars_in_line(said, self.han, step)
 
 
 # --------------------------------------------------------------------------
@@ -889,5 +951,5 @@ class GumbelNoise(LogitsProcessor):
 
 # In order: masks, then pulls, then sampling.
 PROCESSORS = (Form, HeardPairs, Rhyme, NoRepeat, EndAfterSentence, Couplets, LineChars,
-              Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, CoupletRepeat,
+              Keywords, Title, LineEnd, Reuse, RepeatPenalty, Doubling, CoupletRepeat, LineEndRepeat,
               Temperature, TopK, TopP, MinP, TypicalP, Overuse, NaturalEnd, GumbelNoise)

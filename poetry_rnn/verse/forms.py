@@ -57,6 +57,14 @@ def couplet_repeats(content):
     return flags
 
 
+def line_end_repeats(content):
+    """Does some line of ``content`` end on a character an earlier line ended on? What
+    ``processors.LineEndRepeat`` pulls against: 3.8 % of held-out real poems do."""
+    ends = [line.rstrip(PUNCTUATION)[-1:] for line in split_lines(content)]
+    ends = [end for end in ends if end]
+    return len(set(ends)) < len(ends)
+
+
 def classify(content):
     """The form whose shape ``content`` has (ignoring tones and rhyme), or None.
 

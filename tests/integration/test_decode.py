@@ -298,6 +298,26 @@ def test_the_couplet_repeat_penalty_keeps_a_couplet_from_saying_a_character_twic
     assert (off.tokens == plain.tokens).all()
 
 
+def test_the_line_end_repeat_penalty_keeps_lines_off_an_earlier_line_s_end_but_not_a_stream_s(loaded):
+    free = [poem_request.PoemRequest(begin=c, max_len=60, couplets=4, line_chars=5) for c in "春花秋月" * 2]
+    regular = [poem_request.PoemRequest(form="wulv", begin=c) for c in "春花秋月"]
+    stream = [poem_request.PoemRequest(begin="春", max_len=60, stop_at_eos=False)] * 4
+    plan = constraints.plan(free + regular + stream, loaded.vocab)
+    decoder, keys, shaped = sampler.Decoder(loaded.model), np.arange(16), len(free) + len(regular)
+    text = lambda decoded, b: loaded.vocab.decode(decoded.tokens[b][: decoded.length(b)])  # noqa: E731
+    plain = decoder.decode(plan, keys=keys, temperature=1.0)
+    assert sum(forms.line_end_repeats(text(plain, b)) for b in range(shaped)) >= 3  # the tiny model repeats them
+    penalised = decoder.decode(plan, keys=keys, temperature=1.0, line_end_repeat_penalty=100.0)
+    for b in range(shaped):
+        assert not forms.line_end_repeats(text(penalised, b)), text(penalised, b)
+        tokens = penalised.tokens[b : b + 1, : penalised.length(b)]
+        np.testing.assert_allclose(penalised.logprobs[b, : tokens.shape[1]], own_logprobs(loaded, tokens)[0],
+                                   atol=1e-4)  # the model's own log-probabilities
+    assert (penalised.tokens[shaped:] == plain.tokens[shaped:, : penalised.tokens.shape[1]]).all()  # a stream's
+    off = decoder.decode(plan, keys=keys, temperature=1.0, line_end_repeat_penalty=0.0)
+    assert (off.tokens == plain.tokens).all()
+
+
 def test_free_poems_sample_at_free_heat_times_the_temperature_and_shaped_poems_and_streams_at_it(loaded):
     free, stream = (poem_request.PoemRequest(begin="春", max_len=40, stop_at_eos=s) for s in (True, False))
     plan = constraints.plan([free, poem_request.PoemRequest(form="wujue"), stream], loaded.vocab)
@@ -415,7 +435,8 @@ def test_each_setting_a_processor_reads_is_an_option_whose_neutral_value_turns_i
     assert {name: getattr(plain, name) for name in names} == {
         "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "keyword_bonus": 0.0, "title_bonus": 0.0,
         "line_end_bonus": 0.0, "reuse_penalty": 0.0, "repeat_penalty": 0.0, "natural_end": False,
-        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "free_heat": 1.0, "overuse_penalty": 0.0}
+        "double_penalty": 0.0, "couplet_repeat_penalty": 0.0, "line_end_repeat_penalty": 0.0, "free_heat": 1.0,
+        "overuse_penalty": 0.0}
 
 
 def test_min_p_keeps_the_characters_near_the_most_likely_and_is_per_row():

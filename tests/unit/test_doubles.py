@@ -78,3 +78,36 @@ def test_the_couplet_repeat_pull_lowers_what_this_couplet_said_but_a_double_and_
 def test_a_couplet_repeats_a_character_said_twice_in_it_but_not_a_double():
     assert forms.couplet_repeats("满庭歌吹满山春，萧萧落叶下江中。今年花似去年好，") == [True, True]
     assert forms.couplet_repeats("萧萧落叶下江中，歌吹庭前月色新。叶落，花飞。") == [False, False]
+
+
+def test_the_line_end_repeat_pull_lowers_what_earlier_lines_ended_on_only_where_a_line_ends():
+    han = np.array([False, True, True, True, False])  # 4: ，
+    last = np.zeros((3, 8), bool)
+    last[0, [2, 5]] = True  # row 0: a regular poem whose lines end at steps 2 and 5
+    pull = processors.LineEndRepeat(line_last=tf.constant(last), line_chars=tf.constant([0, 2, 2], tf.int32),
+                                    han=tf.constant(han), penalty=tf.constant([2.0, 2.0, 0.0]))
+    state = pull.initial_state(3)
+    step = lambda t, token: processors.Step(tf.constant(t), tf.constant([0] * 3), tf.constant([True] * 3),  # noqa
+                                            tf.constant([False] * 3), token=tf.constant(token))
+    # Row 0 writes 1 1 2 at steps 0-2, ending its line on 2; rows 1 and 2 (free, lines of 2) write 1 2 ，.
+    for t, token in enumerate(([1, 1, 1], [1, 2, 2], [2, 4, 4])):
+        scores = pull.apply(tf.zeros([3, 5]), state, step(t, token)).numpy()
+        assert not scores.any()  # nothing has ended a line yet
+        state = pull.update(state, step(t, token))
+    assert state[0].numpy().tolist() == [[False, False, True, False, False], [False, False, True, False, False],
+                                         [False] * 5]  # row 2: its penalty is 0
+    assert state[1].numpy().tolist() == [3, 0, 0]  # Han characters since the last mark
+    mid_line = pull.apply(tf.zeros([3, 5]), state, step(3, [3, 3, 3])).numpy()
+    assert not mid_line.any()  # step 3 ends no line of any row
+    state = pull.update(state, step(3, [3, 3, 3]))
+    scores = pull.apply(tf.zeros([3, 5]), state, step(4, [0] * 3)).numpy()
+    assert scores.tolist() == [[0] * 5, [0, 0, -2.0, 0, 0], [0] * 5]  # row 1's line ends at its second character
+    state = pull.update(state, step(4, [3, 3, 3]))
+    scores = pull.apply(tf.zeros([3, 5]), state, step(5, [0] * 3)).numpy()
+    assert scores.tolist() == [[0, 0, -2.0, 0, 0], [0] * 5, [0] * 5]  # row 0's second line ends here
+
+
+def test_a_poem_repeats_a_line_end_when_two_lines_end_on_one_character():
+    assert forms.line_end_repeats("云飞远岫明时雨，池压新冰暖后泉。借问晚来留不得，月明犹在竹间泉。")
+    assert not forms.line_end_repeats("云飞远岫明时雨，池压新冰暖后泉。借问晚来留不得，月明犹在竹间眠。")
+    assert not forms.line_end_repeats("泉泉，") and not forms.line_end_repeats("")
