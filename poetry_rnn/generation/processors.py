@@ -680,7 +680,7 @@ class LineEndRepeat(LogitsProcessor):
     def apply(self, logits, state, step):
         ended, said = state
         here = self.line_ends_here(said, step)
-        return tf.cond(tf.reduce_any(here),  # at most one step in five: no (B, V) work at the others
+        return tf.cond(tf.reduce_any(here),  # one step a line: no (B, V) work at the others
                        lambda: logits - tf.where(here[:, None] & ended, self.penalty[:, None], 0.0),
                        lambda: logits)
 
